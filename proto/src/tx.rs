@@ -1,0 +1,525 @@
+//! Transactions: signing, ids, and stateless checks.
+//!
+//! A transaction is `{body, signature}`; the signature covers
+//! [`TX_SIGNATURE_PREFIX`] followed by the exact body bytes, and the body is
+//! decoded from those bytes, never re-encoded, so a wallet in any language
+//! can sign. [`decode`] turns a signed transaction into a typed
+//! [`DecodedTx`] with every shape check done; [`decode_and_verify_all`] adds
+//! the signature check, batched on all cores.
+
+use prost::Message as _;
+
+use crate::address::Address;
+use crate::error::TxError;
+use crate::hash::{Domain, Hash32};
+use crate::keys::{PublicKey, Signature, SigningKey};
+use crate::pb;
+use crate::verify::{SignedMessage, verify_batch};
+
+/// What precedes the body bytes in the message a transaction signature
+/// covers. Changing it forks the chain.
+pub const TX_SIGNATURE_PREFIX: &[u8] = b"yuchain v1 transaction signature\0";
+
+/// The largest signed transaction accepted, in encoded bytes.
+pub const TX_SIZE_BYTES_MAX: usize = 2_048;
+/// The longest transfer memo, in bytes.
+pub const MEMO_BYTES_MAX: usize = 256;
+/// The longest merchant order id, in bytes.
+pub const ORDER_ID_BYTES_MAX: usize = 64;
+/// The longest operator or company name, in bytes.
+pub const NAME_BYTES_MAX: usize = 128;
+/// The longest chain id, in bytes.
+pub const CHAIN_ID_BYTES_MAX: usize = 64;
+
+/// The exact message a transaction signature covers.
+pub fn signing_message(body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(TX_SIGNATURE_PREFIX.len() + body.len());
+    message.extend_from_slice(TX_SIGNATURE_PREFIX);
+    message.extend_from_slice(body);
+    message
+}
+
+/// The transaction id: blake3 over the domain-tagged body and signature
+/// bytes, as signed and sent.
+pub fn tx_id(body: &[u8], signature: &[u8]) -> Hash32 {
+    Domain::TxId.hash_parts(&[body, signature])
+}
+
+/// Encodes and signs a body.
+pub fn sign(body: &pb::TransactionBody, key: &SigningKey) -> pb::SignedTransaction {
+    let body = body.encode_to_vec();
+    let signature = key.sign(&signing_message(&body));
+    pb::SignedTransaction {
+        body,
+        signature: signature.0.to_vec(),
+    }
+}
+
+/// Which kind of wallet an operator registers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalletKind {
+    /// A person, in a KYC class.
+    Personal(pb::KycTier),
+    /// A company.
+    Corporate {
+        /// Its registered name.
+        name: String,
+    },
+    /// A merchant, in a category.
+    Merchant(pb::MerchantCategory),
+}
+
+/// A transaction's action, with every field checked for shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Issuer: create money in an operator's reserve.
+    Issue {
+        /// The operator.
+        operator: Address,
+        /// Fen, positive.
+        amount: u64,
+    },
+    /// Issuer: withdraw money from an operator's reserve.
+    Redeem {
+        /// The operator.
+        operator: Address,
+        /// Fen, positive.
+        amount: u64,
+    },
+    /// Issuer: admit an operator.
+    RegisterOperator {
+        /// The operator's reserve key.
+        public_key: PublicKey,
+        /// Its name.
+        name: String,
+    },
+    /// Operator: open a wallet.
+    RegisterWallet {
+        /// The wallet's first key; its address derives from it.
+        public_key: PublicKey,
+        /// What kind of wallet.
+        kind: WalletKind,
+    },
+    /// Operator: change a personal wallet's KYC class.
+    SetTier {
+        /// The wallet.
+        wallet: Address,
+        /// The new class.
+        tier: pb::KycTier,
+    },
+    /// Operator: freeze a wallet.
+    Freeze {
+        /// The wallet.
+        wallet: Address,
+        /// Full, or receive-only.
+        mode: pb::FreezeMode,
+    },
+    /// Operator: lift a freeze.
+    Unfreeze {
+        /// The wallet.
+        wallet: Address,
+    },
+    /// Operator: replace a wallet's auth key.
+    RotateKey {
+        /// The wallet.
+        wallet: Address,
+        /// The new key.
+        new_public_key: PublicKey,
+    },
+    /// Operator: close a wallet at zero balance.
+    CloseWallet {
+        /// The wallet.
+        wallet: Address,
+    },
+    /// A payment between wallets.
+    Transfer {
+        /// The recipient.
+        to: Address,
+        /// Fen, positive.
+        amount: u64,
+        /// Free text.
+        memo: String,
+    },
+    /// A payment to a merchant for an order.
+    MerchantPayment {
+        /// The merchant.
+        merchant: Address,
+        /// Fen, positive.
+        amount: u64,
+        /// The merchant's order id.
+        order_id: String,
+    },
+    /// Merchant: return (part of) a payment.
+    Refund {
+        /// The id of the merchant payment transaction.
+        payment_id: Hash32,
+        /// Fen, positive.
+        amount: u64,
+    },
+}
+
+/// A transaction whose bytes are well formed. Whether its signature is valid
+/// is a separate question: see [`decode_and_verify_all`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedTx {
+    /// The transaction id.
+    pub id: Hash32,
+    /// The sender.
+    pub sender: Address,
+    /// The key that signed it.
+    pub public_key: PublicKey,
+    /// The signature.
+    pub signature: Signature,
+    /// The sender's sequence number.
+    pub sequence: u64,
+    /// The last height it may be included at.
+    pub expiry_height: u64,
+    /// The most fee the sender pays, in fen.
+    pub max_fee: u64,
+    /// What it does.
+    pub action: Action,
+}
+
+/// Decodes a signed transaction and checks everything that needs no state and
+/// no signature check: size, encoding, field lengths, enum values, positive
+/// amounts and the chain id.
+pub fn decode(signed: &pb::SignedTransaction, chain_id: &str) -> Result<DecodedTx, TxError> {
+    let size = signed.encoded_len();
+    if size > TX_SIZE_BYTES_MAX {
+        return Err(TxError::TooLarge {
+            size,
+            limit: TX_SIZE_BYTES_MAX,
+        });
+    }
+    let signature = Signature::from_slice(&signed.signature).map_err(|error| {
+        TxError::InvalidField {
+            field: "signature",
+            reason: error.to_string(),
+        }
+    })?;
+    let body = pb::TransactionBody::decode(signed.body.as_slice())
+        .map_err(|error| TxError::Malformed(error.to_string()))?;
+    if body.chain_id != chain_id {
+        return Err(TxError::WrongChain {
+            expected: chain_id.to_string(),
+            got: truncated(&body.chain_id, CHAIN_ID_BYTES_MAX),
+        });
+    }
+    let action = body.action.ok_or(TxError::MissingAction)?;
+    Ok(DecodedTx {
+        id: tx_id(&signed.body, &signed.signature),
+        sender: address(&body.sender, "sender")?,
+        public_key: public_key(&body.public_key, "public_key")?,
+        signature,
+        sequence: body.sequence,
+        expiry_height: body.expiry_height,
+        max_fee: body.max_fee,
+        action: decode_action(action)?,
+    })
+}
+
+/// Decodes a signed transaction from its encoded bytes (as received from the
+/// network or a wallet) and checks it like [`decode`].
+pub fn decode_bytes(bytes: &[u8], chain_id: &str) -> Result<DecodedTx, TxError> {
+    if bytes.len() > TX_SIZE_BYTES_MAX {
+        return Err(TxError::TooLarge {
+            size: bytes.len(),
+            limit: TX_SIZE_BYTES_MAX,
+        });
+    }
+    let signed = pb::SignedTransaction::decode(bytes)
+        .map_err(|error| TxError::Malformed(error.to_string()))?;
+    decode(&signed, chain_id)
+}
+
+/// Decodes every transaction and verifies all their signatures in one batch
+/// on all cores. The result has one entry per input, in order.
+pub fn decode_and_verify_all(
+    signed: &[pb::SignedTransaction],
+    chain_id: &str,
+) -> Vec<Result<DecodedTx, TxError>> {
+    let mut results: Vec<Result<DecodedTx, TxError>> =
+        signed.iter().map(|tx| decode(tx, chain_id)).collect();
+    let messages: Vec<(usize, Vec<u8>)> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, result)| result.is_ok())
+        .map(|(index, _)| (index, signing_message(&signed[index].body)))
+        .collect();
+    let items: Vec<SignedMessage<'_>> = messages
+        .iter()
+        .filter_map(|(index, message)| {
+            results[*index].as_ref().ok().map(|tx| SignedMessage {
+                public_key: tx.public_key,
+                signature: tx.signature,
+                message,
+            })
+        })
+        .collect();
+    for bad in verify_batch(&items) {
+        let index = messages[bad].0;
+        let error = crate::verify::verify_one(
+            &items[bad].public_key,
+            items[bad].message,
+            &items[bad].signature,
+        )
+        .err()
+        .unwrap_or(crate::error::SignatureError::Invalid);
+        results[index] = Err(TxError::BadSignature(error));
+    }
+    results
+}
+
+fn truncated(text: &str, limit: usize) -> String {
+    text.char_indices()
+        .take_while(|(index, _)| *index < limit)
+        .map(|(_, c)| c)
+        .collect()
+}
+
+fn address(bytes: &[u8], field: &'static str) -> Result<Address, TxError> {
+    Address::from_slice(bytes).map_err(|error| TxError::InvalidField {
+        field,
+        reason: error.to_string(),
+    })
+}
+
+fn public_key(bytes: &[u8], field: &'static str) -> Result<PublicKey, TxError> {
+    PublicKey::from_slice(bytes).map_err(|error| TxError::InvalidField {
+        field,
+        reason: error.to_string(),
+    })
+}
+
+fn amount(value: u64) -> Result<u64, TxError> {
+    if value == 0 {
+        Err(TxError::ZeroAmount)
+    } else {
+        Ok(value)
+    }
+}
+
+fn text(value: String, field: &'static str, limit: usize) -> Result<String, TxError> {
+    if value.len() > limit {
+        return Err(TxError::InvalidField {
+            field,
+            reason: format!("{} bytes, the limit is {limit}", value.len()),
+        });
+    }
+    Ok(value)
+}
+
+fn tier(value: i32) -> Result<pb::KycTier, TxError> {
+    match pb::KycTier::try_from(value) {
+        Ok(pb::KycTier::Unspecified) | Err(_) => Err(TxError::InvalidField {
+            field: "tier",
+            reason: format!("{value} is not a KYC class (1 to 4)"),
+        }),
+        Ok(tier) => Ok(tier),
+    }
+}
+
+fn decode_action(action: pb::transaction_body::Action) -> Result<Action, TxError> {
+    use pb::transaction_body::Action as A;
+    Ok(match action {
+        A::Issue(issue) => Action::Issue {
+            operator: address(&issue.operator, "issue.operator")?,
+            amount: amount(issue.amount)?,
+        },
+        A::Redeem(redeem) => Action::Redeem {
+            operator: address(&redeem.operator, "redeem.operator")?,
+            amount: amount(redeem.amount)?,
+        },
+        A::RegisterOperator(register) => Action::RegisterOperator {
+            public_key: public_key(&register.public_key, "register_operator.public_key")?,
+            name: text(register.name, "register_operator.name", NAME_BYTES_MAX)?,
+        },
+        A::RegisterWallet(register) => {
+            use pb::register_wallet::Kind;
+            let kind = match register.kind {
+                Some(Kind::Personal(value)) => WalletKind::Personal(tier(value)?),
+                Some(Kind::Corporate(corporate)) => WalletKind::Corporate {
+                    name: text(corporate.name, "register_wallet.corporate.name", NAME_BYTES_MAX)?,
+                },
+                Some(Kind::Merchant(value)) => match pb::MerchantCategory::try_from(value) {
+                    Ok(pb::MerchantCategory::Unspecified) | Err(_) => {
+                        return Err(TxError::InvalidField {
+                            field: "register_wallet.merchant",
+                            reason: format!("{value} is not a merchant category"),
+                        });
+                    }
+                    Ok(category) => WalletKind::Merchant(category),
+                },
+                None => {
+                    return Err(TxError::InvalidField {
+                        field: "register_wallet.kind",
+                        reason: "missing".to_string(),
+                    });
+                }
+            };
+            Action::RegisterWallet {
+                public_key: public_key(&register.public_key, "register_wallet.public_key")?,
+                kind,
+            }
+        }
+        A::SetTier(set) => Action::SetTier {
+            wallet: address(&set.wallet, "set_tier.wallet")?,
+            tier: tier(set.tier)?,
+        },
+        A::Freeze(freeze) => Action::Freeze {
+            wallet: address(&freeze.wallet, "freeze.wallet")?,
+            mode: match pb::FreezeMode::try_from(freeze.mode) {
+                Ok(pb::FreezeMode::Unspecified) | Err(_) => {
+                    return Err(TxError::InvalidField {
+                        field: "freeze.mode",
+                        reason: format!("{} is not a freeze mode", freeze.mode),
+                    });
+                }
+                Ok(mode) => mode,
+            },
+        },
+        A::Unfreeze(unfreeze) => Action::Unfreeze {
+            wallet: address(&unfreeze.wallet, "unfreeze.wallet")?,
+        },
+        A::RotateKey(rotate) => Action::RotateKey {
+            wallet: address(&rotate.wallet, "rotate_key.wallet")?,
+            new_public_key: public_key(&rotate.new_public_key, "rotate_key.new_public_key")?,
+        },
+        A::CloseWallet(close) => Action::CloseWallet {
+            wallet: address(&close.wallet, "close_wallet.wallet")?,
+        },
+        A::Transfer(transfer) => Action::Transfer {
+            to: address(&transfer.to, "transfer.to")?,
+            amount: amount(transfer.amount)?,
+            memo: text(transfer.memo, "transfer.memo", MEMO_BYTES_MAX)?,
+        },
+        A::MerchantPayment(payment) => Action::MerchantPayment {
+            merchant: address(&payment.merchant, "merchant_payment.merchant")?,
+            amount: amount(payment.amount)?,
+            order_id: text(payment.order_id, "merchant_payment.order_id", ORDER_ID_BYTES_MAX)?,
+        },
+        A::Refund(refund) => Action::Refund {
+            payment_id: Hash32::from_slice(&refund.payment_id).ok_or_else(|| {
+                TxError::InvalidField {
+                    field: "refund.payment_id",
+                    reason: format!("must be 32 bytes, got {}", refund.payment_id.len()),
+                }
+            })?,
+            amount: amount(refund.amount)?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHAIN: &str = "yuchain-test";
+
+    fn transfer_body(key: &SigningKey, amount: u64) -> pb::TransactionBody {
+        pb::TransactionBody {
+            chain_id: CHAIN.to_string(),
+            sender: Address::from_public_key(&key.public_key()).0.to_vec(),
+            public_key: key.public_key().0.to_vec(),
+            sequence: 0,
+            expiry_height: 100,
+            max_fee: 0,
+            action: Some(pb::transaction_body::Action::Transfer(pb::Transfer {
+                to: Address::system("bob").0.to_vec(),
+                amount,
+                memo: "lunch".to_string(),
+            })),
+        }
+    }
+
+    #[test]
+    fn a_signed_transfer_decodes_and_verifies() {
+        let key = SigningKey::for_test("alice");
+        let signed = sign(&transfer_body(&key, 500), &key);
+        let results = decode_and_verify_all(std::slice::from_ref(&signed), CHAIN);
+        let tx = results[0].as_ref().expect("valid");
+        assert_eq!(tx.id, tx_id(&signed.body, &signed.signature));
+        assert!(matches!(tx.action, Action::Transfer { amount: 500, .. }));
+    }
+
+    #[test]
+    fn each_kind_of_bad_input_has_its_own_error() {
+        let key = SigningKey::for_test("alice");
+        let good = sign(&transfer_body(&key, 500), &key);
+
+        let mut tampered = good.clone();
+        let last = tampered.body.len() - 1;
+        tampered.body[last] ^= 1;
+        let mut bad_sig = good.clone();
+        bad_sig.signature[3] ^= 1;
+        let mut short_sig = good.clone();
+        short_sig.signature.truncate(63);
+        let garbage = pb::SignedTransaction {
+            body: vec![0xff, 0xff, 0xff],
+            signature: good.signature.clone(),
+        };
+        let zero = sign(&transfer_body(&key, 0), &key);
+        let mut other_chain_body = transfer_body(&key, 1);
+        other_chain_body.chain_id = "elsewhere".to_string();
+        let other_chain = sign(&other_chain_body, &key);
+        let mut no_action_body = transfer_body(&key, 1);
+        no_action_body.action = None;
+        let no_action = sign(&no_action_body, &key);
+        let mut long_memo_body = transfer_body(&key, 1);
+        if let Some(pb::transaction_body::Action::Transfer(transfer)) =
+            long_memo_body.action.as_mut()
+        {
+            transfer.memo = "x".repeat(MEMO_BYTES_MAX + 1);
+        }
+        let long_memo = sign(&long_memo_body, &key);
+
+        let inputs = vec![
+            good, tampered, bad_sig, short_sig, garbage, zero, other_chain, no_action, long_memo,
+        ];
+        let results = decode_and_verify_all(&inputs, CHAIN);
+        assert!(results[0].is_ok());
+        // A flipped body byte either breaks the encoding or the signature.
+        assert!(matches!(
+            results[1],
+            Err(TxError::BadSignature(_)) | Err(TxError::Malformed(_)) | Err(TxError::InvalidField { .. })
+        ));
+        assert!(matches!(results[2], Err(TxError::BadSignature(_))));
+        assert!(matches!(results[3], Err(TxError::InvalidField { field: "signature", .. })));
+        assert!(matches!(results[4], Err(TxError::Malformed(_))));
+        assert!(matches!(results[5], Err(TxError::ZeroAmount)));
+        assert!(matches!(results[6], Err(TxError::WrongChain { .. })));
+        assert!(matches!(results[7], Err(TxError::MissingAction)));
+        assert!(matches!(results[8], Err(TxError::InvalidField { field: "transfer.memo", .. })));
+    }
+
+    #[test]
+    fn oversized_bytes_are_refused_before_decoding() {
+        let bytes = vec![0u8; TX_SIZE_BYTES_MAX + 1];
+        assert!(matches!(
+            decode_bytes(&bytes, CHAIN),
+            Err(TxError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn the_signature_covers_the_exact_body_bytes_not_a_re_encoding() {
+        // Append an unknown field to the body: prost ignores it on decode, so a
+        // re-encoding would drop it. The signature must still be over the
+        // bytes as sent, and the id must differ from the plain body's.
+        let key = SigningKey::for_test("alice");
+        let mut body = transfer_body(&key, 1).encode_to_vec();
+        let plain_id = {
+            let signature = key.sign(&signing_message(&body));
+            tx_id(&body, &signature.0)
+        };
+        body.extend_from_slice(&[0xf8, 0x06, 0x01]); // field 111, varint 1
+        let signature = key.sign(&signing_message(&body));
+        let signed = pb::SignedTransaction {
+            body,
+            signature: signature.0.to_vec(),
+        };
+        let results = decode_and_verify_all(std::slice::from_ref(&signed), CHAIN);
+        let tx = results[0].as_ref().expect("valid with unknown field");
+        assert_ne!(tx.id, plain_id);
+    }
+}
