@@ -11,6 +11,12 @@ pub enum KeyError {
     /// A signature must be exactly 64 bytes.
     #[error("signature must be 64 bytes, got {0}")]
     SignatureLength(usize),
+    /// The key bytes are not an ed25519 curve point.
+    #[error("public key is not an ed25519 curve point")]
+    NotAPoint,
+    /// The key has small order: anyone could sign for it.
+    #[error("public key has small order and would let anyone sign")]
+    SmallOrder,
     /// The operating system's random source failed.
     #[error("no randomness for key generation: {0}")]
     Random(String),

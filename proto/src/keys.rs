@@ -23,6 +23,20 @@ impl PublicKey {
             .map(PublicKey)
             .map_err(|_| KeyError::PublicKeyLength(bytes.len()))
     }
+
+    /// Whether this key may own an account: it must be a curve point that is
+    /// not of small order. Under the ZIP-215 rule anyone can forge a
+    /// signature for a small-order key (with `s = 0` and a small-order `R`
+    /// the cofactored equation holds for every message), so such keys are
+    /// refused wherever a key is given authority.
+    pub fn check_usable(&self) -> Result<(), KeyError> {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| KeyError::NotAPoint)?;
+        if key.is_weak() {
+            return Err(KeyError::SmallOrder);
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for PublicKey {
@@ -168,6 +182,19 @@ mod tests {
             assert_eq!(mode & 0o077, 0, "key file must not be readable by others");
         }
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn small_order_and_invalid_keys_are_not_usable() {
+        assert!(SigningKey::for_test("ok").public_key().check_usable().is_ok());
+        // The identity point (y = 1) has order 1.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(PublicKey(identity).check_usable(), Err(KeyError::SmallOrder));
+        // y = 2 is not on the curve.
+        let mut off_curve = [0u8; 32];
+        off_curve[0] = 2;
+        assert_eq!(PublicKey(off_curve).check_usable(), Err(KeyError::NotAPoint));
     }
 
     #[test]

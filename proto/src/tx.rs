@@ -291,6 +291,17 @@ fn public_key(bytes: &[u8], field: &'static str) -> Result<PublicKey, TxError> {
     })
 }
 
+/// A key that an action gives authority to: it must be usable (see
+/// [`PublicKey::check_usable`]).
+fn authority_key(bytes: &[u8], field: &'static str) -> Result<PublicKey, TxError> {
+    let key = public_key(bytes, field)?;
+    key.check_usable().map_err(|error| TxError::InvalidField {
+        field,
+        reason: error.to_string(),
+    })?;
+    Ok(key)
+}
+
 fn amount(value: u64) -> Result<u64, TxError> {
     if value == 0 {
         Err(TxError::ZeroAmount)
@@ -331,7 +342,7 @@ fn decode_action(action: pb::transaction_body::Action) -> Result<Action, TxError
             amount: amount(redeem.amount)?,
         },
         A::RegisterOperator(register) => Action::RegisterOperator {
-            public_key: public_key(&register.public_key, "register_operator.public_key")?,
+            public_key: authority_key(&register.public_key, "register_operator.public_key")?,
             name: text(register.name, "register_operator.name", NAME_BYTES_MAX)?,
         },
         A::RegisterWallet(register) => {
@@ -358,7 +369,7 @@ fn decode_action(action: pb::transaction_body::Action) -> Result<Action, TxError
                 }
             };
             Action::RegisterWallet {
-                public_key: public_key(&register.public_key, "register_wallet.public_key")?,
+                public_key: authority_key(&register.public_key, "register_wallet.public_key")?,
                 kind,
             }
         }
@@ -383,7 +394,7 @@ fn decode_action(action: pb::transaction_body::Action) -> Result<Action, TxError
         },
         A::RotateKey(rotate) => Action::RotateKey {
             wallet: address(&rotate.wallet, "rotate_key.wallet")?,
-            new_public_key: public_key(&rotate.new_public_key, "rotate_key.new_public_key")?,
+            new_public_key: authority_key(&rotate.new_public_key, "rotate_key.new_public_key")?,
         },
         A::CloseWallet(close) => Action::CloseWallet {
             wallet: address(&close.wallet, "close_wallet.wallet")?,

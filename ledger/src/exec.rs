@@ -1,0 +1,477 @@
+//! Executing one transaction: authorization, limits, fees and the transfer of
+//! money, with checked arithmetic throughout.
+//!
+//! Every action first checks everything, then writes. A transaction that
+//! fails a business rule changes nothing but its sender's sequence number;
+//! one that fails before that (unknown sender, wrong key, bad sequence,
+//! expired, closed sender) changes nothing at all.
+
+use yuchain_proto::pb::{AccountKind, AccountStatus, FreezeMode, ResultCode};
+use yuchain_proto::tx::{Action, DecodedTx, WalletKind};
+use yuchain_proto::{Address, Hash32, PublicKey};
+
+use crate::ledger::{Ledger, Touched};
+use crate::params::fee_account;
+use crate::state::{Account, Payment};
+
+/// Block facts every transaction in it sees.
+pub(crate) struct Context {
+    pub(crate) height: u64,
+    pub(crate) day: u64,
+    pub(crate) year: u32,
+}
+
+type Outcome = Result<(), ResultCode>;
+
+/// The accounts a transaction involves, for their histories (sender first).
+pub(crate) fn participants(tx: &DecodedTx, ledger: &Ledger) -> Vec<Address> {
+    let other = match &tx.action {
+        Action::Issue { operator, .. } | Action::Redeem { operator, .. } => Some(*operator),
+        Action::RegisterOperator { public_key, .. } | Action::RegisterWallet { public_key, .. } => {
+            Some(Address::from_public_key(public_key))
+        }
+        Action::SetTier { wallet, .. }
+        | Action::Freeze { wallet, .. }
+        | Action::Unfreeze { wallet }
+        | Action::RotateKey { wallet, .. }
+        | Action::CloseWallet { wallet } => Some(*wallet),
+        Action::Transfer { to, .. } => Some(*to),
+        Action::MerchantPayment { merchant, .. } => Some(*merchant),
+        Action::Refund { payment_id, .. } => ledger.payment(payment_id).map(|p| p.payer),
+    };
+    let mut accounts = vec![tx.sender];
+    if let Some(other) = other {
+        if other != tx.sender && ledger.account(&other).is_some() {
+            accounts.push(other);
+        }
+    }
+    accounts
+}
+
+impl Ledger {
+    /// Executes one transaction and returns its result code and the fee
+    /// charged.
+    pub(crate) fn execute(
+        &mut self,
+        tx: &DecodedTx,
+        context: &Context,
+        touched: &mut Touched,
+    ) -> (ResultCode, u64) {
+        let Some(sender) = self.accounts.get_mut(&tx.sender) else {
+            return (ResultCode::UnknownSender, 0);
+        };
+        if sender.status == AccountStatus::Closed {
+            return (ResultCode::SenderClosed, 0);
+        }
+        if sender.auth_key != tx.public_key {
+            return (ResultCode::WrongKey, 0);
+        }
+        if tx.sequence != sender.next_sequence {
+            return (ResultCode::BadSequence, 0);
+        }
+        if context.height > tx.expiry_height {
+            return (ResultCode::Expired, 0);
+        }
+        let Some(next_sequence) = sender.next_sequence.checked_add(1) else {
+            return (ResultCode::BadSequence, 0);
+        };
+        sender.next_sequence = next_sequence;
+        let sender_kind = sender.kind;
+        touched.accounts.insert(tx.sender);
+
+        let Some(fee) = self.fee_for(&tx.action, sender_kind) else {
+            return (ResultCode::Overflow, 0);
+        };
+        if fee > tx.max_fee {
+            return (ResultCode::FeeTooLow, 0);
+        }
+        match self.execute_action(tx, fee, context, touched) {
+            Ok(()) => (ResultCode::Ok, fee),
+            Err(code) => (code, 0),
+        }
+    }
+
+    fn fee_for(&self, action: &Action, sender_kind: AccountKind) -> Option<u64> {
+        if sender_kind == AccountKind::Issuer {
+            return Some(0);
+        }
+        let fees = &self.params.fees;
+        match action {
+            Action::Transfer { amount, .. } => fees.transfer.fee(*amount),
+            Action::MerchantPayment { amount, .. } => fees.merchant_payment.fee(*amount),
+            Action::Refund { amount, .. } => fees.refund.fee(*amount),
+            _ => fees.administrative.fee(0),
+        }
+    }
+
+    fn execute_action(
+        &mut self,
+        tx: &DecodedTx,
+        fee: u64,
+        context: &Context,
+        touched: &mut Touched,
+    ) -> Outcome {
+        let sender = tx.sender;
+        match &tx.action {
+            Action::Issue { operator, amount } => self.issue(sender, *operator, *amount, touched),
+            Action::Redeem { operator, amount } => {
+                self.redeem(sender, *operator, *amount, touched)
+            }
+            Action::RegisterOperator { public_key, name } => {
+                self.register_operator(sender, *public_key, name, touched)
+            }
+            Action::RegisterWallet { public_key, kind } => {
+                self.register_wallet(sender, *public_key, kind, fee, touched)
+            }
+            Action::SetTier { wallet, tier } => {
+                self.manage_wallet(sender, *wallet, fee, touched, |params, account| {
+                    if account.kind != AccountKind::Personal {
+                        return Err(ResultCode::NotPersonal);
+                    }
+                    let cap = params.limits(*tier).and_then(|limits| limits.balance_max);
+                    if cap.is_some_and(|cap| account.balance > cap) {
+                        return Err(ResultCode::BalanceLimitExceeded);
+                    }
+                    account.tier = *tier;
+                    Ok(())
+                })
+            }
+            Action::Freeze { wallet, mode } => {
+                let status = match mode {
+                    FreezeMode::ReceiveOnly => AccountStatus::ReceiveOnly,
+                    FreezeMode::Full | FreezeMode::Unspecified => AccountStatus::Frozen,
+                };
+                self.manage_wallet(sender, *wallet, fee, touched, |_, account| {
+                    account.status = status;
+                    Ok(())
+                })
+            }
+            Action::Unfreeze { wallet } => {
+                self.manage_wallet(sender, *wallet, fee, touched, |_, account| {
+                    account.status = AccountStatus::Active;
+                    Ok(())
+                })
+            }
+            Action::RotateKey {
+                wallet,
+                new_public_key,
+            } => self.manage_wallet(sender, *wallet, fee, touched, |_, account| {
+                account.auth_key = *new_public_key;
+                Ok(())
+            }),
+            Action::CloseWallet { wallet } => {
+                self.manage_wallet(sender, *wallet, fee, touched, |_, account| {
+                    if account.balance != 0 {
+                        return Err(ResultCode::NonzeroBalance);
+                    }
+                    account.status = AccountStatus::Closed;
+                    Ok(())
+                })
+            }
+            Action::Transfer { to, amount, .. } => {
+                self.check_recipient_kind(*to)?;
+                self.pay(sender, *to, *amount, fee, Some(context), touched)
+            }
+            Action::MerchantPayment {
+                merchant,
+                amount,
+                order_id,
+            } => {
+                match self.accounts.get(merchant) {
+                    None => return Err(ResultCode::UnknownAccount),
+                    Some(account) if account.kind != AccountKind::Merchant => {
+                        return Err(ResultCode::NotAMerchant);
+                    }
+                    Some(_) => {}
+                }
+                self.pay(sender, *merchant, *amount, fee, Some(context), touched)?;
+                self.payments.insert(
+                    tx.id,
+                    Payment {
+                        payer: sender,
+                        merchant: *merchant,
+                        amount: *amount,
+                        refunded: 0,
+                        order_id: order_id.clone(),
+                    },
+                );
+                touched.payments.insert(tx.id);
+                Ok(())
+            }
+            Action::Refund { payment_id, amount } => {
+                self.refund(sender, *payment_id, *amount, fee, touched)
+            }
+        }
+    }
+
+    fn issue(&mut self, sender: Address, operator: Address, amount: u64, touched: &mut Touched) -> Outcome {
+        self.require_kind(sender, AccountKind::Issuer)?;
+        let target = self.accounts.get(&operator).ok_or(ResultCode::UnknownAccount)?;
+        if target.kind != AccountKind::Operator {
+            return Err(ResultCode::NotAnOperator);
+        }
+        let balance = target.balance.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        let issued = self.totals.issued.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        self.account_mut(operator, touched).balance = balance;
+        self.totals.issued = issued;
+        Ok(())
+    }
+
+    fn redeem(&mut self, sender: Address, operator: Address, amount: u64, touched: &mut Touched) -> Outcome {
+        self.require_kind(sender, AccountKind::Issuer)?;
+        let target = self.accounts.get(&operator).ok_or(ResultCode::UnknownAccount)?;
+        if target.kind != AccountKind::Operator {
+            return Err(ResultCode::NotAnOperator);
+        }
+        let balance = target
+            .balance
+            .checked_sub(amount)
+            .ok_or(ResultCode::InsufficientFunds)?;
+        let redeemed = self.totals.redeemed.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        assert!(redeemed <= self.totals.issued, "reserves hold only issued money");
+        self.account_mut(operator, touched).balance = balance;
+        self.totals.redeemed = redeemed;
+        Ok(())
+    }
+
+    fn register_operator(
+        &mut self,
+        sender: Address,
+        public_key: PublicKey,
+        name: &str,
+        touched: &mut Touched,
+    ) -> Outcome {
+        self.require_kind(sender, AccountKind::Issuer)?;
+        let mut operator = Account::new(public_key, AccountKind::Operator);
+        if self.accounts.contains_key(&operator.address) {
+            return Err(ResultCode::AccountExists);
+        }
+        operator.name = name.to_string();
+        touched.accounts.insert(operator.address);
+        self.accounts.insert(operator.address, operator);
+        Ok(())
+    }
+
+    fn register_wallet(
+        &mut self,
+        sender: Address,
+        public_key: PublicKey,
+        kind: &WalletKind,
+        fee: u64,
+        touched: &mut Touched,
+    ) -> Outcome {
+        self.require_kind(sender, AccountKind::Operator)?;
+        let mut wallet = match kind {
+            WalletKind::Personal(tier) => {
+                let mut wallet = Account::new(public_key, AccountKind::Personal);
+                wallet.tier = *tier;
+                wallet
+            }
+            WalletKind::Corporate { name } => {
+                let mut wallet = Account::new(public_key, AccountKind::Corporate);
+                wallet.name = name.clone();
+                wallet
+            }
+            WalletKind::Merchant(category) => {
+                let mut wallet = Account::new(public_key, AccountKind::Merchant);
+                wallet.category = *category;
+                wallet
+            }
+        };
+        if self.accounts.contains_key(&wallet.address) {
+            return Err(ResultCode::AccountExists);
+        }
+        self.charge_fee(sender, fee, touched)?;
+        wallet.operator = Some(sender);
+        touched.accounts.insert(wallet.address);
+        self.accounts.insert(wallet.address, wallet);
+        Ok(())
+    }
+
+    /// Runs an operator's change on one of its wallets: the sender must be
+    /// the wallet's operator, the wallet must not be closed, and `change`
+    /// must accept. The fee is charged only if all of that holds.
+    fn manage_wallet(
+        &mut self,
+        sender: Address,
+        wallet: Address,
+        fee: u64,
+        touched: &mut Touched,
+        change: impl FnOnce(&crate::params::ChainParams, &mut Account) -> Outcome,
+    ) -> Outcome {
+        let account = self.accounts.get(&wallet).ok_or(ResultCode::UnknownAccount)?;
+        if account.operator != Some(sender) {
+            return Err(ResultCode::Unauthorized);
+        }
+        if account.status == AccountStatus::Closed {
+            return Err(ResultCode::RecipientClosed);
+        }
+        let mut updated = account.clone();
+        change(&self.params, &mut updated)?;
+        self.charge_fee(sender, fee, touched)?;
+        touched.accounts.insert(wallet);
+        self.accounts.insert(wallet, updated);
+        Ok(())
+    }
+
+    fn refund(
+        &mut self,
+        sender: Address,
+        payment_id: Hash32,
+        amount: u64,
+        fee: u64,
+        touched: &mut Touched,
+    ) -> Outcome {
+        let payment = self.payments.get(&payment_id).ok_or(ResultCode::UnknownPayment)?;
+        if payment.merchant != sender {
+            return Err(ResultCode::Unauthorized);
+        }
+        let refunded = payment.refunded.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        if refunded > payment.amount {
+            return Err(ResultCode::RefundExceedsPayment);
+        }
+        let payer = payment.payer;
+        // A refund is not spending: the merchant's limits do not apply.
+        self.pay(sender, payer, amount, fee, None, touched)?;
+        let payment = self.payments.get_mut(&payment_id).expect("checked above");
+        payment.refunded = refunded;
+        touched.payments.insert(payment_id);
+        Ok(())
+    }
+
+    fn check_recipient_kind(&self, to: Address) -> Outcome {
+        match self.accounts.get(&to).map(|account| account.kind) {
+            None => Err(ResultCode::UnknownAccount),
+            // Money sent to the issuer or straight to the fee account could
+            // never be accounted for as issuance, redemption or fees.
+            Some(AccountKind::Issuer) | Some(AccountKind::Fee) => Err(ResultCode::InvalidArgument),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Moves `amount` from `from` to `to` and `fee` from `from` to the fee
+    /// account. With `spending`, the sender's per-payment, daily and annual
+    /// limits apply and its counters move.
+    fn pay(
+        &mut self,
+        from: Address,
+        to: Address,
+        amount: u64,
+        fee: u64,
+        spending: Option<&Context>,
+        touched: &mut Touched,
+    ) -> Outcome {
+        if from == to {
+            return Err(ResultCode::SelfTransfer);
+        }
+        let sender = self.accounts.get(&from).ok_or(ResultCode::UnknownSender)?;
+        match sender.status {
+            AccountStatus::Active => {}
+            AccountStatus::Frozen | AccountStatus::ReceiveOnly => return Err(ResultCode::SenderFrozen),
+            AccountStatus::Closed | AccountStatus::Unspecified => return Err(ResultCode::SenderClosed),
+        }
+        let recipient = self.accounts.get(&to).ok_or(ResultCode::UnknownAccount)?;
+        match recipient.status {
+            AccountStatus::Active | AccountStatus::ReceiveOnly => {}
+            AccountStatus::Frozen => return Err(ResultCode::RecipientFrozen),
+            AccountStatus::Closed | AccountStatus::Unspecified => {
+                return Err(ResultCode::RecipientClosed);
+            }
+        }
+        let debit = amount.checked_add(fee).ok_or(ResultCode::Overflow)?;
+        let sender_balance = sender
+            .balance
+            .checked_sub(debit)
+            .ok_or(ResultCode::InsufficientFunds)?;
+
+        // Spending limits of the sender's class.
+        let mut counters = None;
+        if let Some(context) = spending {
+            if sender.kind == AccountKind::Personal {
+                let limits = self.params.limits(sender.tier);
+                let spent_day = if sender.spend_day == context.day { sender.spent_day } else { 0 };
+                let spent_year = if sender.spend_year == context.year { sender.spent_year } else { 0 };
+                let spent_day = spent_day.checked_add(amount).ok_or(ResultCode::Overflow)?;
+                let spent_year = spent_year.checked_add(amount).ok_or(ResultCode::Overflow)?;
+                if let Some(limits) = limits {
+                    if limits.per_payment_max.is_some_and(|max| amount > max) {
+                        return Err(ResultCode::PerPaymentLimitExceeded);
+                    }
+                    if limits.daily_max.is_some_and(|max| spent_day > max) {
+                        return Err(ResultCode::DailyLimitExceeded);
+                    }
+                    if limits.annual_max.is_some_and(|max| spent_year > max) {
+                        return Err(ResultCode::AnnualLimitExceeded);
+                    }
+                }
+                counters = Some((context.day, spent_day, context.year, spent_year));
+            }
+        }
+
+        // The recipient's balance cap.
+        let recipient_balance = recipient.balance.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        if recipient.kind == AccountKind::Personal {
+            let cap = self.params.limits(recipient.tier).and_then(|limits| limits.balance_max);
+            if cap.is_some_and(|cap| recipient_balance > cap) {
+                return Err(ResultCode::BalanceLimitExceeded);
+            }
+        }
+        let fee_account = fee_account();
+        let fee_balance = if fee > 0 {
+            let fees = self.accounts.get(&fee_account).expect("the fee account exists from genesis");
+            Some(fees.balance.checked_add(fee).ok_or(ResultCode::Overflow)?)
+        } else {
+            None
+        };
+
+        // Every check passed: write.
+        let sender = self.account_mut(from, touched);
+        sender.balance = sender_balance;
+        if let Some((day, spent_day, year, spent_year)) = counters {
+            sender.spend_day = day;
+            sender.spent_day = spent_day;
+            sender.spend_year = year;
+            sender.spent_year = spent_year;
+        }
+        if to == fee_account {
+            // Paying the fee account: the fee lands after the amount.
+            let recipient = self.account_mut(to, touched);
+            recipient.balance = recipient_balance
+                .checked_add(fee)
+                .expect("fee account balance checked above");
+        } else {
+            self.account_mut(to, touched).balance = recipient_balance;
+            if let Some(fee_balance) = fee_balance {
+                self.account_mut(fee_account, touched).balance = fee_balance;
+            }
+        }
+        Ok(())
+    }
+
+    /// Charges an administrative fee to `payer`.
+    fn charge_fee(&mut self, payer: Address, fee: u64, touched: &mut Touched) -> Outcome {
+        if fee == 0 {
+            return Ok(());
+        }
+        let account = self.accounts.get(&payer).ok_or(ResultCode::UnknownSender)?;
+        let balance = account.balance.checked_sub(fee).ok_or(ResultCode::InsufficientFunds)?;
+        let fee_account = fee_account();
+        let fees = self.accounts.get(&fee_account).expect("the fee account exists from genesis");
+        let fee_balance = fees.balance.checked_add(fee).ok_or(ResultCode::Overflow)?;
+        self.account_mut(payer, touched).balance = balance;
+        self.account_mut(fee_account, touched).balance = fee_balance;
+        Ok(())
+    }
+
+    fn require_kind(&self, sender: Address, kind: AccountKind) -> Outcome {
+        match self.accounts.get(&sender) {
+            Some(account) if account.kind == kind => Ok(()),
+            _ => Err(ResultCode::Unauthorized),
+        }
+    }
+
+    fn account_mut(&mut self, address: Address, touched: &mut Touched) -> &mut Account {
+        touched.accounts.insert(address);
+        self.accounts.get_mut(&address).expect("checked to exist before writing")
+    }
+}

@@ -1,0 +1,473 @@
+//! The ledger: state, genesis, block application and proofs.
+
+use std::collections::{BTreeSet, HashMap};
+
+use prost::Message as _;
+use yuchain_proto::hash::merkle_root;
+use yuchain_proto::pb::{self, AccountKind, ResultCode};
+use yuchain_proto::tx::{self, DecodedTx};
+use yuchain_proto::{Address, Domain, Hash32};
+
+use crate::error::{BlockError, GenesisError, LoadError};
+use crate::params::{ChainParams, Genesis, fee_account};
+use crate::state::{Account, ChainTotals, Payment, StateKey, StateValue, decode_entry, encode};
+use crate::time::{civil_year, shanghai_day};
+use crate::tree::{StateTree, TreeDiff, key_hash};
+
+/// The most transactions one block may carry.
+pub const TRANSACTIONS_PER_BLOCK_MAX: usize = 20_000;
+
+/// The hash of a block header: what consensus certifies and children name.
+pub fn block_hash(header: &pb::BlockHeader) -> Hash32 {
+    Domain::BlockHeader.hash(&header.encode_to_vec())
+}
+
+/// The root over a block's transaction ids, in order.
+pub fn tx_root(ids: &[Hash32]) -> Hash32 {
+    merkle_root(Domain::TxRoot, ids)
+}
+
+/// The root over a block's receipts, in order.
+pub fn receipts_root(receipts: &[pb::Receipt]) -> Hash32 {
+    let leaves: Vec<Hash32> = receipts
+        .iter()
+        .map(|receipt| Domain::ReceiptsRoot.hash(&receipt.encode_to_vec()))
+        .collect();
+    merkle_root(Domain::ReceiptsRoot, &leaves)
+}
+
+/// Whether a receipt code means the transaction took effect on the sender
+/// (consumed its sequence number). The others change nothing at all, so
+/// the same transaction may still be included later.
+pub fn consumes_sequence(code: ResultCode) -> bool {
+    !matches!(
+        code,
+        ResultCode::UnknownSender
+            | ResultCode::BadSequence
+            | ResultCode::Expired
+            | ResultCode::WrongKey
+            | ResultCode::SenderClosed
+    )
+}
+
+/// What applying one block produced: receipts, the new root, and every change
+/// to persist in the block's atomic write.
+#[derive(Clone, Debug)]
+pub struct AppliedBlock {
+    /// The block's height.
+    pub height: u64,
+    /// The block's hash.
+    pub block_hash: Hash32,
+    /// The state root after the block.
+    pub state_root: Hash32,
+    /// The root over `receipts`.
+    pub receipts_root: Hash32,
+    /// One receipt per transaction, in block order.
+    pub receipts: Vec<pb::Receipt>,
+    /// State entries written: key bytes → encoded record.
+    pub state_changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Tree nodes written and pruned.
+    pub tree_diff: TreeDiff,
+    /// Account history: (account, index in block, tx id) for every
+    /// transaction that took effect, for each account it involved.
+    pub history: Vec<(Address, u32, Hash32)>,
+}
+
+/// The ledger of one chain: a deterministic state machine. Same genesis and
+/// same blocks give the same receipts and roots on every node.
+pub struct Ledger {
+    pub(crate) chain_id: String,
+    pub(crate) params: ChainParams,
+    pub(crate) accounts: HashMap<Address, Account>,
+    pub(crate) payments: HashMap<Hash32, Payment>,
+    pub(crate) totals: ChainTotals,
+    pub(crate) tree: StateTree,
+    last_block_hash: Hash32,
+    last_receipts_root: Hash32,
+}
+
+/// Accounts and payments a block touched, in key order.
+#[derive(Default)]
+pub(crate) struct Touched {
+    pub(crate) accounts: BTreeSet<Address>,
+    pub(crate) payments: BTreeSet<Hash32>,
+}
+
+impl Ledger {
+    /// The state at height 0 from a genesis document, and what to persist.
+    pub fn genesis(genesis: &Genesis) -> Result<(Ledger, AppliedBlock), GenesisError> {
+        genesis.validate()?;
+        let issuer_key = genesis.issuer_key()?;
+        issuer_key
+            .check_usable()
+            .map_err(|e| GenesisError::Invalid(format!("issuer_public_key: {e}")))?;
+        let mut ledger = Ledger {
+            chain_id: genesis.chain_id.clone(),
+            params: genesis.params.clone(),
+            accounts: HashMap::new(),
+            payments: HashMap::new(),
+            totals: ChainTotals {
+                height: 0,
+                timestamp_ms: genesis.genesis_time_ms,
+                issued: 0,
+                redeemed: 0,
+            },
+            tree: StateTree::default(),
+            last_block_hash: Hash32::ZERO,
+            last_receipts_root: Hash32::ZERO,
+        };
+        let mut touched = Touched::default();
+        let issuer = Account::new(issuer_key, AccountKind::Issuer);
+        touched.accounts.insert(issuer.address);
+        ledger.accounts.insert(issuer.address, issuer);
+        // The fee account belongs to the city treasury: the issuer's key signs
+        // for it.
+        let mut fees = Account::new(issuer_key, AccountKind::Fee);
+        fees.address = fee_account();
+        touched.accounts.insert(fees.address);
+        ledger.accounts.insert(fees.address, fees);
+        for (name, key) in genesis.operator_keys()? {
+            key.check_usable()
+                .map_err(|e| GenesisError::Invalid(format!("operator {name:?}: {e}")))?;
+            let mut operator = Account::new(key, AccountKind::Operator);
+            operator.name = name;
+            touched.accounts.insert(operator.address);
+            ledger.accounts.insert(operator.address, operator);
+        }
+        let genesis_hash = Domain::Genesis.hash(genesis.to_toml()?.as_bytes());
+        let (state_changes, tree_diff) = ledger.commit_state(0, touched);
+        ledger.last_block_hash = genesis_hash;
+        let applied = AppliedBlock {
+            height: 0,
+            block_hash: genesis_hash,
+            state_root: ledger.tree.root(),
+            receipts_root: Hash32::ZERO,
+            receipts: Vec::new(),
+            state_changes,
+            tree_diff,
+            history: Vec::new(),
+        };
+        Ok((ledger, applied))
+    }
+
+    /// Rebuilds a ledger from stored state: every state entry, every tree
+    /// node, and the head's block hash, receipts root and state root. Checks
+    /// that the recomputed root is the stored one.
+    pub fn load(
+        genesis: &Genesis,
+        state: Vec<(Vec<u8>, Vec<u8>)>,
+        tree_nodes: Vec<(Vec<u8>, Vec<u8>)>,
+        head_block_hash: Hash32,
+        head_receipts_root: Hash32,
+        head_state_root: Hash32,
+    ) -> Result<Ledger, LoadError> {
+        let mut accounts = HashMap::new();
+        let mut payments = HashMap::new();
+        let mut totals = None;
+        let mut values = Vec::with_capacity(state.len());
+        for (key, value) in state {
+            let (state_key, record) = decode_entry(&key, &value)?;
+            match record {
+                StateValue::Account(account) => {
+                    accounts.insert(account.address, account);
+                }
+                StateValue::Payment(payment) => {
+                    if let StateKey::Payment(id) = state_key {
+                        payments.insert(id, payment);
+                    }
+                }
+                StateValue::Chain(chain) => totals = Some(chain),
+            }
+            values.push((state_key, value));
+        }
+        let totals = totals.ok_or_else(|| LoadError::Corrupt {
+            what: "chain state".into(),
+            reason: "missing".into(),
+        })?;
+        let tree = StateTree::load(totals.height, tree_nodes, values, head_state_root)?;
+        Ok(Ledger {
+            chain_id: genesis.chain_id.clone(),
+            params: genesis.params.clone(),
+            accounts,
+            payments,
+            totals,
+            tree,
+            last_block_hash: head_block_hash,
+            last_receipts_root: head_receipts_root,
+        })
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The chain parameters.
+    pub fn params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// Height of the last applied block (0: genesis).
+    pub fn height(&self) -> u64 {
+        self.totals.height
+    }
+
+    /// Hash of the last applied block (or of the genesis document).
+    pub fn last_block_hash(&self) -> Hash32 {
+        self.last_block_hash
+    }
+
+    /// The current state root.
+    pub fn state_root(&self) -> Hash32 {
+        self.tree.root()
+    }
+
+    /// Issued, redeemed, height and time.
+    pub fn totals(&self) -> ChainTotals {
+        self.totals
+    }
+
+    /// An account.
+    pub fn account(&self, address: &Address) -> Option<&Account> {
+        self.accounts.get(address)
+    }
+
+    /// How many accounts exist.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// A merchant payment.
+    pub fn payment(&self, id: &Hash32) -> Option<&Payment> {
+        self.payments.get(id)
+    }
+
+    /// A proof of an entry (or its absence) against the current root.
+    pub fn prove(&self, key: &StateKey) -> pb::StateProof {
+        self.tree.prove(key)
+    }
+
+    /// The sum of all balances, fee account included.
+    pub fn balance_sum(&self) -> u128 {
+        self.accounts
+            .values()
+            .map(|account| u128::from(account.balance))
+            .sum()
+    }
+
+    /// Checks conservation: the sum of all balances equals issued minus
+    /// redeemed. A failure is a bug in the ledger, never bad input.
+    pub fn check_conservation(&self) -> Result<(), String> {
+        let sum = self.balance_sum();
+        let outstanding = u128::from(self.totals.outstanding());
+        if sum == outstanding {
+            Ok(())
+        } else {
+            Err(format!(
+                "balances sum to {sum} fen but {outstanding} fen are outstanding"
+            ))
+        }
+    }
+
+    /// Builds the next block from signed transactions: fills the header's
+    /// height, parent, roots and counts. (The proposer's job; a real proposer
+    /// takes the transactions from its mempool.)
+    pub fn build_block(
+        &self,
+        transactions: Vec<pb::SignedTransaction>,
+        timestamp_ms: u64,
+    ) -> pb::Block {
+        let ids: Vec<Hash32> = transactions
+            .iter()
+            .map(|signed| tx::tx_id(&signed.body, &signed.signature))
+            .collect();
+        let header = pb::BlockHeader {
+            chain_id: self.chain_id.clone(),
+            height: self.height().saturating_add(1),
+            parent_hash: self.last_block_hash.0.to_vec(),
+            timestamp_ms,
+            parent_state_root: self.state_root().0.to_vec(),
+            parent_receipts_root: self.last_receipts_root.0.to_vec(),
+            tx_root: tx_root(&ids).0.to_vec(),
+            tx_count: u32::try_from(transactions.len()).unwrap_or(u32::MAX),
+        };
+        pb::Block {
+            header: Some(header),
+            transactions,
+        }
+    }
+
+    /// Checks a block against this ledger and verifies every signature
+    /// (batched, on all cores), without changing anything. Returns the
+    /// decoded transactions for [`Ledger::apply_checked`].
+    pub fn check_block(&self, block: &pb::Block) -> Result<Vec<DecodedTx>, BlockError> {
+        let header = block.header.as_ref().ok_or(BlockError::MissingHeader)?;
+        self.check_header(header, block.transactions.len())?;
+        let results = tx::decode_and_verify_all(&block.transactions, &self.chain_id);
+        let mut decoded = Vec::with_capacity(results.len());
+        for (index, result) in results.into_iter().enumerate() {
+            decoded.push(result.map_err(|error| BlockError::InvalidTransaction { index, error })?);
+        }
+        let ids: Vec<Hash32> = decoded.iter().map(|tx| tx.id).collect();
+        let root = tx_root(&ids);
+        let header_root = hash_field(&header.tx_root);
+        if header_root != root {
+            return Err(BlockError::RootMismatch {
+                field: "tx_root",
+                expected: root,
+                got: header_root,
+            });
+        }
+        Ok(decoded)
+    }
+
+    /// Checks and applies a block: [`Ledger::check_block`] then
+    /// [`Ledger::apply_checked`]. A refused block changes nothing.
+    pub fn apply_block(&mut self, block: &pb::Block) -> Result<AppliedBlock, BlockError> {
+        let decoded = self.check_block(block)?;
+        let header = block.header.as_ref().ok_or(BlockError::MissingHeader)?;
+        self.apply_checked(header, &decoded)
+    }
+
+    /// Applies a block whose transactions were already decoded and verified
+    /// (by [`Ledger::check_block`], or by the node's admission pipeline, which
+    /// verifies each transaction once). The header is checked again.
+    pub fn apply_checked(
+        &mut self,
+        header: &pb::BlockHeader,
+        transactions: &[DecodedTx],
+    ) -> Result<AppliedBlock, BlockError> {
+        self.check_header(header, transactions.len())?;
+        let height = header.height;
+        let day = shanghai_day(header.timestamp_ms);
+        let context = crate::exec::Context {
+            height,
+            day,
+            year: civil_year(day),
+        };
+        let mut touched = Touched::default();
+        let mut receipts = Vec::with_capacity(transactions.len());
+        let mut history = Vec::new();
+        for (index, tx) in transactions.iter().enumerate() {
+            let index = u32::try_from(index).expect("a block holds fewer than 2^32 transactions");
+            let (code, fee) = self.execute(tx, &context, &mut touched);
+            if consumes_sequence(code) {
+                for account in crate::exec::participants(tx, self) {
+                    history.push((account, index, tx.id));
+                }
+            }
+            receipts.push(pb::Receipt {
+                tx_id: tx.id.0.to_vec(),
+                code: code as i32,
+                fee,
+                height,
+                index,
+            });
+        }
+        self.totals.height = height;
+        self.totals.timestamp_ms = header.timestamp_ms;
+        let (state_changes, tree_diff) = self.commit_state(height, touched);
+        let block_hash = block_hash(header);
+        let receipts_root = receipts_root(&receipts);
+        self.last_block_hash = block_hash;
+        self.last_receipts_root = receipts_root;
+        debug_assert!(self.check_conservation().is_ok(), "money is conserved");
+        Ok(AppliedBlock {
+            height,
+            block_hash,
+            state_root: self.tree.root(),
+            receipts_root,
+            receipts,
+            state_changes,
+            tree_diff,
+            history,
+        })
+    }
+
+    fn check_header(&self, header: &pb::BlockHeader, tx_count: usize) -> Result<(), BlockError> {
+        if header.chain_id != self.chain_id {
+            return Err(BlockError::WrongChain {
+                expected: self.chain_id.clone(),
+                got: header.chain_id.chars().take(64).collect(),
+            });
+        }
+        let expected_height = self.height().saturating_add(1);
+        if header.height != expected_height {
+            return Err(BlockError::WrongHeight {
+                expected: expected_height,
+                got: header.height,
+            });
+        }
+        let parent = hash_field(&header.parent_hash);
+        if parent != self.last_block_hash {
+            return Err(BlockError::WrongParent {
+                expected: self.last_block_hash,
+                got: parent,
+            });
+        }
+        if header.timestamp_ms < self.totals.timestamp_ms {
+            return Err(BlockError::TimeWentBack {
+                parent: self.totals.timestamp_ms,
+                got: header.timestamp_ms,
+            });
+        }
+        for (field, expected, got) in [
+            ("parent_state_root", self.state_root(), &header.parent_state_root),
+            ("parent_receipts_root", self.last_receipts_root, &header.parent_receipts_root),
+        ] {
+            let got = hash_field(got);
+            if got != expected {
+                return Err(BlockError::RootMismatch { field, expected, got });
+            }
+        }
+        if tx_count > TRANSACTIONS_PER_BLOCK_MAX {
+            return Err(BlockError::TooManyTransactions {
+                count: tx_count,
+                limit: TRANSACTIONS_PER_BLOCK_MAX,
+            });
+        }
+        if usize::try_from(header.tx_count).ok() != Some(tx_count) {
+            return Err(BlockError::TxCountMismatch {
+                header: header.tx_count,
+                body: tx_count,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the touched entries and the chain entry into the tree as
+    /// version `height`, and returns what to persist.
+    fn commit_state(
+        &mut self,
+        height: u64,
+        touched: Touched,
+    ) -> (Vec<(Vec<u8>, Option<Vec<u8>>)>, TreeDiff) {
+        let mut entries: Vec<(StateKey, Vec<u8>)> =
+            Vec::with_capacity(touched.accounts.len() + touched.payments.len() + 1);
+        for address in touched.accounts {
+            let account = self.accounts.get(&address).expect("touched accounts exist");
+            entries.push((StateKey::Account(address), encode(&account.to_proto())));
+        }
+        for id in touched.payments {
+            let payment = self.payments.get(&id).expect("touched payments exist");
+            entries.push((StateKey::Payment(id), encode(&payment.to_proto())));
+        }
+        entries.push((StateKey::Chain, encode(&self.totals.to_proto())));
+        let tree_changes = entries
+            .iter()
+            .map(|(key, value)| (key_hash(key), Some(value.clone())))
+            .collect();
+        let diff = self.tree.update(height, tree_changes);
+        let state_changes = entries
+            .into_iter()
+            .map(|(key, value)| (key.to_bytes(), Some(value)))
+            .collect();
+        (state_changes, diff)
+    }
+}
+
+/// A 32-byte hash field of a header; anything else reads as a hash no node
+/// has, so it fails the comparison that follows.
+fn hash_field(bytes: &[u8]) -> Hash32 {
+    Hash32::from_slice(bytes).unwrap_or(Hash32([0xff; 32]))
+}
