@@ -1,0 +1,1338 @@
+//! The consensus state machine: [`Core::step`] from inputs to actions.
+//!
+//! Paper references are to Jolteon (Gelashvili, Kokoris-Kogias, Sonnino,
+//! Spiegelman, Xiang: "Jolteon and Ditto: Network-Adaptive Efficient
+//! Consensus with Asynchronous Fallback", FC 2022), Algorithm 2 (the
+//! two-chain steady state and pacemaker), and to DiemBFT v4 §5 (sync,
+//! reconfiguration).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use yuchain_proto::{Hash32, PublicKey, SigningKey};
+
+use crate::error::{ConsensusError, Result};
+use crate::safety::SafetyData;
+use crate::types::{
+    Block, BlockHash, Epoch, Height, Message, PAYLOAD_BYTES_MAX, Proposal, QuorumCert, Round,
+    Timeout, TimeoutCert, TimeoutEntry, ValidatorId, Vote, VoteData, proposal_digest,
+    timeout_digest,
+};
+use crate::validators::{ValidatorSet, VerifyMode, check_keys};
+
+mod sync;
+#[cfg(test)]
+#[path = "tests/core_tests.rs"]
+mod tests;
+
+/// The most uncommitted blocks held (proposals and certified blocks).
+const TREE_BLOCKS_MAX: usize = 1024;
+/// How many recent committed blocks the core keeps to answer sync requests.
+const COMMITTED_WINDOW_MAX: usize = 1024;
+/// The most proposals awaiting the driver's payload check.
+const PENDING_CHECKS_MAX: usize = 8;
+/// Votes and timeouts are buffered for at most this many rounds ahead.
+const ROUNDS_AHEAD_MAX: u64 = 8;
+/// The most verified certificates remembered (each arrives many times).
+const VERIFIED_CACHE_MAX: usize = 256;
+
+/// Tunables. All times are logical milliseconds from [`Input::Tick`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A round's first timeout.
+    pub round_timeout_ms: u64,
+    /// The longest round timeout after repeated timeouts (doubling).
+    pub round_timeout_ms_max: u64,
+    /// How far a block's timestamp may be from this node's clock.
+    pub timestamp_drift_ms_max: u64,
+    /// How long to wait for a sync answer before asking again.
+    pub sync_retry_ms: u64,
+    /// Test-only switches.
+    #[cfg(feature = "testing")]
+    pub testing: Testing,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            round_timeout_ms: 1_000,
+            round_timeout_ms_max: 30_000,
+            timestamp_drift_ms_max: 5_000,
+            sync_retry_ms: 1_000,
+            #[cfg(feature = "testing")]
+            testing: Testing::default(),
+        }
+    }
+}
+
+/// Test-only switches (feature `testing`): break one safety rule on purpose
+/// to show the simulator notices, or skip signature checks to measure the
+/// protocol alone.
+#[cfg(feature = "testing")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Testing {
+    /// A rule to break.
+    pub broken_rule: Option<BrokenRule>,
+    /// Accept every signature (throughput benchmarks only).
+    pub skip_signature_checks: bool,
+}
+
+/// A safety rule to break on purpose.
+#[cfg(feature = "testing")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokenRule {
+    /// Vote for any block in a new round, ignoring the lock
+    /// ([`SafetyData::safe_to_vote`]).
+    IgnoreLock,
+    /// Commit a block as soon as it is certified (a one-chain rule).
+    CommitOneChain,
+}
+
+/// The chain's first epoch.
+#[derive(Clone, Debug)]
+pub struct Genesis {
+    /// The root block's hash (e.g. of the genesis document).
+    pub hash: BlockHash,
+    /// The root's time.
+    pub timestamp_ms: u64,
+    /// Epoch 0's validators.
+    pub validators: Vec<PublicKey>,
+}
+
+/// A committed block as the driver stores it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CommittedBlock {
+    /// The block.
+    pub block: Block,
+    /// For a block that ends its epoch, the proof it was committed.
+    pub epoch_end: Option<EpochEndProof>,
+}
+
+/// Why an epoch-ending block is committed: the certified blocks after it (in
+/// its epoch) up to the certificate that committed it under the two-chain
+/// rule. Sync hands it to nodes that missed the end of the epoch.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct EpochEndProof {
+    /// The blocks after the epoch-ending block, by height.
+    pub blocks: Vec<Block>,
+    /// The certificate of the last of them (or of the block itself).
+    pub qc: QuorumCert,
+}
+
+/// What the driver reloads on restart: only persisted data.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    /// The last [`Action::PersistSafety`] value, if any.
+    pub safety: Option<SafetyData>,
+    /// Every committed block, from height 1, in order.
+    pub committed: Vec<CommittedBlock>,
+}
+
+/// One event for the core.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Logical time advanced (and a scheduled tick may be due).
+    Tick {
+        /// This node's clock.
+        now_ms: u64,
+    },
+    /// A message from a peer.
+    Message {
+        /// The peer's network identity (used only to answer and to sync).
+        from: PublicKey,
+        /// The message bytes.
+        bytes: Vec<u8>,
+        /// This node's clock.
+        now_ms: u64,
+    },
+    /// The answer to [`Action::CheckProposal`].
+    ProposalChecked {
+        /// The block checked.
+        block: BlockHash,
+        /// Whether its payload is valid.
+        valid: bool,
+    },
+    /// The answer to [`Action::GetPayload`].
+    PayloadReady {
+        /// The round it was asked for.
+        round: Round,
+        /// The payload.
+        payload: Vec<u8>,
+        /// A new validator set, if this block should end the epoch.
+        next_validators: Option<Vec<PublicKey>>,
+    },
+}
+
+/// What the driver must do, in order.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Write this durably (synced) before performing any later action.
+    PersistSafety(SafetyData),
+    /// Send to every validator of the current epoch (and observers).
+    Broadcast(Vec<u8>),
+    /// Send to one peer.
+    Send {
+        /// The peer.
+        to: PublicKey,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// Deliver an [`Input::Tick`] at or after this time.
+    ScheduleTick {
+        /// When.
+        at_ms: u64,
+    },
+    /// Build a payload for a block this node proposes; answer with
+    /// [`Input::PayloadReady`].
+    GetPayload {
+        /// The epoch.
+        epoch: Epoch,
+        /// The round.
+        round: Round,
+        /// The block's height.
+        height: Height,
+        /// The parent block.
+        parent: BlockHash,
+    },
+    /// Check a proposed block's payload (and any validator-set change);
+    /// answer with [`Input::ProposalChecked`].
+    CheckProposal(Block),
+    /// The block is final: store it (atomically with its execution) in order.
+    Commit(CommittedBlock),
+    /// A committed block ended the epoch; this set validates the next.
+    EpochChanged {
+        /// The new epoch.
+        epoch: Epoch,
+        /// Its validators.
+        validators: Vec<PublicKey>,
+    },
+    /// An input was rejected without effect (log it, score the peer).
+    Reject {
+        /// Who sent it, for messages.
+        from: Option<PublicKey>,
+        /// Why.
+        error: ConsensusError,
+    },
+    /// A certified chain conflicts with a committed block: the safety
+    /// assumption (at most f faulty) is broken. The core stops; an operator
+    /// must intervene.
+    Halt {
+        /// What was found.
+        reason: String,
+    },
+}
+
+/// An epoch's root block, as far as its children need it.
+#[derive(Clone, Copy, Debug)]
+struct Root {
+    hash: BlockHash,
+    height: Height,
+    timestamp_ms: u64,
+}
+
+/// What a child needs of its parent.
+#[derive(Clone, Copy, Debug)]
+struct ParentInfo {
+    height: Height,
+    round: Round,
+    timestamp_ms: u64,
+}
+
+/// Votes received for one round.
+#[derive(Default)]
+struct RoundVotes {
+    by_signer: HashMap<ValidatorId, VoteData>,
+    by_data: HashMap<Hash32, Vec<Vote>>,
+    certified: bool,
+}
+
+/// Timeouts received for one round.
+#[derive(Default)]
+struct RoundTimeouts {
+    by_signer: BTreeMap<ValidatorId, TimeoutEntry>,
+    certified: bool,
+}
+
+/// An outstanding sync request.
+#[derive(Clone, Copy, Debug)]
+struct SyncInFlight {
+    deadline_ms: u64,
+}
+
+/// The consensus core of one node (validator or observer).
+pub struct Core {
+    key: SigningKey,
+    me: PublicKey,
+    config: Config,
+    validators: ValidatorSet,
+    my_id: Option<ValidatorId>,
+    root: Root,
+    safety: SafetyData,
+    round: Round,
+    round_deadline_ms: Option<u64>,
+    timeouts_in_a_row: u32,
+    now_ms: u64,
+    payload_requested: Option<Round>,
+    proposed: Option<Round>,
+    tree: HashMap<BlockHash, Block>,
+    proposals_seen: BTreeMap<Round, BlockHash>,
+    pending_checks: HashMap<BlockHash, Option<TimeoutCert>>,
+    votes: BTreeMap<Round, RoundVotes>,
+    timeouts: BTreeMap<Round, RoundTimeouts>,
+    committed: VecDeque<CommittedBlock>,
+    committed_index: HashMap<BlockHash, Height>,
+    head: Root,
+    verified: VecDeque<Hash32>,
+    verified_set: HashSet<Hash32>,
+    sync: Option<SyncInFlight>,
+    sync_continue_from: Option<Height>,
+    peer_hint: Option<PublicKey>,
+    helped: BTreeMap<PublicKey, u64>,
+    halted: bool,
+}
+
+/// Collects the actions of one step.
+#[derive(Default)]
+struct Out {
+    actions: Vec<Action>,
+}
+
+impl Out {
+    fn push(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+}
+
+impl Core {
+    /// A core from the genesis and whatever the driver persisted (nothing on
+    /// first start). The committed blocks are trusted: they are this node's
+    /// own store.
+    pub fn new(
+        key: SigningKey,
+        config: Config,
+        genesis: Genesis,
+        restored: Restored,
+    ) -> Result<Core> {
+        let me = key.public_key();
+        let mut validators = ValidatorSet::new(Epoch(0), genesis.validators.clone())?;
+        let mut root = Root {
+            hash: genesis.hash,
+            height: Height(0),
+            timestamp_ms: genesis.timestamp_ms,
+        };
+        let mut head = root;
+        let mut committed = VecDeque::new();
+        let mut committed_index = HashMap::new();
+        for entry in restored.committed {
+            let block = &entry.block;
+            if block.parent != head.hash || block.height != head.height.next()? {
+                return Err(ConsensusError::Inconsistent(
+                    "restored committed blocks do not form one chain",
+                ));
+            }
+            head = Root {
+                hash: block.hash(),
+                height: block.height,
+                timestamp_ms: block.timestamp_ms,
+            };
+            if let Some(keys) = &block.next_validators {
+                validators = ValidatorSet::new(validators.epoch().next()?, keys.clone())?;
+                root = head;
+            }
+            committed_index.insert(head.hash, head.height);
+            committed.push_back(entry);
+            if committed.len() > COMMITTED_WINDOW_MAX
+                && let Some(old) = committed.pop_front()
+            {
+                committed_index.remove(&old.block.hash());
+            }
+        }
+        let epoch = validators.epoch();
+        let fresh = SafetyData::new(epoch, QuorumCert::root(epoch, root.hash, root.height));
+        let safety = match restored.safety {
+            Some(safety) if safety.epoch == epoch => safety,
+            Some(safety) if safety.epoch > epoch => {
+                return Err(ConsensusError::Inconsistent(
+                    "safety data is for a later epoch than the committed chain",
+                ));
+            }
+            _ => fresh,
+        };
+        let round = safety.justified_round()?;
+        Ok(Core {
+            my_id: validators.index_of(&me),
+            key,
+            me,
+            config,
+            validators,
+            root,
+            safety,
+            round,
+            round_deadline_ms: None,
+            timeouts_in_a_row: 0,
+            now_ms: 0,
+            payload_requested: None,
+            proposed: None,
+            tree: HashMap::new(),
+            proposals_seen: BTreeMap::new(),
+            pending_checks: HashMap::new(),
+            votes: BTreeMap::new(),
+            timeouts: BTreeMap::new(),
+            committed,
+            committed_index,
+            head,
+            verified: VecDeque::new(),
+            verified_set: HashSet::new(),
+            sync: None,
+            sync_continue_from: None,
+            peer_hint: None,
+            helped: BTreeMap::new(),
+            halted: false,
+        })
+    }
+
+    /// Handles one input and returns what the driver must do, in order.
+    pub fn step(&mut self, input: Input) -> Vec<Action> {
+        let mut out = Out::default();
+        if self.halted {
+            return out.actions;
+        }
+        match input {
+            Input::Tick { now_ms } => {
+                self.now_ms = self.now_ms.max(now_ms);
+                self.on_tick(&mut out);
+            }
+            Input::Message {
+                from,
+                bytes,
+                now_ms,
+            } => {
+                self.now_ms = self.now_ms.max(now_ms);
+                if self.round_deadline_ms.is_none() {
+                    self.start_round(&mut out);
+                }
+                if let Err(error) = self.on_message(from, &bytes, &mut out) {
+                    out.push(Action::Reject {
+                        from: Some(from),
+                        error,
+                    });
+                }
+            }
+            Input::ProposalChecked { block, valid } => {
+                if let Err(error) = self.on_proposal_checked(block, valid, &mut out) {
+                    out.push(Action::Reject { from: None, error });
+                }
+            }
+            Input::PayloadReady {
+                round,
+                payload,
+                next_validators,
+            } => {
+                if let Err(error) = self.on_payload_ready(round, payload, next_validators, &mut out)
+                {
+                    out.push(Action::Reject { from: None, error });
+                }
+            }
+        }
+        out.actions
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.validators.epoch()
+    }
+
+    /// The current round.
+    pub fn round(&self) -> Round {
+        self.round
+    }
+
+    /// The highest committed block's height and hash.
+    pub fn committed_head(&self) -> (Height, BlockHash) {
+        (self.head.height, self.head.hash)
+    }
+
+    /// The current epoch's validators.
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+
+    /// The current safety data.
+    pub fn safety(&self) -> &SafetyData {
+        &self.safety
+    }
+
+    /// A block this node holds (uncommitted, or recently committed).
+    pub fn block(&self, hash: &BlockHash) -> Option<&Block> {
+        self.tree.get(hash).or_else(|| {
+            let height = self.committed_index.get(hash)?;
+            self.committed_block(*height).map(|entry| &entry.block)
+        })
+    }
+
+    /// Whether the core stopped on a safety violation.
+    pub fn is_halted(&self) -> bool {
+        self.halted
+    }
+
+    fn committed_block(&self, height: Height) -> Option<&CommittedBlock> {
+        let first = self.committed.front()?.block.height;
+        let offset = height.0.checked_sub(first.0)?;
+        self.committed.get(usize::try_from(offset).ok()?)
+    }
+
+    #[cfg(feature = "testing")]
+    fn broken(&self, rule: BrokenRule) -> bool {
+        self.config.testing.broken_rule == Some(rule)
+    }
+
+    fn checks_signatures(&self) -> bool {
+        #[cfg(feature = "testing")]
+        {
+            !self.config.testing.skip_signature_checks
+        }
+        #[cfg(not(feature = "testing"))]
+        {
+            true
+        }
+    }
+
+    fn parent_info(&self, hash: &BlockHash) -> Option<ParentInfo> {
+        if *hash == self.root.hash {
+            return Some(ParentInfo {
+                height: self.root.height,
+                round: Round(0),
+                timestamp_ms: self.root.timestamp_ms,
+            });
+        }
+        self.block(hash).map(|block| ParentInfo {
+            height: block.height,
+            round: block.round,
+            timestamp_ms: block.timestamp_ms,
+        })
+    }
+
+    // ----- pacemaker (Jolteon Algorithm 2, "Pacemaker") -----
+
+    fn round_timeout_ms(&self) -> u64 {
+        let doubling = 1u64 << self.timeouts_in_a_row.min(16);
+        self.config
+            .round_timeout_ms
+            .saturating_mul(doubling)
+            .min(self.config.round_timeout_ms_max)
+    }
+
+    fn schedule_round_timer(&mut self, out: &mut Out) {
+        let at_ms = self.now_ms.saturating_add(self.round_timeout_ms());
+        self.round_deadline_ms = Some(at_ms);
+        out.push(Action::ScheduleTick { at_ms });
+    }
+
+    /// Enters `self.round`: arm its timer and propose if leading it.
+    fn start_round(&mut self, out: &mut Out) {
+        self.schedule_round_timer(out);
+        if self.my_id.is_some() && self.my_id == Some(self.validators.leader(self.round)) {
+            self.request_payload(out);
+        }
+    }
+
+    /// Moves to `round` (after a certificate of the round before it). A
+    /// round is only ever entered through a certificate, so a message cannot
+    /// push a node to an arbitrary round.
+    fn advance_round(&mut self, round: Round, by_timeout: bool, out: &mut Out) {
+        if round <= self.round {
+            return;
+        }
+        self.round = round;
+        self.timeouts_in_a_row = if by_timeout {
+            self.timeouts_in_a_row.saturating_add(1)
+        } else {
+            0
+        };
+        let keep_from = Round(round.0.saturating_sub(2));
+        self.votes = self.votes.split_off(&keep_from);
+        self.timeouts = self.timeouts.split_off(&round);
+        self.proposals_seen = self.proposals_seen.split_off(&keep_from);
+        self.start_round(out);
+    }
+
+    fn on_tick(&mut self, out: &mut Out) {
+        if self
+            .sync
+            .is_some_and(|sync| self.now_ms >= sync.deadline_ms)
+        {
+            self.sync = None;
+        }
+        match self.round_deadline_ms {
+            None => self.start_round(out),
+            Some(deadline) if self.now_ms >= deadline => self.local_timeout(out),
+            Some(_) => {}
+        }
+    }
+
+    /// The round's timer fired: time out (or resend the timeout), and if
+    /// stuck, ask a peer for blocks.
+    fn local_timeout(&mut self, out: &mut Out) {
+        self.schedule_round_timer(out);
+        if self.my_id.is_none() || self.timeouts_in_a_row > 0 {
+            if let Some(peer) = self.peer_hint {
+                self.request_sync(peer, out);
+            }
+        }
+        let Some(my_id) = self.my_id else {
+            return;
+        };
+        if let Some(timeout) = &self.safety.last_timeout
+            && timeout.round == self.round
+            && timeout.epoch == self.epoch()
+        {
+            // Resend: timeouts are the pacemaker's retransmission.
+            out.push(Action::Broadcast(Message::Timeout(timeout.clone()).encode()));
+            return;
+        }
+        let last_tc = self.tc_for_previous_round();
+        if let Err(error) = self
+            .safety
+            .check_timeout(self.round, &self.safety.high_qc, last_tc.as_ref())
+        {
+            out.push(Action::Reject { from: None, error });
+            return;
+        }
+        let timeout = Timeout::sign(
+            &self.key,
+            self.epoch(),
+            self.round,
+            self.safety.high_qc.clone(),
+            last_tc,
+            my_id,
+        );
+        self.safety.record_timeout(&timeout);
+        // Persist before the timeout leaves: after it, no vote in this round.
+        out.push(Action::PersistSafety(self.safety.clone()));
+        out.push(Action::Broadcast(Message::Timeout(timeout.clone()).encode()));
+        let me = self.me;
+        if let Err(error) = self.on_timeout(me, timeout, out) {
+            out.push(Action::Reject { from: None, error });
+        }
+    }
+
+    /// The timeout certificate that justifies being in this round, if any.
+    fn tc_for_previous_round(&self) -> Option<TimeoutCert> {
+        self.safety
+            .high_tc
+            .as_ref()
+            .filter(|tc| tc.round.next().ok() == Some(self.round))
+            .cloned()
+    }
+
+    // ----- proposing (Jolteon Algorithm 2, "Propose") -----
+
+    fn request_payload(&mut self, out: &mut Out) {
+        if self.payload_requested == Some(self.round) {
+            return;
+        }
+        let parent = self.safety.high_qc.vote.block;
+        let Some(info) = self.parent_info(&parent) else {
+            // The leader lacks the block it must extend (restart, missed
+            // proposal): fetch it; this round will likely time out.
+            if let Some(peer) = self.peer_hint {
+                self.request_sync(peer, out);
+            }
+            return;
+        };
+        let Ok(height) = info.height.next() else {
+            return;
+        };
+        self.payload_requested = Some(self.round);
+        out.push(Action::GetPayload {
+            epoch: self.epoch(),
+            round: self.round,
+            height,
+            parent,
+        });
+    }
+
+    fn on_payload_ready(
+        &mut self,
+        round: Round,
+        payload: Vec<u8>,
+        next_validators: Option<Vec<PublicKey>>,
+        out: &mut Out,
+    ) -> Result<()> {
+        if round != self.round
+            || self.payload_requested != Some(round)
+            || self.proposed == Some(round)
+        {
+            return Err(ConsensusError::NotPending("payload round"));
+        }
+        let my_id = self.my_id.ok_or(ConsensusError::NotPending("payload round"))?;
+        if payload.len() > PAYLOAD_BYTES_MAX {
+            return Err(ConsensusError::MessageTooLarge {
+                size: payload.len(),
+                limit: PAYLOAD_BYTES_MAX,
+            });
+        }
+        if let Some(keys) = &next_validators {
+            check_keys(keys)?;
+        }
+        let justify = self.safety.high_qc.clone();
+        let parent = self
+            .parent_info(&justify.vote.block)
+            .ok_or(ConsensusError::UnknownParent)?;
+        // Block time: the leader's clock, but always after the parent's.
+        let timestamp_ms = self.now_ms.max(parent.timestamp_ms.saturating_add(1));
+        let block = Block {
+            epoch: self.epoch(),
+            round,
+            height: parent.height.next()?,
+            parent: justify.vote.block,
+            justify,
+            timestamp_ms,
+            proposer: my_id,
+            payload,
+            next_validators,
+        };
+        let last_tc = if block.justify.round().next()? == round {
+            None
+        } else {
+            self.tc_for_previous_round()
+        };
+        let signature = self.key.sign(&proposal_digest(&block.hash()).0);
+        let proposal = Proposal {
+            block,
+            last_tc,
+            signature,
+        };
+        self.proposed = Some(round);
+        out.push(Action::Broadcast(
+            Message::Proposal(proposal.clone()).encode(),
+        ));
+        let me = self.me;
+        self.on_proposal(me, proposal, out)
+    }
+
+    // ----- messages -----
+
+    fn on_message(&mut self, from: PublicKey, bytes: &[u8], out: &mut Out) -> Result<()> {
+        let message = Message::decode(bytes)?;
+        let result = match message {
+            Message::Proposal(proposal) => self.on_proposal(from, proposal, out),
+            Message::Vote(vote) => self.on_vote(vote, out),
+            Message::Timeout(timeout) => self.on_timeout(from, timeout, out),
+            Message::SyncRequest(request) => self.on_sync_request(from, request, out),
+            Message::SyncResponse(response) => self.on_sync_response(from, response, out),
+        };
+        if result.is_ok() && from != self.me {
+            self.peer_hint = Some(from);
+        }
+        if let Err(ConsensusError::StaleEpoch { got, .. }) = result {
+            self.help_stale_peer(from, got, out);
+        }
+        result
+    }
+
+    /// Rejects messages of other epochs; a later epoch means this node
+    /// missed the end of its epoch, so it asks the sender for blocks.
+    fn check_epoch(&mut self, epoch: Epoch, from: PublicKey, out: &mut Out) -> Result<()> {
+        let current = self.epoch();
+        if epoch < current {
+            return Err(ConsensusError::StaleEpoch {
+                got: epoch,
+                current,
+            });
+        }
+        if epoch > current {
+            self.request_sync(from, out);
+            return Err(ConsensusError::FutureEpoch {
+                got: epoch,
+                current,
+            });
+        }
+        Ok(())
+    }
+
+    /// A proposal: check it completely, then ask the driver to check the
+    /// payload. The vote waits for [`Input::ProposalChecked`].
+    fn on_proposal(&mut self, from: PublicKey, proposal: Proposal, out: &mut Out) -> Result<()> {
+        let block = &proposal.block;
+        self.check_epoch(block.epoch, from, out)?;
+        if self.validators.leader(block.round) != block.proposer {
+            return Err(ConsensusError::NotLeader { round: block.round });
+        }
+        // The round must be justified by the certificates it carries, so a
+        // proposal cannot name an arbitrary future round.
+        let justified = match &proposal.last_tc {
+            _ if block.justify.round().next()? == block.round => true,
+            Some(tc) => tc.round.next()? == block.round && tc.epoch == block.epoch,
+            None => false,
+        };
+        if !justified {
+            return Err(ConsensusError::RoundNotAcceptable {
+                got: block.round,
+                current: self.round,
+                reason: "not justified by the proposal's certificates",
+            });
+        }
+        let hash = block.hash();
+        if self.checks_signatures() {
+            self.validators.verify_signature(
+                block.proposer,
+                &proposal_digest(&hash).0,
+                &proposal.signature,
+                "proposal",
+            )?;
+        }
+        match self.proposals_seen.get(&block.round) {
+            Some(seen) if *seen == hash => return Err(ConsensusError::Duplicate("proposal")),
+            Some(_) => return Err(ConsensusError::Equivocation { round: block.round }),
+            None => {}
+        }
+        // Certificates first: they may move this node to the block's round.
+        if let Some(tc) = &proposal.last_tc {
+            self.process_tc(tc, out)?;
+        }
+        self.process_qc(&block.justify, from, out)?;
+        if block.epoch != self.epoch() {
+            return Ok(());
+        }
+        if block.round < self.round {
+            return Err(ConsensusError::StaleRound {
+                got: block.round,
+                current: self.round,
+            });
+        }
+        self.proposals_seen.insert(block.round, hash);
+        if let Err(error) = self.check_extends(block, true) {
+            if error == ConsensusError::UnknownParent {
+                self.request_sync(from, out);
+            }
+            return Err(error);
+        }
+        if self.tree.len() >= TREE_BLOCKS_MAX {
+            return Err(ConsensusError::BufferFull("block tree"));
+        }
+        if self.my_id.is_some() && self.pending_checks.len() >= PENDING_CHECKS_MAX {
+            return Err(ConsensusError::BufferFull("proposal checks"));
+        }
+        self.tree.insert(hash, proposal.block.clone());
+        if self.my_id.is_some() {
+            self.pending_checks.insert(hash, proposal.last_tc);
+            out.push(Action::CheckProposal(proposal.block));
+        }
+        Ok(())
+    }
+
+    /// A block's link to its parent: the certificate certifies the parent,
+    /// heights and rounds follow it, the timestamp is after the parent's and
+    /// (for a live proposal) within the drift bound of this node's clock,
+    /// because the ledger's daily limits trust block time.
+    fn check_extends(&mut self, block: &Block, live: bool) -> Result<()> {
+        let invalid = |reason| ConsensusError::Invalid {
+            what: "block",
+            reason,
+        };
+        if block.parent != block.justify.vote.block {
+            return Err(invalid("justify does not certify the parent"));
+        }
+        if block.height != block.justify.vote.height.next()? {
+            return Err(invalid("height is not the parent's plus one"));
+        }
+        if block.round <= block.justify.round() {
+            return Err(invalid("round is not after the parent's"));
+        }
+        let Some(parent) = self.parent_info(&block.parent) else {
+            return Err(ConsensusError::UnknownParent);
+        };
+        if parent.height != block.justify.vote.height || parent.round != block.justify.round() {
+            return Err(invalid("justify disagrees with the parent block"));
+        }
+        if parent.height < self.head.height {
+            return Err(invalid("extends a block below the committed head"));
+        }
+        if block.timestamp_ms <= parent.timestamp_ms {
+            return Err(ConsensusError::Timestamp {
+                timestamp_ms: block.timestamp_ms,
+                reason: "not after the parent's",
+            });
+        }
+        let drift = self.config.timestamp_drift_ms_max;
+        if live && block.timestamp_ms > self.now_ms.saturating_add(drift) {
+            return Err(ConsensusError::Timestamp {
+                timestamp_ms: block.timestamp_ms,
+                reason: "too far ahead of this node's clock",
+            });
+        }
+        if live && block.timestamp_ms.saturating_add(drift) < self.now_ms {
+            return Err(ConsensusError::Timestamp {
+                timestamp_ms: block.timestamp_ms,
+                reason: "too far behind this node's clock",
+            });
+        }
+        if let Some(keys) = &block.next_validators {
+            check_keys(keys)?;
+        }
+        Ok(())
+    }
+
+    /// The driver checked a payload: vote if the safety rules allow
+    /// (Jolteon Algorithm 2, "Vote"), persisting before sending.
+    fn on_proposal_checked(&mut self, hash: BlockHash, valid: bool, out: &mut Out) -> Result<()> {
+        let last_tc = self
+            .pending_checks
+            .remove(&hash)
+            .ok_or(ConsensusError::NotPending("proposal check"))?;
+        if !valid {
+            return Err(ConsensusError::Invalid {
+                what: "proposal",
+                reason: "the payload check failed",
+            });
+        }
+        let block = self
+            .tree
+            .get(&hash)
+            .ok_or(ConsensusError::NotPending("proposal check"))?;
+        if block.epoch != self.epoch() || block.round != self.round {
+            return Err(ConsensusError::StaleRound {
+                got: block.round,
+                current: self.round,
+            });
+        }
+        let my_id = self.my_id.ok_or(ConsensusError::NotPending("proposal check"))?;
+        let round = block.round;
+        let qc_round = block.justify.round();
+        #[cfg(feature = "testing")]
+        let checked = if self.broken(BrokenRule::IgnoreLock) {
+            self.safety.check_vote_round(round)
+        } else {
+            self.safety.check_vote(round, qc_round, last_tc.as_ref())
+        };
+        #[cfg(not(feature = "testing"))]
+        let checked = self.safety.check_vote(round, qc_round, last_tc.as_ref());
+        checked?;
+        let parent = self
+            .parent_info(&block.parent)
+            .ok_or(ConsensusError::UnknownParent)?;
+        let data = VoteData {
+            epoch: block.epoch,
+            round,
+            block: hash,
+            height: block.height,
+            parent: block.parent,
+            parent_round: parent.round,
+        };
+        let vote = Vote::sign(&self.key, data, my_id);
+        self.safety.record_vote(&vote);
+        // Persist before the vote leaves the node.
+        out.push(Action::PersistSafety(self.safety.clone()));
+        let next_leader = self.validators.leader(round.next()?);
+        if Some(next_leader) == self.my_id {
+            self.on_vote(vote, out)
+        } else {
+            let to = *self.validators.key(next_leader)?;
+            out.push(Action::Send {
+                to,
+                bytes: Message::Vote(vote).encode(),
+            });
+            Ok(())
+        }
+    }
+
+    /// A vote: collect 2f + 1 for the same data into a certificate.
+    fn on_vote(&mut self, vote: Vote, out: &mut Out) -> Result<()> {
+        let data = vote.data;
+        let current = self.epoch();
+        if data.epoch != current {
+            return Err(if data.epoch < current {
+                ConsensusError::StaleEpoch {
+                    got: data.epoch,
+                    current,
+                }
+            } else {
+                ConsensusError::FutureEpoch {
+                    got: data.epoch,
+                    current,
+                }
+            });
+        }
+        self.validators.key(vote.signer)?;
+        if data.round.0.saturating_add(2) < self.round.0 {
+            return Err(ConsensusError::StaleRound {
+                got: data.round,
+                current: self.round,
+            });
+        }
+        if data.round.0 > self.round.0.saturating_add(ROUNDS_AHEAD_MAX) || data.round.0 == 0 {
+            return Err(ConsensusError::RoundNotAcceptable {
+                got: data.round,
+                current: self.round,
+                reason: "vote too far ahead",
+            });
+        }
+        if let Some(round_votes) = self.votes.get(&data.round)
+            && let Some(previous) = round_votes.by_signer.get(&vote.signer)
+        {
+            return Err(if *previous == data {
+                ConsensusError::Duplicate("vote")
+            } else {
+                ConsensusError::Conflicting {
+                    what: "votes",
+                    signer: vote.signer.0,
+                    round: data.round,
+                }
+            });
+        }
+        let digest = data.signing_digest();
+        if self.checks_signatures() {
+            self.validators
+                .verify_signature(vote.signer, &digest.0, &vote.signature, "vote")?;
+        }
+        let quorum = self.validators.quorum();
+        let round_votes = self.votes.entry(data.round).or_default();
+        round_votes.by_signer.insert(vote.signer, data);
+        let same = round_votes.by_data.entry(digest).or_default();
+        same.push(vote);
+        if round_votes.certified || same.len() < quorum {
+            return Ok(());
+        }
+        round_votes.certified = true;
+        let mut signatures: Vec<_> = same.iter().map(|v| (v.signer, v.signature)).collect();
+        signatures.sort_by_key(|(signer, _)| *signer);
+        let qc = QuorumCert {
+            vote: data,
+            signatures,
+        };
+        self.remember_verified(qc.digest());
+        let me = self.me;
+        self.after_qc(&qc, me, out)
+    }
+
+    /// A timeout: take its certificates, collect 2f + 1 into a timeout
+    /// certificate, and join a round that f + 1 others gave up on (so one
+    /// honest node's timeout spreads and rounds stay in step).
+    fn on_timeout(&mut self, from: PublicKey, timeout: Timeout, out: &mut Out) -> Result<()> {
+        self.check_epoch(timeout.epoch, from, out)?;
+        self.validators.key(timeout.signer)?;
+        let justified = timeout.high_qc.round().next()? == timeout.round
+            || match &timeout.last_tc {
+                Some(tc) => tc.round.next()? == timeout.round,
+                None => false,
+            };
+        if !justified {
+            return Err(ConsensusError::RoundNotAcceptable {
+                got: timeout.round,
+                current: self.round,
+                reason: "timeout round not justified by its certificates",
+            });
+        }
+        if timeout.round < self.round {
+            return Err(ConsensusError::StaleRound {
+                got: timeout.round,
+                current: self.round,
+            });
+        }
+        if let Some(round_timeouts) = self.timeouts.get(&timeout.round)
+            && let Some(previous) = round_timeouts.by_signer.get(&timeout.signer)
+        {
+            return Err(if previous.high_qc_round == timeout.high_qc.round() {
+                ConsensusError::Duplicate("timeout")
+            } else {
+                ConsensusError::Conflicting {
+                    what: "timeouts",
+                    signer: timeout.signer.0,
+                    round: timeout.round,
+                }
+            });
+        }
+        if self.checks_signatures() {
+            let digest = timeout_digest(timeout.epoch, timeout.round, timeout.high_qc.round());
+            self.validators.verify_signature(
+                timeout.signer,
+                &digest.0,
+                &timeout.signature,
+                "timeout",
+            )?;
+        }
+        if let Some(tc) = &timeout.last_tc {
+            self.process_tc(tc, out)?;
+        }
+        self.process_qc(&timeout.high_qc, from, out)?;
+        if timeout.epoch != self.epoch() || timeout.round < self.round {
+            return Ok(());
+        }
+        if timeout.round.0 > self.round.0.saturating_add(ROUNDS_AHEAD_MAX) {
+            return Err(ConsensusError::RoundNotAcceptable {
+                got: timeout.round,
+                current: self.round,
+                reason: "timeout too far ahead",
+            });
+        }
+        let round_timeouts = self.timeouts.entry(timeout.round).or_default();
+        round_timeouts.by_signer.insert(
+            timeout.signer,
+            TimeoutEntry {
+                signer: timeout.signer,
+                high_qc_round: timeout.high_qc.round(),
+                signature: timeout.signature,
+            },
+        );
+        let count = round_timeouts.by_signer.len();
+        let certified = round_timeouts.certified;
+        if count >= self.validators.weak_quorum()
+            && timeout.round == self.round
+            && self.safety.highest_timeout_round < self.round
+            && self.my_id.is_some()
+        {
+            self.local_timeout(out);
+        }
+        let Some(round_timeouts) = self.timeouts.get_mut(&timeout.round) else {
+            return Ok(());
+        };
+        if certified || round_timeouts.by_signer.len() < self.validators.quorum() {
+            return Ok(());
+        }
+        round_timeouts.certified = true;
+        let tc = TimeoutCert {
+            epoch: timeout.epoch,
+            round: timeout.round,
+            entries: round_timeouts.by_signer.values().copied().collect(),
+        };
+        self.safety.observe_tc(&tc);
+        self.advance_round(tc.round.next()?, true, out);
+        Ok(())
+    }
+
+    // ----- certificates -----
+
+    fn remember_verified(&mut self, digest: Hash32) {
+        if self.verified_set.insert(digest) {
+            self.verified.push_back(digest);
+            if self.verified.len() > VERIFIED_CACHE_MAX
+                && let Some(old) = self.verified.pop_front()
+            {
+                self.verified_set.remove(&old);
+            }
+        }
+    }
+
+    fn verify_qc(&mut self, qc: &QuorumCert) -> Result<()> {
+        if qc.vote.epoch != self.epoch() {
+            return Err(ConsensusError::Invalid {
+                what: "quorum certificate",
+                reason: "certificate is for another epoch",
+            });
+        }
+        if qc.round() == Round(0) {
+            // An epoch root's certificate: no signatures, and exactly the root.
+            let root = QuorumCert::root(self.epoch(), self.root.hash, self.root.height);
+            return if *qc == root {
+                Ok(())
+            } else {
+                Err(ConsensusError::Invalid {
+                    what: "quorum certificate",
+                    reason: "round 0 is not this epoch's root",
+                })
+            };
+        }
+        let digest = qc.digest();
+        if self.verified_set.contains(&digest) {
+            return Ok(());
+        }
+        self.validators
+            .verify_qc(qc, VerifyMode::Batched, self.checks_signatures())?;
+        self.remember_verified(digest);
+        Ok(())
+    }
+
+    /// A certificate from a message: verify, then act on it.
+    fn process_qc(&mut self, qc: &QuorumCert, from: PublicKey, out: &mut Out) -> Result<()> {
+        self.verify_qc(qc)?;
+        self.after_qc(qc, from, out)
+    }
+
+    /// A verified certificate: raise the high certificate, commit by the
+    /// two-chain rule, enter the next round.
+    fn after_qc(&mut self, qc: &QuorumCert, from: PublicKey, out: &mut Out) -> Result<()> {
+        self.safety.observe_qc(qc);
+        #[cfg(feature = "testing")]
+        let target = if self.broken(BrokenRule::CommitOneChain) {
+            Some(qc.vote.block)
+        } else {
+            qc.vote.commits()
+        };
+        #[cfg(not(feature = "testing"))]
+        let target = qc.vote.commits();
+        let epoch = self.epoch();
+        if let Some(target) = target {
+            self.commit_through(target, qc, from, out)?;
+            if self.epoch() != epoch || self.halted {
+                return Ok(());
+            }
+        }
+        if self.parent_info(&qc.vote.block).is_none() {
+            self.request_sync(from, out);
+        }
+        self.advance_round(qc.round().next()?, false, out);
+        Ok(())
+    }
+
+    fn process_tc(&mut self, tc: &TimeoutCert, out: &mut Out) -> Result<()> {
+        if tc.epoch != self.epoch() {
+            return Err(ConsensusError::Invalid {
+                what: "timeout certificate",
+                reason: "certificate is for another epoch",
+            });
+        }
+        if self
+            .safety
+            .high_tc
+            .as_ref()
+            .is_some_and(|high| high.round >= tc.round)
+        {
+            return Ok(());
+        }
+        self.validators
+            .verify_tc(tc, VerifyMode::Batched, self.checks_signatures())?;
+        self.safety.observe_tc(tc);
+        self.advance_round(tc.round.next()?, true, out);
+        Ok(())
+    }
+
+    // ----- commit (Jolteon §4, two-chain commit rule) -----
+
+    /// Commits `target` and its uncommitted ancestors, oldest first. An
+    /// epoch-ending block ends the walk: the blocks after it in its epoch are
+    /// dropped and the next epoch starts from it.
+    fn commit_through(
+        &mut self,
+        target: BlockHash,
+        qc: &QuorumCert,
+        from: PublicKey,
+        out: &mut Out,
+    ) -> Result<()> {
+        // The root and committed blocks are committed already (an old
+        // certificate arriving late names them again).
+        if target == self.head.hash
+            || target == self.root.hash
+            || self.committed_index.contains_key(&target)
+        {
+            return Ok(());
+        }
+        let mut chain = Vec::new();
+        let mut cursor = target;
+        while cursor != self.head.hash {
+            let Some(block) = self.tree.get(&cursor) else {
+                if self.committed_index.contains_key(&cursor) || cursor == self.root.hash {
+                    return self.halt(
+                        format!(
+                            "certified block {target} forks below committed block {} at height {}",
+                            self.head.hash, self.head.height
+                        ),
+                        out,
+                    );
+                }
+                // Missing ancestors: fetch them; the commit happens when
+                // their certificates are processed again.
+                self.request_sync(from, out);
+                return Ok(());
+            };
+            if block.height <= self.head.height {
+                return self.halt(
+                    format!(
+                        "certified block {target} conflicts with committed block {} at height {}",
+                        self.head.hash, self.head.height
+                    ),
+                    out,
+                );
+            }
+            chain.push(cursor);
+            cursor = block.parent;
+        }
+        for hash in chain.into_iter().rev() {
+            let Some(block) = self.tree.get(&hash).cloned() else {
+                return Err(ConsensusError::Inconsistent("walked block vanished"));
+            };
+            let epoch_end = if block.next_validators.is_some() {
+                Some(self.epoch_end_proof(hash, qc)?)
+            } else {
+                None
+            };
+            self.head = Root {
+                hash,
+                height: block.height,
+                timestamp_ms: block.timestamp_ms,
+            };
+            let entry = CommittedBlock {
+                block: block.clone(),
+                epoch_end,
+            };
+            self.committed_index.insert(hash, block.height);
+            self.committed.push_back(entry.clone());
+            if self.committed.len() > COMMITTED_WINDOW_MAX
+                && let Some(old) = self.committed.pop_front()
+            {
+                self.committed_index.remove(&old.block.hash());
+            }
+            out.push(Action::Commit(entry));
+            if let Some(keys) = block.next_validators {
+                return self.start_epoch(keys, out);
+            }
+        }
+        let head_height = self.head.height;
+        self.tree.retain(|_, block| block.height > head_height);
+        Ok(())
+    }
+
+    /// The blocks after an epoch-ending block up to the certificate that
+    /// committed it.
+    fn epoch_end_proof(&self, end: BlockHash, qc: &QuorumCert) -> Result<EpochEndProof> {
+        let mut blocks = Vec::new();
+        let mut cursor = qc.vote.block;
+        while cursor != end {
+            let block = self
+                .tree
+                .get(&cursor)
+                .ok_or(ConsensusError::Inconsistent("epoch end proof block missing"))?;
+            blocks.push(block.clone());
+            cursor = block.parent;
+        }
+        blocks.reverse();
+        Ok(EpochEndProof {
+            blocks,
+            qc: qc.clone(),
+        })
+    }
+
+    /// The committed head ended the epoch: switch to the next set, with
+    /// fresh safety data and rounds from 1.
+    fn start_epoch(&mut self, keys: Vec<PublicKey>, out: &mut Out) -> Result<()> {
+        let epoch = self.epoch().next()?;
+        self.validators = ValidatorSet::new(epoch, keys.clone())?;
+        self.my_id = self.validators.index_of(&self.me);
+        self.root = self.head;
+        self.safety = SafetyData::new(
+            epoch,
+            QuorumCert::root(epoch, self.root.hash, self.root.height),
+        );
+        self.tree.clear();
+        self.proposals_seen.clear();
+        self.pending_checks.clear();
+        self.votes.clear();
+        self.timeouts.clear();
+        self.payload_requested = None;
+        self.proposed = None;
+        self.round = Round(0);
+        self.timeouts_in_a_row = 0;
+        self.sync_continue_from = None;
+        out.push(Action::EpochChanged {
+            epoch,
+            validators: keys,
+        });
+        self.advance_round(Round(1), false, out);
+        Ok(())
+    }
+
+    fn halt(&mut self, reason: String, out: &mut Out) -> Result<()> {
+        self.halted = true;
+        out.push(Action::Halt { reason });
+        Ok(())
+    }
+}

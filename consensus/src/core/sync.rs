@@ -1,0 +1,261 @@
+//! Catching up: asking a peer for the certified blocks this node lacks, and
+//! answering such requests (DiemBFT v4 §5.2, block retrieval, by height).
+//!
+//! An answer is a parent-linked chain of blocks, each certified by the next
+//! one's `justify` and the last by the answer's certificate. The receiver
+//! checks every link and certificate exactly as for a live proposal (except
+//! the clock bound: these blocks are old) and then processes the
+//! certificates in order, so commits and epoch changes follow from the same
+//! code as in the live protocol. An answer stops at an epoch-ending block
+//! and then carries that block's [`EpochEndProof`](super::EpochEndProof).
+
+use yuchain_proto::PublicKey;
+
+use super::{Core, Out, SyncInFlight, TREE_BLOCKS_MAX};
+use crate::error::{ConsensusError, Result};
+use crate::types::{
+    Block, Epoch, Message, QuorumCert, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse,
+};
+use crate::Action;
+
+/// The most peers remembered as recently helped across an epoch boundary.
+const HELPED_PEERS_MAX: usize = 1024;
+
+impl Core {
+    /// Asks `peer` for blocks, unless a request is already outstanding.
+    pub(super) fn request_sync(&mut self, peer: PublicKey, out: &mut Out) {
+        if peer == self.me || self.sync.is_some() {
+            return;
+        }
+        let Ok(next) = self.head.height.next() else {
+            return;
+        };
+        let from_height = self.sync_continue_from.take().unwrap_or(next).max(next);
+        self.sync = Some(SyncInFlight {
+            deadline_ms: self.now_ms.saturating_add(self.config.sync_retry_ms),
+        });
+        out.push(Action::Send {
+            to: peer,
+            bytes: Message::SyncRequest(SyncRequest {
+                epoch: self.epoch(),
+                from_height,
+            })
+            .encode(),
+        });
+    }
+
+    /// Answers with up to [`SYNC_BLOCKS_MAX`] blocks of this node's chain
+    /// from the requested height: committed blocks, then the certified
+    /// blocks up to the highest certificate.
+    pub(super) fn on_sync_request(
+        &mut self,
+        from: PublicKey,
+        request: SyncRequest,
+        out: &mut Out,
+    ) -> Result<()> {
+        if request.epoch > self.epoch() {
+            // The asker is ahead; it has nothing to learn from us.
+            return Ok(());
+        }
+        let mut blocks: Vec<Block> = Vec::new();
+        let mut epoch_end_qc: Option<QuorumCert> = None;
+        let mut height = request.from_height;
+        while height <= self.head.height && blocks.len() < SYNC_BLOCKS_MAX {
+            let Some(entry) = self.committed_block(height) else {
+                return Err(ConsensusError::Invalid {
+                    what: "sync request",
+                    reason: "height is below this node's committed window",
+                });
+            };
+            if let Some(proof) = &entry.epoch_end {
+                if blocks.len() + 1 + proof.blocks.len() > SYNC_BLOCKS_MAX && !blocks.is_empty() {
+                    break;
+                }
+                blocks.push(entry.block.clone());
+                blocks.extend(proof.blocks.iter().cloned());
+                epoch_end_qc = Some(proof.qc.clone());
+                break;
+            }
+            blocks.push(entry.block.clone());
+            height = height.next()?;
+        }
+        let qc = match epoch_end_qc {
+            Some(qc) => qc,
+            None => {
+                // Continue along the uncommitted certified chain.
+                let path = self.certified_path();
+                for block in path {
+                    if blocks.len() >= SYNC_BLOCKS_MAX {
+                        break;
+                    }
+                    if block.height >= request.from_height {
+                        blocks.push(block);
+                    }
+                }
+                match self.certificate_of_last(&mut blocks) {
+                    Some(qc) => qc,
+                    None => return Ok(()),
+                }
+            }
+        };
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        out.push(Action::Send {
+            to: from,
+            bytes: Message::SyncResponse(SyncResponse { blocks, qc }).encode(),
+        });
+        Ok(())
+    }
+
+    /// A peer still works in an epoch this node has left: it missed the
+    /// certificate that ended it, and the new validators may not be talking
+    /// to it. Send it the end of its epoch (at most once per sync interval
+    /// per peer, so replayed old messages cannot make this node a traffic
+    /// amplifier). If it lacks earlier blocks it will ask for them.
+    pub(super) fn help_stale_peer(&mut self, peer: PublicKey, epoch: Epoch, out: &mut Out) {
+        if peer == self.me {
+            return;
+        }
+        if self
+            .helped
+            .get(&peer)
+            .is_some_and(|at| self.now_ms < at.saturating_add(self.config.sync_retry_ms))
+        {
+            return;
+        }
+        let Some(entry) = self
+            .committed
+            .iter()
+            .find(|entry| entry.block.epoch == epoch && entry.epoch_end.is_some())
+        else {
+            return;
+        };
+        let Some(proof) = &entry.epoch_end else {
+            return;
+        };
+        let mut blocks = vec![entry.block.clone()];
+        blocks.extend(proof.blocks.iter().cloned());
+        let qc = proof.qc.clone();
+        if self.helped.len() >= HELPED_PEERS_MAX {
+            self.helped.clear();
+        }
+        self.helped.insert(peer, self.now_ms);
+        out.push(Action::Send {
+            to: peer,
+            bytes: Message::SyncResponse(SyncResponse { blocks, qc }).encode(),
+        });
+    }
+
+    /// The uncommitted blocks from the committed head to the block of the
+    /// highest certificate, oldest first (empty if that block is unknown).
+    fn certified_path(&self) -> Vec<Block> {
+        let mut path = Vec::new();
+        let mut cursor = self.safety.high_qc.vote.block;
+        while cursor != self.head.hash {
+            let Some(block) = self.tree.get(&cursor) else {
+                return Vec::new();
+            };
+            path.push(block.clone());
+            cursor = block.parent;
+        }
+        path.reverse();
+        path
+    }
+
+    /// The certificate of the last block: the next block's `justify` on
+    /// this node's chain, or its highest certificate. Drops trailing blocks
+    /// whose certificate this node does not hold.
+    fn certificate_of_last(&self, blocks: &mut Vec<Block>) -> Option<QuorumCert> {
+        while let Some(last) = blocks.last() {
+            let hash = last.hash();
+            if self.safety.high_qc.vote.block == hash {
+                return Some(self.safety.high_qc.clone());
+            }
+            let next = last.height.next().ok()?;
+            let child = if next <= self.head.height {
+                self.committed_block(next).map(|entry| &entry.block)
+            } else {
+                self.tree
+                    .values()
+                    .find(|block| block.parent == hash && block.justify.vote.block == hash)
+            };
+            if let Some(child) = child
+                && child.justify.vote.block == hash
+            {
+                return Some(child.justify.clone());
+            }
+            blocks.pop();
+        }
+        None
+    }
+
+    /// Checks and applies an answer, block by block.
+    pub(super) fn on_sync_response(
+        &mut self,
+        from: PublicKey,
+        response: SyncResponse,
+        out: &mut Out,
+    ) -> Result<()> {
+        self.sync = None;
+        let Some(last) = response.blocks.last() else {
+            return Err(ConsensusError::Invalid {
+                what: "sync response",
+                reason: "no blocks",
+            });
+        };
+        if response.qc.vote.block != last.hash() {
+            return Err(ConsensusError::Invalid {
+                what: "sync response",
+                reason: "certificate is not of the last block",
+            });
+        }
+        let full = response.blocks.len() == SYNC_BLOCKS_MAX;
+        let last_height = last.height;
+        let start_epoch = self.epoch();
+        for block in &response.blocks {
+            if block.epoch != self.epoch() {
+                // The chain moved to the next epoch while we applied it; the
+                // rest comes in the next answer.
+                if self.epoch() != start_epoch {
+                    break;
+                }
+                return Err(ConsensusError::Invalid {
+                    what: "sync response",
+                    reason: "block of another epoch",
+                });
+            }
+            let hash = block.hash();
+            if self.parent_info(&hash).is_some() {
+                continue;
+            }
+            if let Err(error) = self.check_extends(block, false) {
+                if error == ConsensusError::UnknownParent {
+                    self.request_sync(from, out);
+                }
+                return Err(error);
+            }
+            self.process_qc(&block.justify, from, out)?;
+            if self.halted {
+                return Ok(());
+            }
+            if self.epoch() != block.epoch {
+                // The epoch ended inside this answer: ask for the next one.
+                self.request_sync(from, out);
+                return Ok(());
+            }
+            if self.tree.len() >= TREE_BLOCKS_MAX {
+                return Err(ConsensusError::BufferFull("block tree"));
+            }
+            self.tree.insert(hash, block.clone());
+        }
+        if self.epoch() == start_epoch && response.qc.vote.epoch == self.epoch() {
+            self.process_qc(&response.qc, from, out)?;
+        }
+        if full && !self.halted {
+            self.sync_continue_from = last_height.next().ok();
+            self.request_sync(from, out);
+        }
+        Ok(())
+    }
+}

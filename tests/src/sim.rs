@@ -1,0 +1,957 @@
+//! The cluster simulator: n consensus cores over a simulated network, driven
+//! by one seeded generator, with checkers after every step.
+//!
+//! Time is simulated milliseconds. Every event (a message delivery, a
+//! scheduled tick, a payload answer, a crash, a restart, a partition, the
+//! heal) sits in one queue ordered by (time, sequence number), so a seed
+//! fixes the whole run.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::fmt;
+
+use yuchain_consensus::{
+    Action, Block, BlockHash, BrokenRule, CommittedBlock, Config, Core, Genesis, Input, Message,
+    Proposal, SafetyData, Testing, Timeout, Vote, VoteData,
+};
+use yuchain_proto::{Hash32, PublicKey, SigningKey};
+
+use crate::rng::SimRng;
+
+/// What a Byzantine node does (any combination).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    /// Proposes two different blocks in its rounds, to different halves.
+    pub equivocate: bool,
+    /// Sends a second, conflicting vote with each vote.
+    pub double_vote: bool,
+    /// Proposes invalid payloads, and votes for every payload.
+    pub invalid_payloads: bool,
+    /// Drops half its messages; its proposals reach one node only.
+    pub withhold: bool,
+    /// Resends old messages it received to random nodes.
+    pub replay: bool,
+    /// Proposes blocks that extend an old certificate (a fork).
+    pub fork: bool,
+    /// Times out claiming an older highest certificate than it has.
+    pub stale_timeouts: bool,
+}
+
+impl Behaviour {
+    fn random(rng: &mut SimRng) -> Behaviour {
+        let behaviour = Behaviour {
+            equivocate: rng.percent(40),
+            double_vote: rng.percent(40),
+            invalid_payloads: rng.percent(30),
+            withhold: rng.percent(30),
+            replay: rng.percent(40),
+            fork: rng.percent(30),
+            stale_timeouts: rng.percent(30),
+        };
+        if behaviour == Behaviour::default() {
+            Behaviour {
+                equivocate: true,
+                ..behaviour
+            }
+        } else {
+            behaviour
+        }
+    }
+}
+
+/// One run's options, all derived from the seed unless set by a scenario.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The seed.
+    pub seed: u64,
+    /// Validators per epoch.
+    pub validators: usize,
+    /// Byzantine validators (indices 0..byzantine), at most f.
+    pub byzantine: usize,
+    /// What the Byzantine validators do.
+    pub behaviour: Behaviour,
+    /// Percent of messages lost (during the fault phase).
+    pub loss_percent: u64,
+    /// Percent of messages delivered twice.
+    pub duplicate_percent: u64,
+    /// One-way delay bounds (delays are uniform, so messages reorder).
+    pub delay_ms: (u64, u64),
+    /// Partitions during the fault phase.
+    pub partitions: bool,
+    /// Crashes and restarts of honest validators during the fault phase.
+    pub crashes: bool,
+    /// Propose an epoch change (one validator leaves, a new one joins) at
+    /// this height.
+    pub epoch_change_at: Option<u64>,
+    /// How long faults last; then partitions heal and crashed nodes restart.
+    pub fault_phase_ms: u64,
+    /// After the heal, every honest node must commit this many new blocks...
+    pub blocks_after_heal: u64,
+    /// ...within this much simulated time.
+    pub liveness_bound_ms: u64,
+    /// Every honest core breaks this rule (to show the checkers work).
+    pub broken_rule: Option<BrokenRule>,
+    /// Skip signature checks (throughput benchmarks).
+    pub skip_signature_checks: bool,
+    /// The base round timeout.
+    pub round_timeout_ms: u64,
+}
+
+impl SimConfig {
+    /// The options for a seed ("swarm testing": each seed draws its own mix
+    /// of faults, so a sweep covers many combinations).
+    pub fn from_seed(seed: u64) -> SimConfig {
+        let mut rng = SimRng::new(seed ^ 0x5EED_0F_C0DE);
+        let validators = match rng.range(0, 9) {
+            0..=4 => 4,
+            5..=7 => 7,
+            _ => 10,
+        };
+        let f = (validators - 1) / 3;
+        let byzantine = rng.range(0, f as u64) as usize;
+        let behaviour = Behaviour::random(&mut rng);
+        SimConfig {
+            seed,
+            validators,
+            byzantine,
+            behaviour,
+            loss_percent: [0, 0, 5, 15][rng.index(4)],
+            duplicate_percent: [0, 5, 20][rng.index(3)],
+            delay_ms: [(1, 20), (5, 60), (10, 150)][rng.index(3)],
+            partitions: rng.percent(50),
+            crashes: rng.percent(50),
+            epoch_change_at: rng.percent(50).then(|| rng.range(3, 12)),
+            fault_phase_ms: rng.range(1_000, 3_000),
+            blocks_after_heal: 3,
+            liveness_bound_ms: 60_000,
+            broken_rule: None,
+            skip_signature_checks: false,
+            round_timeout_ms: 300,
+        }
+    }
+
+    /// A quiet network with no faults (for scenarios and benchmarks).
+    pub fn quiet(seed: u64, validators: usize) -> SimConfig {
+        SimConfig {
+            seed,
+            validators,
+            byzantine: 0,
+            behaviour: Behaviour::default(),
+            loss_percent: 0,
+            duplicate_percent: 0,
+            delay_ms: (5, 20),
+            partitions: false,
+            crashes: false,
+            epoch_change_at: None,
+            fault_phase_ms: 0,
+            blocks_after_heal: 10,
+            liveness_bound_ms: 60_000,
+            broken_rule: None,
+            skip_signature_checks: false,
+            round_timeout_ms: 300,
+        }
+    }
+}
+
+/// What a checker found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Two honest nodes committed different blocks at one height.
+    Agreement {
+        /// The height.
+        height: u64,
+        /// The node that disagreed.
+        node: usize,
+    },
+    /// An honest node's commits do not form one chain (a gap, a fork or a
+    /// commit undone).
+    NotOneChain {
+        /// The node.
+        node: usize,
+        /// What was wrong.
+        detail: String,
+    },
+    /// An honest core halted on a conflicting certified chain.
+    Halted {
+        /// The node.
+        node: usize,
+        /// Its reason.
+        reason: String,
+    },
+    /// After the heal some honest node did not commit enough new blocks in
+    /// time.
+    Liveness {
+        /// The node.
+        node: usize,
+        /// Blocks it committed after the heal.
+        committed: u64,
+    },
+    /// The run did not finish within its event budget.
+    Stuck,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// A run's outcome.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The options.
+    pub config: SimConfig,
+    /// Simulated time at the end.
+    pub end_ms: u64,
+    /// The highest height committed by any honest node.
+    pub committed_height: u64,
+    /// Whether the epoch changed.
+    pub epochs: u64,
+    /// Events processed.
+    pub events: u64,
+    /// What failed, if anything.
+    pub violation: Option<Violation>,
+}
+
+/// The persisted part of a node: exactly what survives a crash.
+#[derive(Clone, Default)]
+struct Store {
+    safety: Option<SafetyData>,
+    committed: Vec<CommittedBlock>,
+}
+
+struct Node {
+    key: SigningKey,
+    core: Option<Core>,
+    store: Store,
+    byzantine: Option<Behaviour>,
+    clock_offset_ms: u64,
+    seen: VecDeque<Vec<u8>>,
+    payload_counter: u64,
+}
+
+enum Event {
+    Deliver {
+        to: usize,
+        from: usize,
+        bytes: Vec<u8>,
+    },
+    Tick {
+        node: usize,
+    },
+    Checked {
+        node: usize,
+        block: BlockHash,
+        valid: bool,
+    },
+    Payload {
+        node: usize,
+        input: Input,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    Partition {
+        groups: Vec<u8>,
+    },
+    Heal,
+}
+
+struct Queued {
+    at_ms: u64,
+    sequence: u64,
+    event: Event,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_ms, self.sequence) == (other.at_ms, other.sequence)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at_ms, self.sequence).cmp(&(other.at_ms, other.sequence))
+    }
+}
+
+/// Events beyond this end a run as stuck (a livelock guard).
+const EVENTS_MAX: u64 = 3_000_000;
+/// The genesis time of every simulated chain.
+const GENESIS_MS: u64 = 1_700_000_000_000;
+
+/// A simulated cluster.
+pub struct Cluster {
+    config: SimConfig,
+    rng: SimRng,
+    nodes: Vec<Node>,
+    genesis: Genesis,
+    core_config: Config,
+    next_validators: Vec<PublicKey>,
+    queue: BinaryHeap<Reverse<Queued>>,
+    sequence: u64,
+    now_ms: u64,
+    partition: Option<Vec<u8>>,
+    /// The first block an honest node committed at each height.
+    canonical: BTreeMap<u64, BlockHash>,
+    heal_ms: Option<u64>,
+    heights_at_heal: Vec<u64>,
+    events: u64,
+    log: bool,
+}
+
+impl Cluster {
+    /// A cluster for `config`: validators 0..n, plus one spare node that joins
+    /// at the epoch change (when one is planned) while validator n - 1 leaves.
+    pub fn new(config: SimConfig) -> Cluster {
+        let mut rng = SimRng::new(config.seed);
+        let total = config.validators + usize::from(config.epoch_change_at.is_some());
+        let keys: Vec<SigningKey> = (0..total)
+            .map(|i| SigningKey::for_test(&format!("sim-validator-{i}")))
+            .collect();
+        let initial: Vec<PublicKey> = keys[..config.validators]
+            .iter()
+            .map(SigningKey::public_key)
+            .collect();
+        let mut next_validators = initial.clone();
+        if config.epoch_change_at.is_some() {
+            next_validators[config.validators - 1] = keys[config.validators].public_key();
+        }
+        let genesis = Genesis {
+            hash: Hash32([0x6e; 32]),
+            timestamp_ms: GENESIS_MS,
+            validators: initial,
+        };
+        let core_config = Config {
+            round_timeout_ms: config.round_timeout_ms,
+            round_timeout_ms_max: config.round_timeout_ms * 16,
+            timestamp_drift_ms_max: 2_000,
+            sync_retry_ms: config.round_timeout_ms,
+            testing: Testing {
+                broken_rule: None,
+                skip_signature_checks: config.skip_signature_checks,
+            },
+        };
+        let behaviour = config.behaviour;
+        let nodes = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| Node {
+                key,
+                core: None,
+                store: Store::default(),
+                byzantine: (i < config.byzantine).then_some(behaviour),
+                clock_offset_ms: rng.range(0, 100),
+                seen: VecDeque::new(),
+                payload_counter: 0,
+            })
+            .collect();
+        let mut cluster = Cluster {
+            config,
+            rng,
+            nodes,
+            genesis,
+            core_config,
+            next_validators,
+            queue: BinaryHeap::new(),
+            sequence: 0,
+            now_ms: 0,
+            partition: None,
+            canonical: BTreeMap::new(),
+            heal_ms: None,
+            heights_at_heal: Vec::new(),
+            events: 0,
+            log: false,
+        };
+        for node in 0..cluster.nodes.len() {
+            cluster.boot(node);
+            cluster.push(0, Event::Tick { node });
+        }
+        cluster.plan_faults();
+        cluster
+    }
+
+    /// Prints every event (for replaying one seed).
+    pub fn set_log(&mut self, log: bool) {
+        self.log = log;
+    }
+
+    fn core_config_for(&self, node: usize) -> Config {
+        let mut config = self.core_config.clone();
+        if self.nodes[node].byzantine.is_none() {
+            config.testing.broken_rule = self.config.broken_rule;
+        }
+        config
+    }
+
+    fn boot(&mut self, node: usize) {
+        let restored = yuchain_consensus::Restored {
+            safety: self.nodes[node].store.safety.clone(),
+            committed: self.nodes[node].store.committed.clone(),
+        };
+        let core = Core::new(
+            self.nodes[node].key.clone(),
+            self.core_config_for(node),
+            self.genesis.clone(),
+            restored,
+        )
+        .expect("a node restarts from its own store");
+        self.nodes[node].core = Some(core);
+    }
+
+    fn push(&mut self, at_ms: u64, event: Event) {
+        self.sequence += 1;
+        self.queue.push(Reverse(Queued {
+            at_ms,
+            sequence: self.sequence,
+            event,
+        }));
+    }
+
+    fn honest(&self, node: usize) -> bool {
+        self.nodes[node].byzantine.is_none()
+    }
+
+    /// Partitions and crashes during the fault phase, then the heal.
+    fn plan_faults(&mut self) {
+        let phase = self.config.fault_phase_ms;
+        let n = self.nodes.len();
+        if self.config.partitions && phase > 0 {
+            let mut at = self.rng.range(0, phase / 2);
+            while at < phase {
+                let groups: Vec<u8> = (0..n).map(|_| self.rng.range(0, 1) as u8).collect();
+                self.push(at, Event::Partition { groups });
+                let heal_at = (at + self.rng.range(200, 1_000)).min(phase);
+                self.push(heal_at, Event::Heal);
+                at = heal_at + self.rng.range(100, 800);
+            }
+        }
+        if self.config.crashes && phase > 0 {
+            let crashes = self.rng.range(1, 3);
+            for _ in 0..crashes {
+                let node = self.rng.range(self.config.byzantine as u64, n as u64 - 1) as usize;
+                let at = self.rng.range(0, phase);
+                self.push(at, Event::Crash { node });
+                let back = (at + self.rng.range(100, 1_500)).min(phase);
+                self.push(back, Event::Restart { node });
+            }
+        }
+        self.push(phase, Event::Heal);
+        for node in 0..n {
+            self.push(phase, Event::Restart { node });
+        }
+    }
+
+    fn local_time(&self, node: usize) -> u64 {
+        GENESIS_MS + self.now_ms + self.nodes[node].clock_offset_ms
+    }
+
+    /// Sends bytes over the simulated network (loss, delay, duplication).
+    fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        if from == to {
+            return;
+        }
+        if self.rng.percent(self.config.loss_percent) {
+            return;
+        }
+        let (low, high) = self.config.delay_ms;
+        if self.rng.percent(self.config.duplicate_percent) {
+            let delay = self.rng.range(low, high);
+            self.push(
+                self.now_ms + delay,
+                Event::Deliver {
+                    to,
+                    from,
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+        let delay = self.rng.range(low, high);
+        self.push(self.now_ms + delay, Event::Deliver { to, from, bytes });
+    }
+
+    fn index_of(&self, key: &PublicKey) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|node| node.key.public_key() == *key)
+    }
+
+    /// Runs until the liveness goal after the heal, a violation, or the
+    /// bound.
+    pub fn run(mut self) -> Report {
+        let violation = self.run_inner().err();
+        let committed_height = self.canonical.keys().next_back().copied().unwrap_or(0);
+        let epochs = self
+            .nodes
+            .iter()
+            .filter_map(|node| node.core.as_ref())
+            .map(|core| core.epoch().0)
+            .max()
+            .unwrap_or(0);
+        Report {
+            config: self.config,
+            end_ms: self.now_ms,
+            committed_height,
+            epochs,
+            events: self.events,
+            violation,
+        }
+    }
+
+    fn run_inner(&mut self) -> Result<(), Violation> {
+        while let Some(Reverse(queued)) = self.queue.pop() {
+            self.events += 1;
+            if self.events > EVENTS_MAX {
+                return Err(Violation::Stuck);
+            }
+            self.now_ms = queued.at_ms;
+            self.handle(queued.event)?;
+            if let Some(heal) = self.heal_ms {
+                if self.liveness_reached() {
+                    return Ok(());
+                }
+                if self.now_ms > heal + self.config.liveness_bound_ms {
+                    return Err(self.liveness_violation());
+                }
+            }
+        }
+        Err(Violation::Stuck)
+    }
+
+    fn committed_height(&self, node: usize) -> u64 {
+        self.nodes[node]
+            .store
+            .committed
+            .last()
+            .map_or(0, |entry| entry.block.height.0)
+    }
+
+    fn liveness_reached(&self) -> bool {
+        (0..self.nodes.len()).filter(|&i| self.honest(i)).all(|i| {
+            self.committed_height(i) >= self.heights_at_heal[i] + self.config.blocks_after_heal
+        })
+    }
+
+    fn liveness_violation(&self) -> Violation {
+        let node = (0..self.nodes.len())
+            .filter(|&i| self.honest(i))
+            .find(|&i| {
+                self.committed_height(i) < self.heights_at_heal[i] + self.config.blocks_after_heal
+            })
+            .unwrap_or(0);
+        Violation::Liveness {
+            node,
+            committed: self.committed_height(node) - self.heights_at_heal[node],
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), Violation> {
+        match event {
+            Event::Deliver { to, from, bytes } => {
+                if let Some(groups) = &self.partition
+                    && groups[to] != groups[from]
+                {
+                    return Ok(());
+                }
+                if self.nodes[to].core.is_none() {
+                    return Ok(());
+                }
+                if self.nodes[to].byzantine.is_some_and(|b| b.replay) {
+                    let seen = &mut self.nodes[to].seen;
+                    seen.push_back(bytes.clone());
+                    if seen.len() > 32 {
+                        seen.pop_front();
+                    }
+                }
+                let input = Input::Message {
+                    from: self.nodes[from].key.public_key(),
+                    bytes,
+                    now_ms: self.local_time(to),
+                };
+                self.step(to, input)
+            }
+            Event::Tick { node } => {
+                let now_ms = self.local_time(node);
+                self.step(node, Input::Tick { now_ms })
+            }
+            Event::Checked { node, block, valid } => {
+                self.step(node, Input::ProposalChecked { block, valid })
+            }
+            Event::Payload { node, input } => self.step(node, input),
+            Event::Crash { node } => {
+                if self.log {
+                    println!("{:>7} crash {node}", self.now_ms);
+                }
+                self.nodes[node].core = None;
+                Ok(())
+            }
+            Event::Restart { node } => {
+                if self.nodes[node].core.is_none() {
+                    if self.log {
+                        println!("{:>7} restart {node}", self.now_ms);
+                    }
+                    self.boot(node);
+                    let now_ms = self.local_time(node);
+                    self.step(node, Input::Tick { now_ms })?;
+                }
+                Ok(())
+            }
+            Event::Partition { groups } => {
+                if self.log {
+                    println!("{:>7} partition {groups:?}", self.now_ms);
+                }
+                self.partition = Some(groups);
+                Ok(())
+            }
+            Event::Heal => {
+                self.partition = None;
+                if self.now_ms >= self.config.fault_phase_ms && self.heal_ms.is_none() {
+                    if self.log {
+                        println!("{:>7} heal: liveness phase", self.now_ms);
+                    }
+                    self.heal_ms = Some(self.now_ms);
+                    // The network heals: no more loss (delays, duplicates and
+                    // reordering stay; Byzantine nodes keep misbehaving).
+                    self.config.loss_percent = 0;
+                    self.heights_at_heal = (0..self.nodes.len())
+                        .map(|i| self.committed_height(i))
+                        .collect();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn step(&mut self, node: usize, input: Input) -> Result<(), Violation> {
+        let Some(core) = self.nodes[node].core.as_mut() else {
+            return Ok(());
+        };
+        let actions = core.step(input);
+        for action in actions {
+            self.perform(node, action)?;
+        }
+        Ok(())
+    }
+
+    fn perform(&mut self, node: usize, action: Action) -> Result<(), Violation> {
+        match action {
+            Action::PersistSafety(safety) => {
+                self.nodes[node].store.safety = Some(safety);
+            }
+            Action::Broadcast(bytes) => {
+                if let Some(behaviour) = self.nodes[node].byzantine {
+                    self.byzantine_broadcast(node, behaviour, bytes);
+                } else {
+                    for to in 0..self.nodes.len() {
+                        self.send(node, to, bytes.clone());
+                    }
+                }
+            }
+            Action::Send { to, bytes } => {
+                if let Some(to) = self.index_of(&to) {
+                    if let Some(behaviour) = self.nodes[node].byzantine {
+                        self.byzantine_send(node, behaviour, to, bytes);
+                    } else {
+                        self.send(node, to, bytes);
+                    }
+                }
+            }
+            Action::ScheduleTick { at_ms } => {
+                let at = at_ms
+                    .saturating_sub(GENESIS_MS + self.nodes[node].clock_offset_ms)
+                    .max(self.now_ms + 1);
+                self.push(at, Event::Tick { node });
+            }
+            Action::GetPayload { epoch, round, .. } => {
+                let next_validators = (self.config.epoch_change_at.is_some_and(|at| {
+                    epoch.0 == 0 && self.committed_height(node) + 1 >= at
+                }))
+                .then(|| self.next_validators.clone());
+                let counter = self.nodes[node].payload_counter;
+                self.nodes[node].payload_counter += 1;
+                let mut payload = Vec::with_capacity(24);
+                let invalid = self.nodes[node]
+                    .byzantine
+                    .is_some_and(|b| b.invalid_payloads && self.rng.percent(50));
+                payload.push(if invalid { 0xFF } else { 0 });
+                payload.extend_from_slice(&(node as u64).to_le_bytes());
+                payload.extend_from_slice(&round.0.to_le_bytes());
+                payload.extend_from_slice(&counter.to_le_bytes());
+                self.push(
+                    self.now_ms + 1,
+                    Event::Payload {
+                        node,
+                        input: Input::PayloadReady {
+                            round,
+                            payload,
+                            next_validators,
+                        },
+                    },
+                );
+            }
+            Action::CheckProposal(block) => {
+                let valid = self.nodes[node].byzantine.is_some() || self.payload_valid(&block);
+                self.push(
+                    self.now_ms + 1,
+                    Event::Checked {
+                        node,
+                        block: block.hash(),
+                        valid,
+                    },
+                );
+            }
+            Action::Commit(entry) => {
+                if self.honest(node) {
+                    self.check_commit(node, &entry)?;
+                }
+                if self.log {
+                    println!(
+                        "{:>7} node {node} commits height {} {:?}",
+                        self.now_ms, entry.block.height.0, entry.block.hash()
+                    );
+                }
+                self.nodes[node].store.committed.push(entry);
+            }
+            Action::EpochChanged { epoch, .. } => {
+                if self.log {
+                    println!("{:>7} node {node} enters epoch {}", self.now_ms, epoch.0);
+                }
+            }
+            Action::Reject { error, .. } => {
+                if self.log {
+                    println!("{:>7} node {node} rejects: {error}", self.now_ms);
+                }
+            }
+            Action::Halt { reason } => {
+                if self.honest(node) {
+                    return Err(Violation::Halted { node, reason });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The simulated ledger's payload rule: the first byte must not be 0xFF,
+    /// and only the planned validator-set change is acceptable, in epoch 0.
+    fn payload_valid(&self, block: &Block) -> bool {
+        let payload_ok = block.payload.first() != Some(&0xFF);
+        let change_ok = match &block.next_validators {
+            None => true,
+            Some(keys) => {
+                self.config.epoch_change_at.is_some()
+                    && block.epoch.0 == 0
+                    && *keys == self.next_validators
+            }
+        };
+        payload_ok && change_ok
+    }
+
+    /// Agreement, no commit undone, one chain: checked on every commit.
+    fn check_commit(&mut self, node: usize, entry: &CommittedBlock) -> Result<(), Violation> {
+        let block = &entry.block;
+        let hash = block.hash();
+        let (last_height, last_hash) = match self.nodes[node].store.committed.last() {
+            Some(last) => (last.block.height.0, last.block.hash()),
+            None => (0, self.genesis.hash),
+        };
+        if block.height.0 != last_height + 1 || block.parent != last_hash {
+            return Err(Violation::NotOneChain {
+                node,
+                detail: format!(
+                    "committed height {} (parent {:?}) after height {last_height} ({last_hash:?})",
+                    block.height.0, block.parent
+                ),
+            });
+        }
+        match self.canonical.get(&block.height.0) {
+            Some(existing) if *existing != hash => {
+                return Err(Violation::Agreement {
+                    height: block.height.0,
+                    node,
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.canonical.insert(block.height.0, hash);
+            }
+        }
+        Ok(())
+    }
+
+    // ----- Byzantine behaviour: honest cores whose output is tampered with -----
+
+    fn replay_old(&mut self, node: usize) {
+        if self.nodes[node].seen.is_empty() || !self.rng.percent(30) {
+            return;
+        }
+        let index = self.rng.index(self.nodes[node].seen.len());
+        let bytes = self.nodes[node].seen[index].clone();
+        let to = self.rng.index(self.nodes.len());
+        self.send(node, to, bytes);
+    }
+
+    fn byzantine_broadcast(&mut self, node: usize, behaviour: Behaviour, bytes: Vec<u8>) {
+        if behaviour.replay {
+            self.replay_old(node);
+        }
+        let message = Message::decode(&bytes).ok();
+        let n = self.nodes.len();
+        match message {
+            Some(Message::Proposal(proposal)) => {
+                let proposal = if behaviour.fork {
+                    self.fork_proposal(node, proposal)
+                } else {
+                    proposal
+                };
+                let bytes = Message::Proposal(proposal.clone()).encode();
+                if behaviour.withhold {
+                    let to = self.rng.index(n);
+                    self.send(node, to, bytes);
+                } else if behaviour.equivocate {
+                    let other = Message::Proposal(self.resign_with_other_payload(node, proposal))
+                        .encode();
+                    for to in 0..n {
+                        let copy = if self.rng.percent(50) {
+                            bytes.clone()
+                        } else {
+                            other.clone()
+                        };
+                        self.send(node, to, copy);
+                    }
+                } else {
+                    for to in 0..n {
+                        self.send(node, to, bytes.clone());
+                    }
+                }
+            }
+            Some(Message::Timeout(timeout)) if behaviour.stale_timeouts => {
+                let timeout = self.stale_timeout(node, timeout);
+                let bytes = Message::Timeout(timeout).encode();
+                for to in 0..n {
+                    if !behaviour.withhold || self.rng.percent(50) {
+                        self.send(node, to, bytes.clone());
+                    }
+                }
+            }
+            _ => {
+                for to in 0..n {
+                    if !behaviour.withhold || self.rng.percent(50) {
+                        self.send(node, to, bytes.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    fn byzantine_send(&mut self, node: usize, behaviour: Behaviour, to: usize, bytes: Vec<u8>) {
+        if behaviour.replay {
+            self.replay_old(node);
+        }
+        if behaviour.withhold && self.rng.percent(50) {
+            return;
+        }
+        if behaviour.double_vote
+            && let Ok(Message::Vote(vote)) = Message::decode(&bytes)
+        {
+            let mut data: VoteData = vote.data;
+            let mut hash = [0u8; 32];
+            for chunk in hash.chunks_mut(8) {
+                chunk.copy_from_slice(&self.rng.next_u64().to_le_bytes());
+            }
+            data.block = Hash32(hash);
+            let other = Vote::sign(&self.nodes[node].key, data, vote.signer);
+            let bytes = Message::Vote(other).encode();
+            self.send(node, to, bytes.clone());
+            let elsewhere = self.rng.index(self.nodes.len());
+            self.send(node, elsewhere, bytes);
+        }
+        self.send(node, to, bytes);
+    }
+
+    fn sign_proposal(&self, node: usize, block: Block, last_tc: Option<yuchain_consensus::TimeoutCert>) -> Proposal {
+        let signature = self.nodes[node]
+            .key
+            .sign(&yuchain_consensus::types::proposal_digest(&block.hash()).0);
+        Proposal {
+            block,
+            last_tc,
+            signature,
+        }
+    }
+
+    fn resign_with_other_payload(&mut self, node: usize, proposal: Proposal) -> Proposal {
+        let mut block = proposal.block;
+        block.payload.push(self.rng.range(0, 255) as u8);
+        self.sign_proposal(node, block, proposal.last_tc)
+    }
+
+    /// A certificate older than `qc`: the one its block carries, twice back
+    /// when possible.
+    fn older_qc(&self, node: usize, qc: &yuchain_consensus::QuorumCert) -> yuchain_consensus::QuorumCert {
+        let Some(core) = self.nodes[node].core.as_ref() else {
+            return qc.clone();
+        };
+        let mut older = qc.clone();
+        for _ in 0..2 {
+            match core.block(&older.vote.block) {
+                Some(block) if block.justify.vote.epoch == older.vote.epoch => {
+                    older = block.justify.clone();
+                }
+                _ => break,
+            }
+        }
+        older
+    }
+
+    /// Replaces the block with one extending an older certificate, at the
+    /// same round: a fork that honest voters must refuse (the lock).
+    fn fork_proposal(&mut self, node: usize, proposal: Proposal) -> Proposal {
+        let older = self.older_qc(node, &proposal.block.justify);
+        let Ok(height) = older.vote.height.next() else {
+            return proposal;
+        };
+        let mut block = proposal.block;
+        block.parent = older.vote.block;
+        block.height = height;
+        block.justify = older;
+        block.payload.push(0xF0);
+        block.next_validators = None;
+        self.sign_proposal(node, block, None)
+    }
+
+    /// A timeout claiming an older highest certificate than the node has.
+    fn stale_timeout(&mut self, node: usize, timeout: Timeout) -> Timeout {
+        let older = self.older_qc(node, &timeout.high_qc);
+        if older.round() == timeout.high_qc.round() {
+            return timeout;
+        }
+        // Keep it justified by a timeout certificate when there is one, so
+        // honest nodes must look at the claim itself.
+        Timeout::sign(
+            &self.nodes[node].key,
+            timeout.epoch,
+            timeout.round,
+            older,
+            timeout.last_tc,
+            timeout.signer,
+        )
+    }
+}
+
+/// Runs one seed's configuration.
+pub fn run_seed(seed: u64) -> Report {
+    Cluster::new(SimConfig::from_seed(seed)).run()
+}
+
+/// The command that replays a seed exactly.
+pub fn replay_command(seed: u64) -> String {
+    format!("SIM_SEED={seed} cargo nextest run -p yuchain-tests --test it replay_seed --no-capture")
+}
