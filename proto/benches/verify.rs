@@ -1,1 +1,137 @@
-fn main(){}
+//! Signature verification rates: the bound every other throughput figure in
+//! yuchain is compared against (see BENCHMARKS.md, "Signature verification").
+//!
+//! `cargo bench -p yuchain-proto --bench verify -- --warm-up-time 1 --measurement-time 5`
+
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ed25519_dalek::Verifier as _;
+use yuchain_proto::keys::{PublicKey, Signature, SigningKey};
+use yuchain_proto::verify::{SignedMessage, verify_batch, verify_one};
+
+/// Signatures in a batch, each by a distinct key.
+const BATCH: usize = 1024;
+
+/// A transaction-sized message (bytes).
+const MESSAGE_LEN: usize = 200;
+
+struct Fixture {
+    keys: Vec<PublicKey>,
+    signatures: Vec<Signature>,
+    messages: Vec<Vec<u8>>,
+}
+
+fn fixture() -> Fixture {
+    let mut keys = Vec::with_capacity(BATCH);
+    let mut signatures = Vec::with_capacity(BATCH);
+    let mut messages = Vec::with_capacity(BATCH);
+    for i in 0..BATCH {
+        let key = SigningKey::for_test(&format!("bench signer {i}"));
+        let mut message = format!("bench message {i} ").into_bytes();
+        message.resize(MESSAGE_LEN, i as u8);
+        signatures.push(key.sign(&message));
+        keys.push(key.public_key());
+        messages.push(message);
+    }
+    Fixture {
+        keys,
+        signatures,
+        messages,
+    }
+}
+
+fn items(fixture: &Fixture) -> Vec<SignedMessage<'_>> {
+    (0..BATCH)
+        .map(|i| SignedMessage {
+            public_key: fixture.keys[i],
+            signature: fixture.signatures[i],
+            message: &fixture.messages[i],
+        })
+        .collect()
+}
+
+fn single(c: &mut Criterion) {
+    let fixture = fixture();
+    let dalek_keys: Vec<ed25519_dalek::VerifyingKey> = fixture
+        .keys
+        .iter()
+        .map(|key| ed25519_dalek::VerifyingKey::from_bytes(&key.0).expect("key"))
+        .collect();
+    let dalek_signatures: Vec<ed25519_dalek::Signature> = fixture
+        .signatures
+        .iter()
+        .map(|signature| ed25519_dalek::Signature::from_bytes(&signature.0))
+        .collect();
+
+    let mut group = c.benchmark_group("single");
+    group.throughput(Throughput::Elements(1));
+    // The consensus rule, one signature at a time (decodes the key each time).
+    let mut i = 0;
+    group.bench_function("verify_one", |b| {
+        b.iter(|| {
+            i = (i + 1) % BATCH;
+            verify_one(
+                &fixture.keys[i],
+                &fixture.messages[i],
+                &fixture.signatures[i],
+            )
+            .expect("valid")
+        })
+    });
+    // Reference: plain ed25519-dalek `verify`, key decoded in advance.
+    let mut i = 0;
+    group.bench_function("dalek_verify", |b| {
+        b.iter(|| {
+            i = (i + 1) % BATCH;
+            dalek_keys[i]
+                .verify(&fixture.messages[i], &dalek_signatures[i])
+                .expect("valid")
+        })
+    });
+    // Reference: ed25519-dalek decoding the key bytes too, like verify_one.
+    let mut i = 0;
+    group.bench_function("dalek_decode_and_verify", |b| {
+        b.iter(|| {
+            i = (i + 1) % BATCH;
+            ed25519_dalek::VerifyingKey::from_bytes(&fixture.keys[i].0)
+                .expect("key")
+                .verify(&fixture.messages[i], &dalek_signatures[i])
+                .expect("valid")
+        })
+    });
+    group.finish();
+}
+
+fn batched(c: &mut Criterion) {
+    let fixture = fixture();
+    let items = items(&fixture);
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+
+    let mut group = c.benchmark_group("verify_batch_1024");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(10);
+    group.bench_function("1_thread", |b| {
+        b.iter(|| {
+            let bad = one_thread.install(|| verify_batch(&items));
+            assert!(bad.is_empty());
+        })
+    });
+    group.bench_function(
+        format!("default_pool_{}_threads", rayon::current_num_threads()),
+        |b| {
+            b.iter(|| {
+                let bad = verify_batch(&items);
+                assert!(bad.is_empty());
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, single, batched);
+criterion_main!(benches);
