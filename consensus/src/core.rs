@@ -485,6 +485,17 @@ impl Core {
         self.config.testing.broken_rule == Some(rule)
     }
 
+    fn ignores_lock(&self) -> bool {
+        #[cfg(feature = "testing")]
+        {
+            self.broken(BrokenRule::IgnoreLock)
+        }
+        #[cfg(not(feature = "testing"))]
+        {
+            false
+        }
+    }
+
     fn checks_signatures(&self) -> bool {
         #[cfg(feature = "testing")]
         {
@@ -765,7 +776,9 @@ impl Core {
             Some(tc) => tc.round.next()? == block.round && tc.epoch == block.epoch,
             None => false,
         };
-        if !justified {
+        // (A block in this node's current round is looked at even if its
+        // own certificates do not justify the round: the voting rule decides.)
+        if !justified && block.round != self.round {
             return Err(ConsensusError::RoundNotAcceptable {
                 got: block.round,
                 current: self.round,
@@ -845,7 +858,9 @@ impl Core {
         if parent.height != block.justify.vote.height || parent.round != block.justify.round() {
             return Err(invalid("justify disagrees with the parent block"));
         }
-        if parent.height < self.head.height {
+        // Extending below the committed head can never be safe to vote for;
+        // part of the lock (so the broken-lock switch skips it too).
+        if parent.height < self.head.height && !self.ignores_lock() {
             return Err(invalid("extends a block below the committed head"));
         }
         if block.timestamp_ms <= parent.timestamp_ms {
@@ -899,15 +914,11 @@ impl Core {
         let my_id = self.my_id.ok_or(ConsensusError::NotPending("proposal check"))?;
         let round = block.round;
         let qc_round = block.justify.round();
-        #[cfg(feature = "testing")]
-        let checked = if self.broken(BrokenRule::IgnoreLock) {
-            self.safety.check_vote_round(round)
+        if self.ignores_lock() {
+            self.safety.check_vote_round(round)?;
         } else {
-            self.safety.check_vote(round, qc_round, last_tc.as_ref())
-        };
-        #[cfg(not(feature = "testing"))]
-        let checked = self.safety.check_vote(round, qc_round, last_tc.as_ref());
-        checked?;
+            self.safety.check_vote(round, qc_round, last_tc.as_ref())?;
+        }
         let parent = self
             .parent_info(&block.parent)
             .ok_or(ConsensusError::UnknownParent)?;

@@ -456,6 +456,11 @@ impl Cluster {
 
     /// Sends bytes over the simulated network (loss, delay, duplication).
     fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        self.send_later(from, to, bytes, 0);
+    }
+
+    /// Sends with `extra_ms` added to the random delay.
+    fn send_later(&mut self, from: usize, to: usize, bytes: Vec<u8>, extra_ms: u64) {
         if from == to {
             return;
         }
@@ -464,7 +469,7 @@ impl Cluster {
         }
         let (low, high) = self.config.delay_ms;
         if self.rng.percent(self.config.duplicate_percent) {
-            let delay = self.rng.range(low, high);
+            let delay = self.rng.range(low, high) + extra_ms;
             self.push(
                 self.now_ms + delay,
                 Event::Deliver {
@@ -474,7 +479,7 @@ impl Cluster {
                 },
             );
         }
-        let delay = self.rng.range(low, high);
+        let delay = self.rng.range(low, high) + extra_ms;
         self.push(self.now_ms + delay, Event::Deliver { to, from, bytes });
     }
 
@@ -807,14 +812,30 @@ impl Cluster {
         match message {
             Some(Message::Proposal(proposal)) => {
                 let proposal = if behaviour.fork {
+                    // First move everyone to this round with a timeout that
+                    // carries the certificate of the previous round, then
+                    // send a block extending an older one.
+                    let timeout = Timeout::sign(
+                        &self.nodes[node].key,
+                        proposal.block.epoch,
+                        proposal.block.round,
+                        proposal.block.justify.clone(),
+                        proposal.last_tc.clone(),
+                        proposal.block.proposer,
+                    );
+                    let bytes = Message::Timeout(timeout).encode();
+                    for to in 0..n {
+                        self.send(node, to, bytes.clone());
+                    }
                     self.fork_proposal(node, proposal)
                 } else {
                     proposal
                 };
+                let extra = if behaviour.fork { self.config.delay_ms.1 } else { 0 };
                 let bytes = Message::Proposal(proposal.clone()).encode();
                 if behaviour.withhold {
                     let to = self.rng.index(n);
-                    self.send(node, to, bytes);
+                    self.send_later(node, to, bytes, extra);
                 } else if behaviour.equivocate {
                     let other = Message::Proposal(self.resign_with_other_payload(node, proposal))
                         .encode();
@@ -824,11 +845,11 @@ impl Cluster {
                         } else {
                             other.clone()
                         };
-                        self.send(node, to, copy);
+                        self.send_later(node, to, copy, extra);
                     }
                 } else {
                     for to in 0..n {
-                        self.send(node, to, bytes.clone());
+                        self.send_later(node, to, bytes.clone(), extra);
                     }
                 }
             }
