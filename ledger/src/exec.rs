@@ -77,7 +77,7 @@ impl Ledger {
         };
         sender.next_sequence = next_sequence;
         let sender_kind = sender.kind;
-        touched.accounts.insert(tx.sender);
+        touched.accounts.push(tx.sender);
 
         let Some(fee) = self.fee_for(&tx.action, sender_kind) else {
             return (ResultCode::Overflow, 0);
@@ -195,7 +195,7 @@ impl Ledger {
                         order_id: order_id.clone(),
                     },
                 );
-                touched.payments.insert(tx.id);
+                touched.payments.push(tx.id);
                 Ok(())
             }
             Action::Refund { payment_id, amount } => {
@@ -247,7 +247,7 @@ impl Ledger {
             return Err(ResultCode::AccountExists);
         }
         operator.name = name.to_string();
-        touched.accounts.insert(operator.address);
+        touched.accounts.push(operator.address);
         self.accounts.insert(operator.address, operator);
         Ok(())
     }
@@ -283,7 +283,7 @@ impl Ledger {
         }
         self.charge_fee(sender, fee, touched)?;
         wallet.operator = Some(sender);
-        touched.accounts.insert(wallet.address);
+        touched.accounts.push(wallet.address);
         self.accounts.insert(wallet.address, wallet);
         Ok(())
     }
@@ -309,7 +309,7 @@ impl Ledger {
         let mut updated = account.clone();
         change(&self.params, &mut updated)?;
         self.charge_fee(sender, fee, touched)?;
-        touched.accounts.insert(wallet);
+        touched.accounts.push(wallet);
         self.accounts.insert(wallet, updated);
         Ok(())
     }
@@ -335,7 +335,7 @@ impl Ledger {
         self.pay(sender, payer, amount, fee, None, touched)?;
         let payment = self.payments.get_mut(&payment_id).expect("checked above");
         payment.refunded = refunded;
-        touched.payments.insert(payment_id);
+        touched.payments.push(payment_id);
         Ok(())
     }
 
@@ -471,7 +471,7 @@ impl Ledger {
     }
 
     fn account_mut(&mut self, address: Address, touched: &mut Touched) -> &mut Account {
-        touched.accounts.insert(address);
+        touched.accounts.push(address);
         self.accounts.get_mut(&address).expect("checked to exist before writing")
     }
 }

@@ -1,6 +1,8 @@
 //! The ledger: state, genesis, block application and proofs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+
+use rayon::prelude::*;
 
 use prost::Message as _;
 use yuchain_proto::hash::merkle_root;
@@ -12,7 +14,7 @@ use crate::error::{BlockError, GenesisError, LoadError};
 use crate::params::{ChainParams, Genesis, fee_account};
 use crate::state::{Account, ChainTotals, Payment, StateKey, StateValue, decode_entry, encode};
 use crate::time::{civil_year, shanghai_day};
-use crate::tree::{StateTree, TreeDiff, key_hash};
+use crate::tree::{StateTree, TreeDiff};
 
 /// The most transactions one block may carry.
 pub const TRANSACTIONS_PER_BLOCK_MAX: usize = 20_000;
@@ -86,16 +88,29 @@ pub struct Ledger {
     last_receipts_root: Hash32,
 }
 
-/// Accounts and payments a block touched, in key order.
+/// Accounts and payments a block touched (with repeats; sorted and
+/// deduplicated when the block is committed).
 #[derive(Default)]
 pub(crate) struct Touched {
-    pub(crate) accounts: BTreeSet<Address>,
-    pub(crate) payments: BTreeSet<Hash32>,
+    pub(crate) accounts: Vec<Address>,
+    pub(crate) payments: Vec<Hash32>,
 }
 
 impl Ledger {
     /// The state at height 0 from a genesis document, and what to persist.
     pub fn genesis(genesis: &Genesis) -> Result<(Ledger, AppliedBlock), GenesisError> {
+        Ledger::genesis_with_wallets(genesis, &[])
+    }
+
+    /// Genesis plus class-1 personal wallets of the first operator, each
+    /// funded by issuance into that operator's books. For benchmarks and
+    /// load tests that need a million funded accounts without a million
+    /// registrations; a real chain starts from [`Ledger::genesis`].
+    #[doc(hidden)]
+    pub fn genesis_with_wallets(
+        genesis: &Genesis,
+        wallets: &[(yuchain_proto::PublicKey, u64)],
+    ) -> Result<(Ledger, AppliedBlock), GenesisError> {
         genesis.validate()?;
         let issuer_key = genesis.issuer_key()?;
         issuer_key
@@ -118,21 +133,40 @@ impl Ledger {
         };
         let mut touched = Touched::default();
         let issuer = Account::new(issuer_key, AccountKind::Issuer);
-        touched.accounts.insert(issuer.address);
+        touched.accounts.push(issuer.address);
         ledger.accounts.insert(issuer.address, issuer);
         // The fee account belongs to the city treasury: the issuer's key signs
         // for it.
         let mut fees = Account::new(issuer_key, AccountKind::Fee);
         fees.address = fee_account();
-        touched.accounts.insert(fees.address);
+        touched.accounts.push(fees.address);
         ledger.accounts.insert(fees.address, fees);
         for (name, key) in genesis.operator_keys()? {
             key.check_usable()
                 .map_err(|e| GenesisError::Invalid(format!("operator {name:?}: {e}")))?;
             let mut operator = Account::new(key, AccountKind::Operator);
             operator.name = name;
-            touched.accounts.insert(operator.address);
+            touched.accounts.push(operator.address);
             ledger.accounts.insert(operator.address, operator);
+        }
+        let first_operator = genesis
+            .operator_keys()?
+            .first()
+            .map(|(_, key)| Address::from_public_key(key));
+        for (key, balance) in wallets {
+            let operator = first_operator
+                .ok_or_else(|| GenesisError::Invalid("funded wallets need an operator".into()))?;
+            let mut wallet = Account::new(*key, AccountKind::Personal);
+            wallet.tier = yuchain_proto::pb::KycTier::Class1;
+            wallet.operator = Some(operator);
+            wallet.balance = *balance;
+            ledger.totals.issued = ledger
+                .totals
+                .issued
+                .checked_add(*balance)
+                .ok_or_else(|| GenesisError::Invalid("funded wallets overflow the supply".into()))?;
+            touched.accounts.push(wallet.address);
+            ledger.accounts.insert(wallet.address, wallet);
         }
         let genesis_hash = Domain::Genesis.hash(genesis.to_toml()?.as_bytes());
         let (state_changes, tree_diff) = ledger.commit_state(0, touched);
@@ -150,13 +184,12 @@ impl Ledger {
         Ok((ledger, applied))
     }
 
-    /// Rebuilds a ledger from stored state: every state entry, every tree
-    /// node, and the head's block hash, receipts root and state root. Checks
-    /// that the recomputed root is the stored one.
+    /// Rebuilds a ledger from stored state: every state entry, and the
+    /// head's block hash, receipts root and state root. Checks that the
+    /// recomputed root is the stored one.
     pub fn load(
         genesis: &Genesis,
         state: Vec<(Vec<u8>, Vec<u8>)>,
-        tree_nodes: Vec<(Vec<u8>, Vec<u8>)>,
         head_block_hash: Hash32,
         head_receipts_root: Hash32,
         head_state_root: Hash32,
@@ -184,7 +217,7 @@ impl Ledger {
             what: "chain state".into(),
             reason: "missing".into(),
         })?;
-        let tree = StateTree::load(totals.height, tree_nodes, values, head_state_root)?;
+        let tree = StateTree::load(values, head_state_root)?;
         Ok(Ledger {
             chain_id: genesis.chain_id.clone(),
             params: genesis.params.clone(),
@@ -244,7 +277,12 @@ impl Ledger {
 
     /// A proof of an entry (or its absence) against the current root.
     pub fn prove(&self, key: &StateKey) -> pb::StateProof {
-        self.tree.prove(key)
+        let value = match key {
+            StateKey::Account(address) => self.accounts.get(address).map(|a| encode(&a.to_proto())),
+            StateKey::Payment(id) => self.payments.get(id).map(|p| encode(&p.to_proto())),
+            StateKey::Chain => Some(encode(&self.totals.to_proto())),
+        };
+        self.tree.prove(key, value)
     }
 
     /// The sum of all balances, fee account included.
@@ -281,19 +319,23 @@ impl Ledger {
             .iter()
             .map(|signed| tx::tx_id(&signed.body, &signed.signature))
             .collect();
-        let header = pb::BlockHeader {
+        pb::Block {
+            header: Some(self.build_header(&ids, timestamp_ms)),
+            transactions,
+        }
+    }
+
+    /// The header of the next block, carrying the transactions with `ids`.
+    pub fn build_header(&self, ids: &[Hash32], timestamp_ms: u64) -> pb::BlockHeader {
+        pb::BlockHeader {
             chain_id: self.chain_id.clone(),
             height: self.height().saturating_add(1),
             parent_hash: self.last_block_hash.0.to_vec(),
             timestamp_ms,
             parent_state_root: self.state_root().0.to_vec(),
             parent_receipts_root: self.last_receipts_root.0.to_vec(),
-            tx_root: tx_root(&ids).0.to_vec(),
-            tx_count: u32::try_from(transactions.len()).unwrap_or(u32::MAX),
-        };
-        pb::Block {
-            header: Some(header),
-            transactions,
+            tx_root: tx_root(ids).0.to_vec(),
+            tx_count: u32::try_from(ids.len()).unwrap_or(u32::MAX),
         }
     }
 
@@ -338,6 +380,46 @@ impl Ledger {
         transactions: &[DecodedTx],
     ) -> Result<AppliedBlock, BlockError> {
         self.check_header(header, transactions.len())?;
+        let (receipts, history, touched) = self.execute_all(header, transactions);
+        let height = header.height;
+        self.totals.height = height;
+        self.totals.timestamp_ms = header.timestamp_ms;
+        let (state_changes, tree_diff) = self.commit_state(height, touched);
+        let block_hash = block_hash(header);
+        let receipts_root = receipts_root(&receipts);
+        self.last_block_hash = block_hash;
+        self.last_receipts_root = receipts_root;
+        debug_assert!(self.check_conservation().is_ok(), "money is conserved");
+        Ok(AppliedBlock {
+            height,
+            block_hash,
+            state_root: self.tree.root(),
+            receipts_root,
+            receipts,
+            state_changes,
+            tree_diff,
+            history,
+        })
+    }
+
+    /// Executes transactions with no header checks and no state commitment,
+    /// leaving the tree behind the accounts: only for measuring execution
+    /// alone. A ledger used this way must not apply blocks afterwards.
+    #[doc(hidden)]
+    pub fn execute_without_commitment(
+        &mut self,
+        header: &pb::BlockHeader,
+        transactions: &[DecodedTx],
+    ) -> Vec<pb::Receipt> {
+        self.execute_all(header, transactions).0
+    }
+
+    /// Runs every transaction of a block, in order.
+    fn execute_all(
+        &mut self,
+        header: &pb::BlockHeader,
+        transactions: &[DecodedTx],
+    ) -> (Vec<pb::Receipt>, Vec<(Address, u32, Hash32)>, Touched) {
         let height = header.height;
         let day = shanghai_day(header.timestamp_ms);
         let context = crate::exec::Context {
@@ -364,24 +446,7 @@ impl Ledger {
                 index,
             });
         }
-        self.totals.height = height;
-        self.totals.timestamp_ms = header.timestamp_ms;
-        let (state_changes, tree_diff) = self.commit_state(height, touched);
-        let block_hash = block_hash(header);
-        let receipts_root = receipts_root(&receipts);
-        self.last_block_hash = block_hash;
-        self.last_receipts_root = receipts_root;
-        debug_assert!(self.check_conservation().is_ok(), "money is conserved");
-        Ok(AppliedBlock {
-            height,
-            block_hash,
-            state_root: self.tree.root(),
-            receipts_root,
-            receipts,
-            state_changes,
-            tree_diff,
-            history,
-        })
+        (receipts, history, touched)
     }
 
     fn check_header(&self, header: &pb::BlockHeader, tx_count: usize) -> Result<(), BlockError> {
@@ -442,25 +507,33 @@ impl Ledger {
         height: u64,
         touched: Touched,
     ) -> (Vec<(Vec<u8>, Option<Vec<u8>>)>, TreeDiff) {
-        let mut entries: Vec<(StateKey, Vec<u8>)> =
-            Vec::with_capacity(touched.accounts.len() + touched.payments.len() + 1);
-        for address in touched.accounts {
-            let account = self.accounts.get(&address).expect("touched accounts exist");
-            entries.push((StateKey::Account(address), encode(&account.to_proto())));
-        }
-        for id in touched.payments {
-            let payment = self.payments.get(&id).expect("touched payments exist");
-            entries.push((StateKey::Payment(id), encode(&payment.to_proto())));
-        }
-        entries.push((StateKey::Chain, encode(&self.totals.to_proto())));
-        let tree_changes = entries
-            .iter()
-            .map(|(key, value)| (key_hash(key), Some(value.clone())))
+        let Touched {
+            mut accounts,
+            mut payments,
+        } = touched;
+        accounts.sort_unstable();
+        accounts.dedup();
+        payments.sort_unstable();
+        payments.dedup();
+        let accounts: Vec<(StateKey, Option<Vec<u8>>)> = accounts
+            .par_iter()
+            .map(|address| {
+                let account = self.accounts.get(address).expect("touched accounts exist");
+                (StateKey::Account(*address), Some(encode(&account.to_proto())))
+            })
             .collect();
-        let diff = self.tree.update(height, tree_changes);
+        let mut entries = accounts;
+        entries.reserve(payments.len() + 1);
+        for id in payments {
+            let payment = self.payments.get(&id).expect("touched payments exist");
+            entries.push((StateKey::Payment(id), Some(encode(&payment.to_proto()))));
+        }
+        debug_assert!(height == self.totals.height, "the chain entry names the height");
+        entries.push((StateKey::Chain, Some(encode(&self.totals.to_proto()))));
+        let diff = self.tree.update(&entries);
         let state_changes = entries
             .into_iter()
-            .map(|(key, value)| (key.to_bytes(), Some(value)))
+            .map(|(key, value)| (key.to_bytes(), value))
             .collect();
         (state_changes, diff)
     }

@@ -9,7 +9,7 @@
 //!
 //! - [`params`]: chain parameters (tier limits, fees) and the genesis document;
 //! - [`state`]: accounts, merchant payments and chain totals, and their keys;
-//! - [`tree`]: the authenticated state tree (Jellyfish Merkle, blake3) and
+//! - [`tree`]: the authenticated state tree (bucketed binary Merkle, blake3) and
 //!   proof verification that needs only a root;
 //! - [`ledger`]: genesis, block checks and application, conservation;
 //! - [`time`]: Asia/Shanghai days and years of block time.

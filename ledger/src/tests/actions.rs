@@ -408,10 +408,9 @@ fn proofs_show_balances_and_absences_against_the_root() {
     moved.key = StateKey::Account(address_of(&f.bob)).to_bytes();
     assert!(crate::verify_proof(&root, &moved).is_err());
     let mut broken = proof.clone();
-    let last = broken.merkle_proof.len() - 1;
-    broken.merkle_proof[last] ^= 1;
+    broken.siblings[15][31] ^= 1;
     assert!(crate::verify_proof(&root, &broken).is_err());
-    broken.merkle_proof.truncate(3);
+    broken.siblings.truncate(3);
     assert!(matches!(crate::verify_proof(&root, &broken), Err(crate::ProofError::Malformed(_))));
     let other_root = yuchain_proto::Hash32([9; 32]);
     assert!(matches!(crate::verify_proof(&other_root, &proof), Err(crate::ProofError::WrongRoot { .. })));
