@@ -84,8 +84,6 @@ pub struct Ledger {
     pub(crate) payments: HashMap<Hash32, Payment>,
     pub(crate) totals: ChainTotals,
     pub(crate) tree: StateTree,
-    last_block_hash: Hash32,
-    last_receipts_root: Hash32,
 }
 
 /// Accounts and payments a block touched (with repeats; sorted and
@@ -126,10 +124,10 @@ impl Ledger {
                 timestamp_ms: genesis.genesis_time_ms,
                 issued: 0,
                 redeemed: 0,
+                block_hash: Hash32::ZERO,
+                receipts_root: Hash32::ZERO,
             },
             tree: StateTree::default(),
-            last_block_hash: Hash32::ZERO,
-            last_receipts_root: Hash32::ZERO,
         };
         let mut touched = Touched::default();
         let issuer = Account::new(issuer_key, AccountKind::Issuer);
@@ -168,9 +166,9 @@ impl Ledger {
             touched.accounts.push(wallet.address);
             ledger.accounts.insert(wallet.address, wallet);
         }
-        let genesis_hash = Domain::Genesis.hash(genesis.to_toml()?.as_bytes());
+        let genesis_hash = genesis.hash()?;
+        ledger.totals.block_hash = genesis_hash;
         let (state_changes, tree_diff) = ledger.commit_state(0, touched);
-        ledger.last_block_hash = genesis_hash;
         let applied = AppliedBlock {
             height: 0,
             block_hash: genesis_hash,
@@ -184,14 +182,11 @@ impl Ledger {
         Ok((ledger, applied))
     }
 
-    /// Rebuilds a ledger from stored state: every state entry, and the
-    /// head's block hash, receipts root and state root. Checks that the
-    /// recomputed root is the stored one.
+    /// Rebuilds a ledger from every stored state entry, and checks that the
+    /// recomputed root is the head's `state_root`.
     pub fn load(
         genesis: &Genesis,
         state: Vec<(Vec<u8>, Vec<u8>)>,
-        head_block_hash: Hash32,
-        head_receipts_root: Hash32,
         head_state_root: Hash32,
     ) -> Result<Ledger, LoadError> {
         let mut accounts = HashMap::new();
@@ -225,8 +220,6 @@ impl Ledger {
             payments,
             totals,
             tree,
-            last_block_hash: head_block_hash,
-            last_receipts_root: head_receipts_root,
         })
     }
 
@@ -247,7 +240,7 @@ impl Ledger {
 
     /// Hash of the last applied block (or of the genesis document).
     pub fn last_block_hash(&self) -> Hash32 {
-        self.last_block_hash
+        self.totals.block_hash
     }
 
     /// The current state root.
@@ -330,10 +323,10 @@ impl Ledger {
         pb::BlockHeader {
             chain_id: self.chain_id.clone(),
             height: self.height().saturating_add(1),
-            parent_hash: self.last_block_hash.0.to_vec(),
+            parent_hash: self.totals.block_hash.0.to_vec(),
             timestamp_ms,
             parent_state_root: self.state_root().0.to_vec(),
-            parent_receipts_root: self.last_receipts_root.0.to_vec(),
+            parent_receipts_root: self.totals.receipts_root.0.to_vec(),
             tx_root: tx_root(ids).0.to_vec(),
             tx_count: u32::try_from(ids.len()).unwrap_or(u32::MAX),
         }
@@ -382,13 +375,13 @@ impl Ledger {
         self.check_header(header, transactions.len())?;
         let (receipts, history, touched) = self.execute_all(header, transactions);
         let height = header.height;
-        self.totals.height = height;
-        self.totals.timestamp_ms = header.timestamp_ms;
-        let (state_changes, tree_diff) = self.commit_state(height, touched);
         let block_hash = block_hash(header);
         let receipts_root = receipts_root(&receipts);
-        self.last_block_hash = block_hash;
-        self.last_receipts_root = receipts_root;
+        self.totals.height = height;
+        self.totals.timestamp_ms = header.timestamp_ms;
+        self.totals.block_hash = block_hash;
+        self.totals.receipts_root = receipts_root;
+        let (state_changes, tree_diff) = self.commit_state(height, touched);
         debug_assert!(self.check_conservation().is_ok(), "money is conserved");
         Ok(AppliedBlock {
             height,
@@ -464,9 +457,9 @@ impl Ledger {
             });
         }
         let parent = hash_field(&header.parent_hash);
-        if parent != self.last_block_hash {
+        if parent != self.totals.block_hash {
             return Err(BlockError::WrongParent {
-                expected: self.last_block_hash,
+                expected: self.totals.block_hash,
                 got: parent,
             });
         }
@@ -478,7 +471,7 @@ impl Ledger {
         }
         for (field, expected, got) in [
             ("parent_state_root", self.state_root(), &header.parent_state_root),
-            ("parent_receipts_root", self.last_receipts_root, &header.parent_receipts_root),
+            ("parent_receipts_root", self.totals.receipts_root, &header.parent_receipts_root),
         ] {
             let got = hash_field(got);
             if got != expected {

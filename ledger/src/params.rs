@@ -176,6 +176,12 @@ impl Genesis {
         toml::to_string_pretty(self).map_err(|error| GenesisError::Parse(error.to_string()))
     }
 
+    /// The genesis hash: blake3 (genesis domain) of the canonical TOML form.
+    /// It stands as the parent hash of block 1.
+    pub fn hash(&self) -> Result<yuchain_proto::Hash32, GenesisError> {
+        Ok(yuchain_proto::Domain::Genesis.hash(self.to_toml()?.as_bytes()))
+    }
+
     /// The issuer's key.
     pub fn issuer_key(&self) -> Result<PublicKey, GenesisError> {
         parse_key("issuer_public_key", &self.issuer_public_key)

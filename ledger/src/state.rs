@@ -194,6 +194,10 @@ pub struct ChainTotals {
     pub issued: u64,
     /// Fen redeemed in all.
     pub redeemed: u64,
+    /// Hash of the last applied block (of the genesis document at height 0).
+    pub block_hash: Hash32,
+    /// Root of the last applied block's receipts.
+    pub receipts_root: Hash32,
 }
 
 impl ChainTotals {
@@ -204,6 +208,8 @@ impl ChainTotals {
             timestamp_ms: self.timestamp_ms,
             issued: self.issued,
             redeemed: self.redeemed,
+            block_hash: self.block_hash.0.to_vec(),
+            receipts_root: self.receipts_root.0.to_vec(),
         }
     }
 
@@ -244,11 +250,16 @@ pub(crate) fn decode_entry(key: &[u8], value: &[u8]) -> Result<(StateKey, StateV
         }
         StateKey::Chain => {
             let chain = pb::ChainState::decode(value).map_err(|e| corrupt(e.to_string()))?;
+            let hash = |bytes: &[u8], what: &str| {
+                Hash32::from_slice(bytes).ok_or_else(|| corrupt(format!("{what} must be 32 bytes")))
+            };
             StateValue::Chain(ChainTotals {
                 height: chain.height,
                 timestamp_ms: chain.timestamp_ms,
                 issued: chain.issued,
                 redeemed: chain.redeemed,
+                block_hash: hash(&chain.block_hash, "block_hash")?,
+                receipts_root: hash(&chain.receipts_root, "receipts_root")?,
             })
         }
     };

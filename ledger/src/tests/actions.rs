@@ -415,3 +415,52 @@ fn proofs_show_balances_and_absences_against_the_root() {
     let other_root = yuchain_proto::Hash32([9; 32]);
     assert!(matches!(crate::verify_proof(&other_root, &proof), Err(crate::ProofError::WrongRoot { .. })));
 }
+
+#[test]
+fn a_ledger_reloaded_from_its_persisted_changes_continues_identically() {
+    let mut chain = TestChain::new(1);
+    let (_, genesis_applied) = crate::Ledger::genesis(&chain.genesis).expect("genesis");
+    let mut stored: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
+    let mut persist = |applied: &crate::AppliedBlock| {
+        for (key, value) in &applied.state_changes {
+            match value {
+                Some(value) => stored.insert(key.clone(), value.clone()),
+                None => stored.remove(key),
+            };
+        }
+    };
+    persist(&genesis_applied);
+    let bank = chain.operators[0].clone();
+    let issuer = chain.issuer.clone();
+    let alice = SigningKey::for_test("alice");
+    let txs = vec![
+        chain.tx(&issuer, issue(address_of(&bank), 10_000)),
+        chain.tx(&bank, register_personal(&alice, KycTier::Class3)),
+        chain.tx(&bank, transfer(address_of(&alice), 700, "")),
+    ];
+    persist(&chain.apply(txs).expect("block 1"));
+    let shop_payment = chain.tx(&alice, transfer(address_of(&bank), 100, "back"));
+    persist(&chain.apply(vec![shop_payment]).expect("block 2"));
+
+    let root = chain.ledger.state_root();
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = stored.clone().into_iter().collect();
+    let mut reloaded = crate::Ledger::load(&chain.genesis, entries.clone(), root).expect("reload");
+    assert_eq!(reloaded.state_root(), root);
+    assert_eq!(reloaded.height(), 2);
+    assert_eq!(reloaded.last_block_hash(), chain.ledger.last_block_hash());
+    assert_eq!(reloaded.account(&address_of(&alice)), chain.ledger.account(&address_of(&alice)));
+
+    // Both continue with the same next block.
+    let next = chain.tx(&alice, transfer(address_of(&bank), 1, ""));
+    let block = chain.ledger.build_block(vec![next], chain.time_ms);
+    let a = chain.ledger.apply_block(&block).expect("original");
+    let b = reloaded.apply_block(&block).expect("reloaded");
+    assert_eq!(a.state_root, b.state_root);
+    assert_eq!(a.receipts, b.receipts);
+
+    // A stored root that does not match is corruption, not a silent start.
+    assert!(matches!(
+        crate::Ledger::load(&chain.genesis, entries, yuchain_proto::Hash32([3; 32])),
+        Err(crate::LoadError::RootMismatch { .. })
+    ));
+}
