@@ -166,7 +166,7 @@ pub enum Input {
 #[derive(Clone, Debug)]
 pub enum Action {
     /// Write this durably (synced) before performing any later action.
-    PersistSafety(SafetyData),
+    PersistSafety(Box<SafetyData>),
     /// Send to every validator of the current epoch (and observers).
     Broadcast(Vec<u8>),
     /// Send to one peer.
@@ -584,10 +584,10 @@ impl Core {
     /// stuck, ask a peer for blocks.
     fn local_timeout(&mut self, out: &mut Out) {
         self.schedule_round_timer(out);
-        if self.my_id.is_none() || self.timeouts_in_a_row > 0 {
-            if let Some(peer) = self.peer_hint {
-                self.request_sync(peer, out);
-            }
+        if (self.my_id.is_none() || self.timeouts_in_a_row > 0)
+            && let Some(peer) = self.peer_hint
+        {
+            self.request_sync(peer, out);
         }
         let Some(my_id) = self.my_id else {
             return;
@@ -597,13 +597,15 @@ impl Core {
             && timeout.epoch == self.epoch()
         {
             // Resend: timeouts are the pacemaker's retransmission.
-            out.push(Action::Broadcast(Message::Timeout(timeout.clone()).encode()));
+            out.push(Action::Broadcast(
+                Message::Timeout(timeout.clone()).encode(),
+            ));
             return;
         }
         let last_tc = self.tc_for_previous_round();
-        if let Err(error) = self
-            .safety
-            .check_timeout(self.round, &self.safety.high_qc, last_tc.as_ref())
+        if let Err(error) =
+            self.safety
+                .check_timeout(self.round, &self.safety.high_qc, last_tc.as_ref())
         {
             out.push(Action::Reject { from: None, error });
             return;
@@ -618,8 +620,10 @@ impl Core {
         );
         self.safety.record_timeout(&timeout);
         // Persist before the timeout leaves: after it, no vote in this round.
-        out.push(Action::PersistSafety(self.safety.clone()));
-        out.push(Action::Broadcast(Message::Timeout(timeout.clone()).encode()));
+        out.push(Action::PersistSafety(Box::new(self.safety.clone())));
+        out.push(Action::Broadcast(
+            Message::Timeout(timeout.clone()).encode(),
+        ));
         let me = self.me;
         if let Err(error) = self.on_timeout(me, timeout, out) {
             out.push(Action::Reject { from: None, error });
@@ -675,7 +679,9 @@ impl Core {
         {
             return Err(ConsensusError::NotPending("payload round"));
         }
-        let my_id = self.my_id.ok_or(ConsensusError::NotPending("payload round"))?;
+        let my_id = self
+            .my_id
+            .ok_or(ConsensusError::NotPending("payload round"))?;
         if payload.len() > PAYLOAD_BYTES_MAX {
             return Err(ConsensusError::MessageTooLarge {
                 size: payload.len(),
@@ -911,7 +917,9 @@ impl Core {
                 current: self.round,
             });
         }
-        let my_id = self.my_id.ok_or(ConsensusError::NotPending("proposal check"))?;
+        let my_id = self
+            .my_id
+            .ok_or(ConsensusError::NotPending("proposal check"))?;
         let round = block.round;
         let qc_round = block.justify.round();
         if self.ignores_lock() {
@@ -933,7 +941,7 @@ impl Core {
         let vote = Vote::sign(&self.key, data, my_id);
         self.safety.record_vote(&vote);
         // Persist before the vote leaves the node.
-        out.push(Action::PersistSafety(self.safety.clone()));
+        out.push(Action::PersistSafety(Box::new(self.safety.clone())));
         let next_leader = self.validators.leader(round.next()?);
         if Some(next_leader) == self.my_id {
             self.on_vote(vote, out)
@@ -1298,10 +1306,9 @@ impl Core {
         let mut blocks = Vec::new();
         let mut cursor = qc.vote.block;
         while cursor != end {
-            let block = self
-                .tree
-                .get(&cursor)
-                .ok_or(ConsensusError::Inconsistent("epoch end proof block missing"))?;
+            let block = self.tree.get(&cursor).ok_or(ConsensusError::Inconsistent(
+                "epoch end proof block missing",
+            ))?;
             blocks.push(block.clone());
             cursor = block.parent;
         }

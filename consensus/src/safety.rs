@@ -58,7 +58,11 @@ impl SafetyData {
 
     /// Remembers a (verified) timeout certificate if it is the highest.
     pub fn observe_tc(&mut self, tc: &TimeoutCert) -> bool {
-        if self.high_tc.as_ref().is_none_or(|high| tc.round > high.round) {
+        if self
+            .high_tc
+            .as_ref()
+            .is_none_or(|high| tc.round > high.round)
+        {
             self.high_tc = Some(tc.clone());
             true
         } else {
@@ -284,11 +288,15 @@ mod tests {
     #[test]
     fn a_validator_never_votes_twice_in_a_round() {
         let mut safety = SafetyData::new(Epoch(0), qc(0));
-        safety.check_vote(Round(1), Round(0), None).expect("first vote");
+        safety
+            .check_vote(Round(1), Round(0), None)
+            .expect("first vote");
         safety.record_vote(&vote(1));
         assert!(safety.check_vote(Round(1), Round(0), None).is_err());
         assert!(safety.check_vote(Round(0), Round(0), None).is_err());
-        safety.check_vote(Round(2), Round(1), None).expect("next round");
+        safety
+            .check_vote(Round(2), Round(1), None)
+            .expect("next round");
     }
 
     #[test]
@@ -307,9 +315,17 @@ mod tests {
         safety
             .check_vote(Round(5), Round(3), Some(&timeout))
             .expect("extends the highest reported");
-        assert!(safety.check_vote(Round(5), Round(2), Some(&timeout)).is_err());
+        assert!(
+            safety
+                .check_vote(Round(5), Round(2), Some(&timeout))
+                .is_err()
+        );
         // The timeout certificate must be for the previous round.
-        assert!(safety.check_vote(Round(6), Round(3), Some(&timeout)).is_err());
+        assert!(
+            safety
+                .check_vote(Round(6), Round(3), Some(&timeout))
+                .is_err()
+        );
     }
 
     #[test]
@@ -343,7 +359,9 @@ mod tests {
             .expect("justified by a timeout certificate");
         safety.record_vote(&vote(8));
         assert!(
-            safety.check_timeout(Round(7), &qc(4), Some(&tc(6, &[4]))).is_err(),
+            safety
+                .check_timeout(Round(7), &qc(4), Some(&tc(6, &[4])))
+                .is_err(),
             "below the last vote"
         );
     }

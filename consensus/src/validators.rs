@@ -166,7 +166,11 @@ impl ValidatorSet {
             });
         }
         self.check_signers(tc.entries.iter().map(|entry| entry.signer))?;
-        if tc.entries.iter().any(|entry| entry.high_qc_round >= tc.round) {
+        if tc
+            .entries
+            .iter()
+            .any(|entry| entry.high_qc_round >= tc.round)
+        {
             return Err(ConsensusError::Invalid {
                 what: "timeout certificate",
                 reason: "a signer's certificate is not below the timed-out round",
@@ -262,8 +266,7 @@ mod tests {
     }
 
     fn set(keys: &[SigningKey]) -> ValidatorSet {
-        ValidatorSet::new(Epoch(0), keys.iter().map(SigningKey::public_key).collect())
-            .expect("set")
+        ValidatorSet::new(Epoch(0), keys.iter().map(SigningKey::public_key).collect()).expect("set")
     }
 
     fn data() -> VoteData {
@@ -307,8 +310,10 @@ mod tests {
         let keys = keys(4);
         let set = set(&keys);
         let qc = qc(&keys, &[0, 2, 3]);
-        set.verify_qc(&qc, VerifyMode::Batched, true).expect("batched");
-        set.verify_qc(&qc, VerifyMode::OneByOne, true).expect("single");
+        set.verify_qc(&qc, VerifyMode::Batched, true)
+            .expect("batched");
+        set.verify_qc(&qc, VerifyMode::OneByOne, true)
+            .expect("single");
     }
 
     #[test]
@@ -371,14 +376,18 @@ mod tests {
             round: Round(4),
             entries,
         };
-        set.verify_tc(&tc, VerifyMode::Batched, true).expect("valid");
+        set.verify_tc(&tc, VerifyMode::Batched, true)
+            .expect("valid");
         assert_eq!(tc.high_qc_round(), Round(3));
         let mut lying = tc.clone();
         lying.entries[0].high_qc_round = Round(2);
         assert!(set.verify_tc(&lying, VerifyMode::OneByOne, true).is_err());
         let mut impossible = tc.clone();
         impossible.round = Round(3);
-        assert!(set.verify_tc(&impossible, VerifyMode::Batched, false).is_err());
+        assert!(
+            set.verify_tc(&impossible, VerifyMode::Batched, false)
+                .is_err()
+        );
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl SimConfig {
     /// The options for a seed ("swarm testing": each seed draws its own mix
     /// of faults, so a sweep covers many combinations).
     pub fn from_seed(seed: u64) -> SimConfig {
-        let mut rng = SimRng::new(seed ^ 0x5EED_0F_C0DE);
+        let mut rng = SimRng::new(seed ^ 0x005E_ED0F_C0DE);
         let validators = match rng.range(0, 9) {
             0..=4 => 4,
             5..=7 => 7,
@@ -649,7 +649,7 @@ impl Cluster {
     fn perform(&mut self, node: usize, action: Action) -> Result<(), Violation> {
         match action {
             Action::PersistSafety(safety) => {
-                self.nodes[node].store.safety = Some(safety);
+                self.nodes[node].store.safety = Some(*safety);
             }
             Action::Broadcast(bytes) => {
                 if let Some(behaviour) = self.nodes[node].byzantine {
@@ -676,9 +676,10 @@ impl Cluster {
                 self.push(at, Event::Tick { node });
             }
             Action::GetPayload { epoch, round, .. } => {
-                let next_validators = (self.config.epoch_change_at.is_some_and(|at| {
-                    epoch.0 == 0 && self.committed_height(node) + 1 >= at
-                }))
+                let next_validators = (self
+                    .config
+                    .epoch_change_at
+                    .is_some_and(|at| epoch.0 == 0 && self.committed_height(node) + 1 >= at))
                 .then(|| self.next_validators.clone());
                 let counter = self.nodes[node].payload_counter;
                 self.nodes[node].payload_counter += 1;
@@ -720,7 +721,9 @@ impl Cluster {
                 if self.log {
                     println!(
                         "{:>7} node {node} commits height {} {:?}",
-                        self.now_ms, entry.block.height.0, entry.block.hash()
+                        self.now_ms,
+                        entry.block.height.0,
+                        entry.block.hash()
                     );
                 }
                 self.nodes[node].store.committed.push(entry);
@@ -831,14 +834,18 @@ impl Cluster {
                 } else {
                     proposal
                 };
-                let extra = if behaviour.fork { self.config.delay_ms.1 } else { 0 };
+                let extra = if behaviour.fork {
+                    self.config.delay_ms.1
+                } else {
+                    0
+                };
                 let bytes = Message::Proposal(proposal.clone()).encode();
                 if behaviour.withhold {
                     let to = self.rng.index(n);
                     self.send_later(node, to, bytes, extra);
                 } else if behaviour.equivocate {
-                    let other = Message::Proposal(self.resign_with_other_payload(node, proposal))
-                        .encode();
+                    let other =
+                        Message::Proposal(self.resign_with_other_payload(node, proposal)).encode();
                     for to in 0..n {
                         let copy = if self.rng.percent(50) {
                             bytes.clone()
@@ -897,7 +904,12 @@ impl Cluster {
         self.send(node, to, bytes);
     }
 
-    fn sign_proposal(&self, node: usize, block: Block, last_tc: Option<yuchain_consensus::TimeoutCert>) -> Proposal {
+    fn sign_proposal(
+        &self,
+        node: usize,
+        block: Block,
+        last_tc: Option<yuchain_consensus::TimeoutCert>,
+    ) -> Proposal {
         let signature = self.nodes[node]
             .key
             .sign(&yuchain_consensus::types::proposal_digest(&block.hash()).0);
@@ -916,7 +928,11 @@ impl Cluster {
 
     /// A certificate older than `qc`: the one its block carries, twice back
     /// when possible.
-    fn older_qc(&self, node: usize, qc: &yuchain_consensus::QuorumCert) -> yuchain_consensus::QuorumCert {
+    fn older_qc(
+        &self,
+        node: usize,
+        qc: &yuchain_consensus::QuorumCert,
+    ) -> yuchain_consensus::QuorumCert {
         let Some(core) = self.nodes[node].core.as_ref() else {
             return qc.clone();
         };

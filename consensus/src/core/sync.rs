@@ -12,11 +12,9 @@
 use yuchain_proto::PublicKey;
 
 use super::{Core, Out, SyncInFlight, TREE_BLOCKS_MAX};
-use crate::error::{ConsensusError, Result};
-use crate::types::{
-    Block, Epoch, Message, QuorumCert, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse,
-};
 use crate::Action;
+use crate::error::{ConsensusError, Result};
+use crate::types::{Block, Epoch, Message, QuorumCert, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse};
 
 /// The most peers remembered as recently helped across an epoch boundary.
 const HELPED_PEERS_MAX: usize = 1024;

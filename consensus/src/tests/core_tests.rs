@@ -1,1 +1,587 @@
-//! Step-level tests of the core.
+//! Step-level tests of the core: a tiny in-memory network of cores, and
+//! hand-made inputs that must be rejected without effect.
+
+use std::collections::VecDeque;
+
+use yuchain_proto::{Hash32, PublicKey, SigningKey};
+
+use super::*;
+use crate::types::{MESSAGE_SIZE_BYTES_MAX, TimeoutEntry};
+
+const START_MS: u64 = 1_000_000;
+
+fn keys(count: usize) -> Vec<SigningKey> {
+    (0..count)
+        .map(|i| SigningKey::for_test(&format!("core-test-{i}")))
+        .collect()
+}
+
+fn genesis(keys: &[SigningKey]) -> Genesis {
+    Genesis {
+        hash: Hash32([9; 32]),
+        timestamp_ms: START_MS - 1,
+        validators: keys.iter().map(SigningKey::public_key).collect(),
+    }
+}
+
+/// A perfect synchronous network of cores: every message is delivered in
+/// order, payloads are answered at once and are always valid.
+struct Net {
+    keys: Vec<SigningKey>,
+    cores: Vec<Core>,
+    now_ms: u64,
+    queue: VecDeque<(usize, Input)>,
+    committed: Vec<Vec<Block>>,
+    persisted: Vec<Option<SafetyData>>,
+    log: Vec<(usize, Action)>,
+}
+
+impl Net {
+    fn new(count: usize) -> Net {
+        let keys = keys(count);
+        let cores = keys
+            .iter()
+            .map(|key| {
+                Core::new(
+                    key.clone(),
+                    Config::default(),
+                    genesis(&keys),
+                    Restored::default(),
+                )
+                .expect("core")
+            })
+            .collect();
+        Net {
+            keys,
+            cores,
+            now_ms: START_MS,
+            queue: VecDeque::new(),
+            committed: vec![Vec::new(); count],
+            persisted: vec![None; count],
+            log: Vec::new(),
+        }
+    }
+
+    fn index(&self, key: &PublicKey) -> usize {
+        self.keys
+            .iter()
+            .position(|k| k.public_key() == *key)
+            .expect("known key")
+    }
+
+    fn perform(&mut self, node: usize, actions: Vec<Action>) {
+        for action in actions {
+            match &action {
+                Action::PersistSafety(safety) => self.persisted[node] = Some((**safety).clone()),
+                Action::Broadcast(bytes) => {
+                    for to in 0..self.cores.len() {
+                        if to != node {
+                            self.deliver(node, to, bytes.clone());
+                        }
+                    }
+                }
+                Action::Send { to, bytes } => {
+                    let to = self.index(to);
+                    self.deliver(node, to, bytes.clone());
+                }
+                Action::GetPayload { round, .. } => self.queue.push_back((
+                    node,
+                    Input::PayloadReady {
+                        round: *round,
+                        payload: round.0.to_le_bytes().to_vec(),
+                        next_validators: None,
+                    },
+                )),
+                Action::CheckProposal(block) => self.queue.push_back((
+                    node,
+                    Input::ProposalChecked {
+                        block: block.hash(),
+                        valid: true,
+                    },
+                )),
+                Action::Commit(entry) => self.committed[node].push(entry.block.clone()),
+                _ => {}
+            }
+            self.log.push((node, action));
+        }
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        let from = self.keys[from].public_key();
+        let now_ms = self.now_ms;
+        self.queue.push_back((
+            to,
+            Input::Message {
+                from,
+                bytes,
+                now_ms,
+            },
+        ));
+    }
+
+    fn input(&mut self, node: usize, input: Input) -> Vec<Action> {
+        let actions = self.cores[node].step(input);
+        self.perform(node, actions.clone());
+        actions
+    }
+
+    /// Delivers everything queued, then ticks every core 100 ms later.
+    fn run(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            for node in 0..self.cores.len() {
+                let now_ms = self.now_ms;
+                self.input(node, Input::Tick { now_ms });
+            }
+            // One hop per round: what was sent now arrives next time.
+            for _ in 0..self.queue.len() {
+                if let Some((node, input)) = self.queue.pop_front() {
+                    self.input(node, input);
+                }
+            }
+            self.now_ms += 100;
+        }
+    }
+}
+
+fn rejected(actions: &[Action]) -> Vec<ConsensusError> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Reject { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn message(from: &SigningKey, message: &Message) -> Input {
+    Input::Message {
+        from: from.public_key(),
+        bytes: message.encode(),
+        now_ms: START_MS,
+    }
+}
+
+#[test]
+fn four_cores_on_a_perfect_network_commit_the_same_chain() {
+    let mut net = Net::new(4);
+    net.run(40);
+    let reference = &net.committed[0];
+    assert!(reference.len() >= 5, "committed {}", reference.len());
+    for node in 1..4 {
+        let common = reference.len().min(net.committed[node].len());
+        assert_eq!(reference[..common], net.committed[node][..common]);
+    }
+    for pair in reference.windows(2) {
+        assert_eq!(pair[1].parent, pair[0].hash(), "one chain");
+        assert!(
+            pair[1].timestamp_ms > pair[0].timestamp_ms,
+            "monotonic time"
+        );
+    }
+}
+
+#[test]
+fn safety_data_is_persisted_before_every_vote_and_timeout_leaves() {
+    let mut net = Net::new(4);
+    net.run(20);
+    // Let round timers fire with no delivery: timeouts go out.
+    net.now_ms += 10 * 60_000;
+    for node in 0..4 {
+        let now_ms = net.now_ms;
+        net.input(node, Input::Tick { now_ms });
+    }
+    let mut voted_or_timed_out = 0;
+    for node in 0..4 {
+        let mut persisted_round = Round(0);
+        for (who, action) in &net.log {
+            if *who != node {
+                continue;
+            }
+            match action {
+                Action::PersistSafety(safety) => persisted_round = safety.last_voted_round,
+                Action::Send { bytes, .. } | Action::Broadcast(bytes) => {
+                    let round = match Message::decode(bytes).expect("own message") {
+                        Message::Vote(vote) => vote.data.round,
+                        Message::Timeout(timeout) => timeout.round,
+                        _ => continue,
+                    };
+                    voted_or_timed_out += 1;
+                    assert!(
+                        round <= persisted_round,
+                        "node {node} sent round {round} before persisting it"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(voted_or_timed_out > 10);
+}
+
+#[test]
+fn a_restarted_validator_does_not_vote_twice_in_a_round() {
+    let mut net = Net::new(4);
+    net.run(12);
+    let safety = net.persisted[1].clone().expect("voted");
+    let voted = safety.last_voted_round;
+    let last_vote = safety.last_vote.expect("a vote");
+    let committed: Vec<CommittedBlock> = net.committed[1]
+        .iter()
+        .map(|block| CommittedBlock {
+            block: block.clone(),
+            epoch_end: None,
+        })
+        .collect();
+    let mut restarted = Core::new(
+        net.keys[1].clone(),
+        Config::default(),
+        genesis(&net.keys),
+        Restored {
+            safety: Some(safety),
+            committed,
+        },
+    )
+    .expect("restart");
+    assert!(
+        restarted.round() >= voted,
+        "resumes at or after its last vote"
+    );
+    // Offer it the very proposal it voted for: it must not vote again.
+    let block = net.cores[0]
+        .block(&last_vote.data.block)
+        .cloned()
+        .expect("block");
+    let leader = &net.keys[usize::from(block.proposer.0)];
+    let proposal = Proposal {
+        signature: leader.sign(&proposal_digest(&block.hash()).0),
+        block: block.clone(),
+        last_tc: None,
+    };
+    let actions = restarted.step(message(leader, &Message::Proposal(proposal)));
+    let checked = restarted.step(Input::ProposalChecked {
+        block: block.hash(),
+        valid: true,
+    });
+    for action in actions.iter().chain(&checked) {
+        if let Action::Send { bytes, .. } = action {
+            assert!(
+                !matches!(Message::decode(bytes), Ok(Message::Vote(_))),
+                "voted again after restart"
+            );
+        }
+    }
+}
+
+#[test]
+fn garbage_oversized_and_truncated_bytes_are_rejected_without_effect() {
+    let mut net = Net::new(4);
+    net.run(2);
+    let core = &mut net.cores[2];
+    let round = core.round();
+    let head = core.committed_head();
+    let from = net.keys[0].public_key();
+    for bytes in [
+        vec![],
+        vec![1],
+        vec![1, 2, 0, 0],
+        vec![0xFF; 100],
+        vec![1; MESSAGE_SIZE_BYTES_MAX + 1],
+    ] {
+        let actions = core.step(Input::Message {
+            from,
+            bytes,
+            now_ms: START_MS,
+        });
+        assert_eq!(rejected(&actions).len(), 1);
+        assert_eq!(actions.len(), 1, "nothing but the rejection");
+    }
+    assert_eq!(core.round(), round);
+    assert_eq!(core.committed_head(), head);
+}
+
+#[test]
+fn votes_from_outsiders_forged_or_conflicting_are_rejected() {
+    let mut net = Net::new(4);
+    let keys = net.keys.clone();
+    let core = &mut net.cores[2];
+    core.step(Input::Tick { now_ms: START_MS });
+    let data = VoteData {
+        epoch: Epoch(0),
+        round: Round(1),
+        block: Hash32([1; 32]),
+        height: Height(1),
+        parent: Hash32([9; 32]),
+        parent_round: Round(0),
+    };
+    // Index 7 is not a member.
+    let outsider = Vote::sign(&keys[0], data, ValidatorId(7));
+    assert_eq!(
+        rejected(&core.step(message(&keys[0], &Message::Vote(outsider)))),
+        vec![ConsensusError::UnknownValidator(7)]
+    );
+    // Signed by validator 0 but claiming to be validator 1.
+    let forged = Vote::sign(&keys[0], data, ValidatorId(1));
+    assert!(matches!(
+        rejected(&core.step(message(&keys[0], &Message::Vote(forged))))[..],
+        [ConsensusError::BadSignature(_)]
+    ));
+    let honest = Vote::sign(&keys[1], data, ValidatorId(1));
+    assert!(rejected(&core.step(message(&keys[1], &Message::Vote(honest)))).is_empty());
+    assert!(matches!(
+        rejected(&core.step(message(&keys[1], &Message::Vote(honest))))[..],
+        [ConsensusError::Duplicate(_)]
+    ));
+    let mut other = data;
+    other.block = Hash32([2; 32]);
+    let double = Vote::sign(&keys[1], other, ValidatorId(1));
+    assert!(matches!(
+        rejected(&core.step(message(&keys[1], &Message::Vote(double))))[..],
+        [ConsensusError::Conflicting { .. }]
+    ));
+    // A vote far ahead is not buffered.
+    let mut ahead = data;
+    ahead.round = Round(1_000);
+    let far = Vote::sign(&keys[1], ahead, ValidatorId(1));
+    assert!(matches!(
+        rejected(&core.step(message(&keys[1], &Message::Vote(far))))[..],
+        [ConsensusError::RoundNotAcceptable { .. }]
+    ));
+    // u64::MAX rounds never overflow.
+    ahead.round = Round(u64::MAX);
+    let max = Vote::sign(&keys[2], ahead, ValidatorId(2));
+    assert_eq!(
+        rejected(&core.step(message(&keys[2], &Message::Vote(max)))).len(),
+        1
+    );
+}
+
+/// Validator 1 leads round 1; a well-formed proposal from it.
+fn round_one_proposal(keys: &[SigningKey], timestamp_ms: u64, payload: &[u8]) -> Proposal {
+    let block = Block {
+        epoch: Epoch(0),
+        round: Round(1),
+        height: Height(1),
+        parent: Hash32([9; 32]),
+        justify: QuorumCert::root(Epoch(0), Hash32([9; 32]), Height(0)),
+        timestamp_ms,
+        proposer: ValidatorId(1),
+        payload: payload.to_vec(),
+        next_validators: None,
+    };
+    Proposal {
+        signature: keys[1].sign(&proposal_digest(&block.hash()).0),
+        block,
+        last_tc: None,
+    }
+}
+
+#[test]
+fn a_valid_proposal_is_checked_then_voted_and_an_equivocation_is_refused() {
+    let keys = keys(4);
+    // Validator 3: its vote for round 1 goes to validator 2, round 2's leader.
+    let mut core = Core::new(
+        keys[3].clone(),
+        Config::default(),
+        genesis(&keys),
+        Restored::default(),
+    )
+    .expect("core");
+    core.step(Input::Tick { now_ms: START_MS });
+    let proposal = round_one_proposal(&keys, START_MS, b"a");
+    let actions = core.step(message(&keys[1], &Message::Proposal(proposal.clone())));
+    assert!(matches!(actions[..], [Action::CheckProposal(_)]));
+    let other = round_one_proposal(&keys, START_MS, b"b");
+    assert_eq!(
+        rejected(&core.step(message(&keys[1], &Message::Proposal(other)))),
+        vec![ConsensusError::Equivocation { round: Round(1) }]
+    );
+    let actions = core.step(Input::ProposalChecked {
+        block: proposal.block.hash(),
+        valid: true,
+    });
+    assert!(
+        matches!(actions[0], Action::PersistSafety(_)),
+        "{actions:?}"
+    );
+    assert!(matches!(actions[1], Action::Send { .. }), "{actions:?}");
+}
+
+#[test]
+fn a_proposal_with_a_bad_timestamp_or_invalid_payload_gets_no_vote() {
+    let keys = keys(4);
+    let fresh = || {
+        let mut core = Core::new(
+            keys[2].clone(),
+            Config::default(),
+            genesis(&keys),
+            Restored::default(),
+        )
+        .expect("core");
+        core.step(Input::Tick { now_ms: START_MS });
+        core
+    };
+    let drift = Config::default().timestamp_drift_ms_max;
+    for (timestamp_ms, reason) in [
+        (START_MS + drift + 1, "ahead"),
+        (START_MS - 1, "not after the parent"),
+    ] {
+        let mut core = fresh();
+        let proposal = round_one_proposal(&keys, timestamp_ms, b"a");
+        let errors = rejected(&core.step(message(&keys[1], &Message::Proposal(proposal))));
+        assert!(
+            matches!(errors[..], [ConsensusError::Timestamp { .. }]),
+            "{reason}: {errors:?}"
+        );
+    }
+    let mut core = fresh();
+    let proposal = round_one_proposal(&keys, START_MS, b"a");
+    core.step(message(&keys[1], &Message::Proposal(proposal.clone())));
+    let actions = core.step(Input::ProposalChecked {
+        block: proposal.block.hash(),
+        valid: false,
+    });
+    assert_eq!(rejected(&actions).len(), 1);
+    assert_eq!(actions.len(), 1, "no vote, nothing persisted");
+}
+
+#[test]
+fn a_proposal_not_from_the_leader_or_badly_signed_is_rejected() {
+    let keys = keys(4);
+    let mut core = Core::new(
+        keys[2].clone(),
+        Config::default(),
+        genesis(&keys),
+        Restored::default(),
+    )
+    .expect("core");
+    core.step(Input::Tick { now_ms: START_MS });
+    let mut proposal = round_one_proposal(&keys, START_MS, b"a");
+    proposal.block.proposer = ValidatorId(3);
+    assert_eq!(
+        rejected(&core.step(message(&keys[3], &Message::Proposal(proposal)))),
+        vec![ConsensusError::NotLeader { round: Round(1) }]
+    );
+    let mut proposal = round_one_proposal(&keys, START_MS, b"a");
+    proposal.signature = keys[3].sign(b"something else");
+    assert!(matches!(
+        rejected(&core.step(message(&keys[1], &Message::Proposal(proposal))))[..],
+        [ConsensusError::BadSignature(_)]
+    ));
+}
+
+#[test]
+fn certificates_with_too_few_or_repeated_signers_move_nothing() {
+    let mut net = Net::new(4);
+    net.run(12);
+    let keys = net.keys.clone();
+    let qc = net.cores[0].safety().high_qc.clone();
+    assert!(qc.signatures.len() >= 3);
+    let core = &mut net.cores[3];
+    let round = core.round();
+    let mut short = qc.clone();
+    short.vote.round = Round(round.0 + 5);
+    short.signatures.truncate(2);
+    let timeout = Timeout::sign(
+        &keys[0],
+        Epoch(0),
+        Round(round.0 + 6),
+        short,
+        None,
+        ValidatorId(0),
+    );
+    assert!(matches!(
+        rejected(&core.step(message(&keys[0], &Message::Timeout(timeout))))[..],
+        [ConsensusError::TooFewSigners { .. }]
+    ));
+    let mut repeated = qc.clone();
+    repeated.vote.round = Round(round.0 + 5);
+    repeated.signatures[1] = repeated.signatures[0];
+    let timeout = Timeout::sign(
+        &keys[0],
+        Epoch(0),
+        Round(round.0 + 6),
+        repeated,
+        None,
+        ValidatorId(0),
+    );
+    assert_eq!(
+        rejected(&core.step(message(&keys[0], &Message::Timeout(timeout)))),
+        vec![ConsensusError::RepeatedSigner]
+    );
+    // A timeout certificate whose entries repeat a signer.
+    let entry = TimeoutEntry {
+        signer: ValidatorId(0),
+        high_qc_round: qc.round(),
+        signature: keys[0].sign(b"x"),
+    };
+    let tc = TimeoutCert {
+        epoch: Epoch(0),
+        round: Round(round.0 + 5),
+        entries: vec![entry, entry, entry],
+    };
+    let timeout = Timeout::sign(
+        &keys[1],
+        Epoch(0),
+        Round(round.0 + 6),
+        qc,
+        Some(tc),
+        ValidatorId(1),
+    );
+    assert_eq!(
+        rejected(&core.step(message(&keys[1], &Message::Timeout(timeout)))),
+        vec![ConsensusError::RepeatedSigner]
+    );
+    assert_eq!(core.round(), round, "nothing moved");
+}
+
+#[test]
+fn messages_of_other_epochs_are_rejected() {
+    let keys = keys(4);
+    let mut core = Core::new(
+        keys[2].clone(),
+        Config::default(),
+        genesis(&keys),
+        Restored::default(),
+    )
+    .expect("core");
+    core.step(Input::Tick { now_ms: START_MS });
+    let mut proposal = round_one_proposal(&keys, START_MS, b"a");
+    proposal.block.epoch = Epoch(5);
+    let actions = core.step(message(&keys[1], &Message::Proposal(proposal)));
+    assert!(matches!(
+        rejected(&actions)[..],
+        [ConsensusError::FutureEpoch { .. }]
+    ));
+    // It asks the sender for the blocks it missed.
+    assert!(actions.iter().any(|action| matches!(
+        action,
+        Action::Send { bytes, .. } if matches!(Message::decode(bytes), Ok(Message::SyncRequest(_)))
+    )));
+}
+
+#[test]
+fn a_lagging_core_catches_up_through_sync() {
+    let mut net = Net::new(4);
+    net.run(40);
+    let behind = Core::new(
+        net.keys[3].clone(),
+        Config::default(),
+        genesis(&net.keys),
+        Restored::default(),
+    )
+    .expect("core");
+    net.cores[3] = behind;
+    net.committed[3].clear();
+    net.run(30);
+    let ahead = net.committed[0].len();
+    assert!(ahead >= 10);
+    assert!(
+        net.committed[3].len() + 3 >= ahead,
+        "caught up to {} of {ahead}",
+        net.committed[3].len()
+    );
+    assert_eq!(
+        net.committed[3][..],
+        net.committed[0][..net.committed[3].len()]
+    );
+}

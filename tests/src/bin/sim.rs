@@ -19,12 +19,18 @@ fn main() -> ExitCode {
             while seed < to {
                 let report = run_seed(seed);
                 if let Some(violation) = &report.violation {
-                    eprintln!("seed {seed} failed: {violation}\nconfig: {:?}", report.config);
+                    eprintln!(
+                        "seed {seed} failed: {violation}\nconfig: {:?}",
+                        report.config
+                    );
                     eprintln!("replay: {}", replay_command(seed));
                     return ExitCode::FAILURE;
                 }
-                if seed % 100 == 0 {
-                    println!("seed {seed} ok (height {}, {} ms simulated)", report.committed_height, report.end_ms);
+                if seed.is_multiple_of(100) {
+                    println!(
+                        "seed {seed} ok (height {}, {} ms simulated)",
+                        report.committed_height, report.end_ms
+                    );
                 }
                 seed += 1;
             }
@@ -41,7 +47,11 @@ fn main() -> ExitCode {
             cluster.set_log(true);
             let report = cluster.run();
             println!("{report:?}");
-            if report.violation.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+            if report.violation.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         _ => {
             eprintln!("usage: sim sweep [FROM] | sim replay SEED");

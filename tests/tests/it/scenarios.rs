@@ -102,13 +102,35 @@ fn epoch_change_swaps_a_validator_and_keeps_committing() {
 #[test]
 fn f_byzantine_nodes_of_every_kind_cannot_break_agreement() {
     let behaviours = [
-        Behaviour { equivocate: true, ..Behaviour::default() },
-        Behaviour { double_vote: true, ..Behaviour::default() },
-        Behaviour { invalid_payloads: true, ..Behaviour::default() },
-        Behaviour { withhold: true, ..Behaviour::default() },
-        Behaviour { replay: true, ..Behaviour::default() },
-        Behaviour { fork: true, ..Behaviour::default() },
-        Behaviour { stale_timeouts: true, withhold: true, ..Behaviour::default() },
+        Behaviour {
+            equivocate: true,
+            ..Behaviour::default()
+        },
+        Behaviour {
+            double_vote: true,
+            ..Behaviour::default()
+        },
+        Behaviour {
+            invalid_payloads: true,
+            ..Behaviour::default()
+        },
+        Behaviour {
+            withhold: true,
+            ..Behaviour::default()
+        },
+        Behaviour {
+            replay: true,
+            ..Behaviour::default()
+        },
+        Behaviour {
+            fork: true,
+            ..Behaviour::default()
+        },
+        Behaviour {
+            stale_timeouts: true,
+            withhold: true,
+            ..Behaviour::default()
+        },
     ];
     for (i, behaviour) in behaviours.into_iter().enumerate() {
         for validators in [4, 7, 10] {
@@ -122,7 +144,14 @@ fn broken_lock_is_caught_by_the_checkers() {
     let found = find_violation(
         |seed| SimConfig {
             broken_rule: Some(BrokenRule::IgnoreLock),
-            ..byzantine(seed, 4, Behaviour { fork: true, ..Behaviour::default() })
+            ..byzantine(
+                seed,
+                4,
+                Behaviour {
+                    fork: true,
+                    ..Behaviour::default()
+                },
+            )
         },
         50,
     );
@@ -139,7 +168,11 @@ fn broken_commit_rule_is_caught_by_the_checkers() {
             ..byzantine(
                 seed,
                 4,
-                Behaviour { withhold: true, stale_timeouts: true, ..Behaviour::default() },
+                Behaviour {
+                    withhold: true,
+                    stale_timeouts: true,
+                    ..Behaviour::default()
+                },
             )
         },
         200,

@@ -13,7 +13,9 @@ const CI_SEEDS: u64 = 2_400;
 const SWEEP_PARTS: u64 = 8;
 
 fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|value| value.parse().ok())
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
 }
 
 fn sweep_part(part: u64) {
@@ -26,7 +28,11 @@ fn sweep_part(part: u64) {
         Err(report) => panic!(
             "simulation failed for seed {}: {}\nconfig: {:?}\nreplay: {}",
             report.config.seed,
-            report.violation.as_ref().map(ToString::to_string).unwrap_or_default(),
+            report
+                .violation
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             report.config,
             replay_command(report.config.seed),
         ),
