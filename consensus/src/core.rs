@@ -563,6 +563,10 @@ impl Core {
         self.votes = self.votes.split_off(&keep_from);
         self.timeouts = self.timeouts.split_off(&round);
         self.proposals_seen = self.proposals_seen.split_off(&keep_from);
+        // A proposal of a past round can no longer get this node's vote.
+        let tree = &self.tree;
+        self.pending_checks
+            .retain(|hash, _| tree.get(hash).is_some_and(|block| block.round >= round));
         self.start_round(out);
     }
 
@@ -827,6 +831,9 @@ impl Core {
             return Err(error);
         }
         if self.tree.len() >= TREE_BLOCKS_MAX {
+            self.make_room();
+        }
+        if self.tree.len() >= TREE_BLOCKS_MAX {
             return Err(ConsensusError::BufferFull("block tree"));
         }
         if self.my_id.is_some() && self.pending_checks.len() >= PENDING_CHECKS_MAX {
@@ -838,6 +845,21 @@ impl Core {
             out.push(Action::CheckProposal(proposal.block));
         }
         Ok(())
+    }
+
+    /// Without commits for a long time the tree fills with proposals that
+    /// were never certified; keep only the chain to the highest certificate
+    /// and the last two rounds.
+    fn make_room(&mut self) {
+        let mut keep = HashSet::new();
+        let mut cursor = self.safety.high_qc.vote.block;
+        while let Some(block) = self.tree.get(&cursor) {
+            keep.insert(cursor);
+            cursor = block.parent;
+        }
+        let recent = Round(self.round.0.saturating_sub(2));
+        self.tree
+            .retain(|hash, block| keep.contains(hash) || block.round >= recent);
     }
 
     /// A block's link to its parent: the certificate certifies the parent,

@@ -243,6 +243,9 @@ impl Core {
                 return Ok(());
             }
             if self.tree.len() >= TREE_BLOCKS_MAX {
+                self.make_room();
+            }
+            if self.tree.len() >= TREE_BLOCKS_MAX {
                 return Err(ConsensusError::BufferFull("block tree"));
             }
             self.tree.insert(hash, block.clone());
