@@ -125,6 +125,8 @@ pub struct Restored {
     pub safety: Option<SafetyData>,
     /// Every committed block, from height 1, in order.
     pub committed: Vec<CommittedBlock>,
+    /// The uncommitted blocks persisted by [`Action::PersistBlock`].
+    pub blocks: Vec<Block>,
 }
 
 /// One event for the core.
@@ -167,6 +169,13 @@ pub enum Input {
 pub enum Action {
     /// Write this durably (synced) before performing any later action.
     PersistSafety(Box<SafetyData>),
+    /// Store this uncommitted block durably before performing any later
+    /// action (it is about to be voted for); hand it back in
+    /// [`Restored::blocks`] after a restart, and drop it once a block at
+    /// its height is committed. Every certified block is thus held by at
+    /// least f + 1 honest validators even across crashes, so the chain can
+    /// always be extended.
+    PersistBlock(Box<Block>),
     /// Send to every validator of the current epoch (and observers).
     Broadcast(Vec<u8>),
     /// Send to one peer.
@@ -358,6 +367,13 @@ impl Core {
             _ => fresh,
         };
         let round = safety.justified_round()?;
+        let tree: HashMap<BlockHash, Block> = restored
+            .blocks
+            .into_iter()
+            .filter(|block| block.epoch == epoch && block.height > head.height)
+            .take(TREE_BLOCKS_MAX)
+            .map(|block| (block.hash(), block))
+            .collect();
         Ok(Core {
             my_id: validators.index_of(&me),
             key,
@@ -372,7 +388,7 @@ impl Core {
             now_ms: 0,
             payload_requested: None,
             proposed: None,
-            tree: HashMap::new(),
+            tree,
             proposals_seen: BTreeMap::new(),
             pending_checks: HashMap::new(),
             votes: BTreeMap::new(),
@@ -591,7 +607,7 @@ impl Core {
         if (self.my_id.is_none() || self.timeouts_in_a_row > 0)
             && let Some(peer) = self.peer_hint
         {
-            self.request_sync(peer, out);
+            self.request_sync(peer, None, out);
         }
         let Some(my_id) = self.my_id else {
             return;
@@ -654,7 +670,7 @@ impl Core {
             // The leader lacks the block it must extend (restart, missed
             // proposal): fetch it; this round will likely time out.
             if let Some(peer) = self.peer_hint {
-                self.request_sync(peer, out);
+                self.request_sync(peer, Some(parent), out);
             }
             return;
         };
@@ -762,7 +778,7 @@ impl Core {
             });
         }
         if epoch > current {
-            self.request_sync(from, out);
+            self.request_sync(from, None, out);
             return Err(ConsensusError::FutureEpoch {
                 got: epoch,
                 current,
@@ -826,7 +842,7 @@ impl Core {
         self.proposals_seen.insert(block.round, hash);
         if let Err(error) = self.check_extends(block, true) {
             if error == ConsensusError::UnknownParent {
-                self.request_sync(from, out);
+                self.request_sync(from, Some(block.parent), out);
             }
             return Err(error);
         }
@@ -961,6 +977,7 @@ impl Core {
             parent_round: parent.round,
         };
         let vote = Vote::sign(&self.key, data, my_id);
+        out.push(Action::PersistBlock(Box::new(block.clone())));
         self.safety.record_vote(&vote);
         // Persist before the vote leaves the node.
         out.push(Action::PersistSafety(Box::new(self.safety.clone())));
@@ -1209,7 +1226,7 @@ impl Core {
             }
         }
         if self.parent_info(&qc.vote.block).is_none() {
-            self.request_sync(from, out);
+            self.request_sync(from, Some(qc.vote.block), out);
         }
         self.advance_round(qc.round().next()?, false, out);
         Ok(())
@@ -1272,7 +1289,7 @@ impl Core {
                 }
                 // Missing ancestors: fetch them; the commit happens when
                 // their certificates are processed again.
-                self.request_sync(from, out);
+                self.request_sync(from, None, out);
                 return Ok(());
             };
             if block.height <= self.head.height {

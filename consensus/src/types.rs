@@ -433,8 +433,11 @@ impl Timeout {
 pub struct SyncRequest {
     /// The asker's epoch.
     pub epoch: Epoch,
-    /// The first height wanted.
+    /// The first height wanted (height mode).
     pub from_height: Height,
+    /// A particular block wanted, with whatever ancestors the peer has
+    /// (hash mode): when a certificate names a block this node lacks.
+    pub block: Option<BlockHash>,
 }
 
 /// Certified blocks answering a [`SyncRequest`]: a parent-linked chain, each
@@ -514,6 +517,13 @@ impl Message {
                 writer.u8(4);
                 writer.u64(request.epoch.0);
                 writer.u64(request.from_height.0);
+                match &request.block {
+                    None => writer.u8(0),
+                    Some(hash) => {
+                        writer.u8(1);
+                        writer.hash(hash);
+                    }
+                }
             }
             Message::SyncResponse(response) => {
                 writer.u8(5);
@@ -562,6 +572,11 @@ impl Message {
             4 => Message::SyncRequest(SyncRequest {
                 epoch: Epoch(reader.u64()?),
                 from_height: Height(reader.u64()?),
+                block: if reader.present()? {
+                    Some(reader.hash()?)
+                } else {
+                    None
+                },
             }),
             5 => {
                 let count = reader.len(SYNC_BLOCKS_MAX, "too many blocks")?;
@@ -643,6 +658,12 @@ mod tests {
             Message::SyncRequest(SyncRequest {
                 epoch: Epoch(2),
                 from_height: Height(9),
+                block: None,
+            }),
+            Message::SyncRequest(SyncRequest {
+                epoch: Epoch(2),
+                from_height: Height(9),
+                block: Some(block.hash()),
             }),
             Message::SyncResponse(SyncResponse {
                 blocks: vec![block.clone(), block.clone()],

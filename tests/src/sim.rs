@@ -218,6 +218,7 @@ pub struct Report {
 struct Store {
     safety: Option<SafetyData>,
     committed: Vec<CommittedBlock>,
+    blocks: Vec<Block>,
 }
 
 struct Node {
@@ -396,6 +397,7 @@ impl Cluster {
         let restored = yuchain_consensus::Restored {
             safety: self.nodes[node].store.safety.clone(),
             committed: self.nodes[node].store.committed.clone(),
+            blocks: self.nodes[node].store.blocks.clone(),
         };
         let core = Core::new(
             self.nodes[node].key.clone(),
@@ -651,6 +653,9 @@ impl Cluster {
             Action::PersistSafety(safety) => {
                 self.nodes[node].store.safety = Some(*safety);
             }
+            Action::PersistBlock(block) => {
+                self.nodes[node].store.blocks.push(*block);
+            }
             Action::Broadcast(bytes) => {
                 if let Some(behaviour) = self.nodes[node].byzantine {
                     self.byzantine_broadcast(node, behaviour, bytes);
@@ -726,7 +731,13 @@ impl Cluster {
                         entry.block.hash()
                     );
                 }
-                self.nodes[node].store.committed.push(entry);
+                let height = entry.block.height;
+                let epoch = entry.block.epoch;
+                let store = &mut self.nodes[node].store;
+                store
+                    .blocks
+                    .retain(|block| block.height > height && block.epoch >= epoch);
+                store.committed.push(entry);
             }
             Action::EpochChanged { epoch, .. } => {
                 if self.log {

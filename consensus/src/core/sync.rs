@@ -14,14 +14,17 @@ use yuchain_proto::PublicKey;
 use super::{Core, Out, SyncInFlight, TREE_BLOCKS_MAX};
 use crate::Action;
 use crate::error::{ConsensusError, Result};
-use crate::types::{Block, Epoch, Message, QuorumCert, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse};
+use crate::types::{
+    Block, BlockHash, Epoch, Message, QuorumCert, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse,
+};
 
 /// The most peers remembered as recently helped across an epoch boundary.
 const HELPED_PEERS_MAX: usize = 1024;
 
 impl Core {
-    /// Asks `peer` for blocks, unless a request is already outstanding.
-    pub(super) fn request_sync(&mut self, peer: PublicKey, out: &mut Out) {
+    /// Asks `peer` for blocks (from this node's committed height, or one
+    /// wanted block and its ancestors), unless a request is outstanding.
+    pub(super) fn request_sync(&mut self, peer: PublicKey, want: Option<BlockHash>, out: &mut Out) {
         if peer == self.me || self.sync.is_some() {
             return;
         }
@@ -37,6 +40,7 @@ impl Core {
             bytes: Message::SyncRequest(SyncRequest {
                 epoch: self.epoch(),
                 from_height,
+                block: want,
             })
             .encode(),
         });
@@ -54,6 +58,9 @@ impl Core {
         if request.epoch > self.epoch() {
             // The asker is ahead; it has nothing to learn from us.
             return Ok(());
+        }
+        if let Some(want) = request.block {
+            return self.serve_block(from, want, out);
         }
         let mut blocks: Vec<Block> = Vec::new();
         let mut epoch_end_qc: Option<QuorumCert> = None;
@@ -145,6 +152,36 @@ impl Core {
         });
     }
 
+    /// Answers a hash-mode request: the wanted block and as many of its
+    /// uncommitted ancestors as this node holds, with its certificate.
+    fn serve_block(&mut self, from: PublicKey, want: BlockHash, out: &mut Out) -> Result<()> {
+        let Some(block) = self.tree.get(&want) else {
+            return Ok(());
+        };
+        let mut chain = vec![block.clone()];
+        let mut cursor = block.parent;
+        while chain.len() < SYNC_BLOCKS_MAX {
+            let Some(parent) = self.tree.get(&cursor) else {
+                break;
+            };
+            chain.push(parent.clone());
+            cursor = parent.parent;
+        }
+        chain.reverse();
+        let mut with_certificate = chain.clone();
+        let Some(qc) = self.certificate_of_last(&mut with_certificate) else {
+            return Ok(());
+        };
+        if with_certificate.len() != chain.len() {
+            return Ok(());
+        }
+        out.push(Action::Send {
+            to: from,
+            bytes: Message::SyncResponse(SyncResponse { blocks: chain, qc }).encode(),
+        });
+        Ok(())
+    }
+
     /// The uncommitted blocks from the committed head to the block of the
     /// highest certificate, oldest first (empty if that block is unknown).
     fn certified_path(&self) -> Vec<Block> {
@@ -211,7 +248,15 @@ impl Core {
         let full = response.blocks.len() == SYNC_BLOCKS_MAX;
         let last_height = last.height;
         let start_epoch = self.epoch();
-        for block in &response.blocks {
+        let mut previous: Option<BlockHash> = None;
+        for (index, block) in response.blocks.iter().enumerate() {
+            if previous.is_some_and(|previous| block.parent != previous) {
+                return Err(ConsensusError::Invalid {
+                    what: "sync response",
+                    reason: "blocks are not a parent-linked chain",
+                });
+            }
+            previous = Some(block.hash());
             if block.epoch != self.epoch() {
                 // The chain moved to the next epoch while we applied it; the
                 // rest comes in the next answer.
@@ -227,11 +272,14 @@ impl Core {
             if self.parent_info(&hash).is_some() {
                 continue;
             }
-            if let Err(error) = self.check_extends(block, false) {
-                if error == ConsensusError::UnknownParent {
-                    self.request_sync(from, out);
-                }
-                return Err(error);
+            match self.check_extends(block, false) {
+                Ok(()) => {}
+                // The first block may hang below a gap: it is certified (its
+                // successor's justify or the answer's certificate says so),
+                // so keep it; its justify names the parent, which is fetched
+                // next (after_qc asks for unknown certified blocks).
+                Err(ConsensusError::UnknownParent) if index == 0 => check_links(block)?,
+                Err(error) => return Err(error),
             }
             self.process_qc(&block.justify, from, out)?;
             if self.halted {
@@ -239,7 +287,7 @@ impl Core {
             }
             if self.epoch() != block.epoch {
                 // The epoch ended inside this answer: ask for the next one.
-                self.request_sync(from, out);
+                self.request_sync(from, None, out);
                 return Ok(());
             }
             if self.tree.len() >= TREE_BLOCKS_MAX {
@@ -255,8 +303,26 @@ impl Core {
         }
         if full && !self.halted {
             self.sync_continue_from = last_height.next().ok();
-            self.request_sync(from, out);
+            self.request_sync(from, None, out);
         }
         Ok(())
     }
+}
+
+/// The links a block states about its parent, checkable without the parent.
+fn check_links(block: &Block) -> Result<()> {
+    let invalid = |reason| ConsensusError::Invalid {
+        what: "block",
+        reason,
+    };
+    if block.parent != block.justify.vote.block {
+        return Err(invalid("justify does not certify the parent"));
+    }
+    if block.height != block.justify.vote.height.next()? {
+        return Err(invalid("height is not the parent's plus one"));
+    }
+    if block.round <= block.justify.round() {
+        return Err(invalid("round is not after the parent's"));
+    }
+    Ok(())
 }

@@ -239,6 +239,7 @@ fn a_restarted_validator_does_not_vote_twice_in_a_round() {
         Restored {
             safety: Some(safety),
             committed,
+            blocks: Vec::new(),
         },
     )
     .expect("restart");
