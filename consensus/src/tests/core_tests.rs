@@ -400,11 +400,13 @@ fn a_valid_proposal_is_checked_then_voted_and_an_equivocation_is_refused() {
         block: proposal.block.hash(),
         valid: true,
     });
+    // The block and the safety data are persisted, then the vote leaves.
+    assert!(matches!(actions[0], Action::PersistBlock(_)), "{actions:?}");
     assert!(
-        matches!(actions[0], Action::PersistSafety(_)),
+        matches!(actions[1], Action::PersistSafety(_)),
         "{actions:?}"
     );
-    assert!(matches!(actions[1], Action::Send { .. }), "{actions:?}");
+    assert!(matches!(actions[2], Action::Send { .. }), "{actions:?}");
 }
 
 #[test]
