@@ -2,7 +2,7 @@
 //! digests.
 //!
 //! Signatures never cover a re-encoding chosen by the verifier: each signed
-//! value has one encoding ([`crate::wire`]), and what is signed is the
+//! value has one encoding (the private `wire` module), and what is signed is the
 //! blake3 hash of a kind tag plus that encoding in [`Domain::Consensus`].
 
 use std::fmt;
