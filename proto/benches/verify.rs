@@ -269,6 +269,20 @@ fn cpu_time(c: &mut Criterion<SingleCoreCpuTime>) {
             assert!(bad.is_empty());
         })
     });
+    // The worst case for bisection: every signature invalid (a flood of
+    // bad signatures), so every batch equation fails down to single checks.
+    // s + 1 or s - 1: every point still decodes and s stays canonical, so no
+    // check can stop early.
+    let mut spoiled = items.clone();
+    for item in &mut spoiled {
+        item.signature.0[32] ^= 1;
+    }
+    group.bench_function("verify_batch_1024_all_invalid_1_thread", |b| {
+        b.iter(|| {
+            let bad = one_thread.install(|| verify_batch(&spoiled));
+            assert_eq!(bad.len(), BATCH);
+        })
+    });
     group.finish();
 }
 
