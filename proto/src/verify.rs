@@ -8,12 +8,22 @@
 //! ed25519-zebra. ed25519-dalek is used only for keys and signing.
 //!
 //! Batch verification draws its random coefficients from a blake3 stream
-//! seeded with everything in the batch (a Fiat–Shamir choice): the outcome is
-//! a function of the input alone, so even the negligible chance of a batch
-//! disagreeing with single checks is the same on every node, and a sender
-//! cannot predict the coefficients before fixing the signatures. A failing
-//! batch is split in halves until the bad signatures are found, and those
-//! verdicts come from single verification, which is the rule itself.
+//! seeded with everything in the batch (a Fiat–Shamir choice), so a sender
+//! cannot predict them before fixing its signatures. The verdicts are those
+//! of single verification: a batch that passes is accepted whole (under
+//! ZIP-215 a batch can pass with a bad signature in it only with probability
+//! about 2^-128), and every signature of a failing batch is judged by single
+//! verification, which is the rule itself. (ed25519-zebra pairs the
+//! coefficients with signatures in the order of its internal hash map, which
+//! is seeded per process, so that negligible chance is not the same on every
+//! node; computing the batch equation ourselves in input order would make it
+//! so.)
+//!
+//! A failing batch is split into [`FALLBACK_GROUPS`] groups, each checked as
+//! a batch, and the signatures of failing groups are checked one by one. A
+//! few bad signatures among many cost little more than the batch, and a
+//! batch of nothing but bad signatures costs about twice single checks, not
+//! the many times that splitting all the way down would.
 
 use std::convert::Infallible;
 
@@ -32,6 +42,9 @@ const BATCH_SIZE_MIN: usize = 4;
 /// The most signatures one thread checks in one batch equation. Larger chunks
 /// gain little and split work across cores worse.
 const CHUNK_SIZE_MAX: usize = 256;
+
+/// Into how many groups a failing batch is split before single checks.
+const FALLBACK_GROUPS: usize = 8;
 
 /// Verifies one signature under the consensus rule.
 pub fn verify_one(
@@ -85,19 +98,28 @@ pub fn verify_batch(items: &[SignedMessage<'_>]) -> Vec<usize> {
 /// the indices of the bad ones.
 fn verify_chunk(items: &[SignedMessage<'_>], offset: usize, bad: &mut Vec<usize>) {
     if items.len() < BATCH_SIZE_MIN {
-        for (index, item) in items.iter().enumerate() {
-            if verify_one(&item.public_key, item.message, &item.signature).is_err() {
-                bad.push(offset + index);
-            }
-        }
+        verify_singles(items, offset, bad);
         return;
     }
     if batch_equation_holds(items) {
         return;
     }
-    let middle = items.len() / 2;
-    verify_chunk(&items[..middle], offset, bad);
-    verify_chunk(&items[middle..], offset + middle, bad);
+    let group_size = items.len().div_ceil(FALLBACK_GROUPS).max(BATCH_SIZE_MIN);
+    for (group_index, group) in items.chunks(group_size).enumerate() {
+        let group_offset = offset + group_index * group_size;
+        if group.len() >= BATCH_SIZE_MIN && batch_equation_holds(group) {
+            continue;
+        }
+        verify_singles(group, group_offset, bad);
+    }
+}
+
+fn verify_singles(items: &[SignedMessage<'_>], offset: usize, bad: &mut Vec<usize>) {
+    for (index, item) in items.iter().enumerate() {
+        if verify_one(&item.public_key, item.message, &item.signature).is_err() {
+            bad.push(offset + index);
+        }
+    }
 }
 
 /// Whether the ZIP-215 batch equation holds for all of `items`.
