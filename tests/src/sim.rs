@@ -120,7 +120,7 @@ impl SimConfig {
             delay_ms: [(1, 20), (5, 60), (10, 150)][rng.index(3)],
             partitions: rng.percent(50),
             crashes: rng.percent(50),
-            epoch_change_at: rng.percent(50).then(|| rng.range(3, 12)),
+            epoch_change_at: rng.percent(50).then(|| rng.range(2, 8)),
             fault_phase_ms: rng.range(1_000, 3_000),
             blocks_after_heal: 3,
             liveness_bound_ms: 60_000,
@@ -541,18 +541,28 @@ impl Cluster {
             .map_or(0, |entry| entry.block.height.0)
     }
 
+    /// Every honest node committed enough new blocks since the heal (and,
+    /// when an epoch change is planned, reached the new epoch, so every run
+    /// that plans one also checks liveness across it).
     fn liveness_reached(&self) -> bool {
-        (0..self.nodes.len()).filter(|&i| self.honest(i)).all(|i| {
-            self.committed_height(i) >= self.heights_at_heal[i] + self.config.blocks_after_heal
-        })
+        (0..self.nodes.len())
+            .filter(|&i| self.honest(i))
+            .all(|i| self.node_live(i))
+    }
+
+    fn node_live(&self, node: usize) -> bool {
+        let epoch_goal = u64::from(self.config.epoch_change_at.is_some());
+        self.committed_height(node) >= self.heights_at_heal[node] + self.config.blocks_after_heal
+            && self.nodes[node]
+                .core
+                .as_ref()
+                .is_some_and(|core| core.epoch().0 >= epoch_goal)
     }
 
     fn liveness_violation(&self) -> Violation {
         let node = (0..self.nodes.len())
             .filter(|&i| self.honest(i))
-            .find(|&i| {
-                self.committed_height(i) < self.heights_at_heal[i] + self.config.blocks_after_heal
-            })
+            .find(|&i| !self.node_live(i))
             .unwrap_or(0);
         Violation::Liveness {
             node,
