@@ -1,0 +1,261 @@
+//! Certificates and commits: verifying QCs and TCs, the two-chain commit
+//! rule, and epoch changes.
+
+use yuchain_proto::{Hash32, PublicKey};
+
+use super::{COMMITTED_WINDOW_MAX, Core, Out, Root, VERIFIED_CACHE_MAX};
+use crate::error::{ConsensusError, Result};
+use crate::safety::SafetyData;
+use crate::types::{BlockHash, QuorumCert, Round, TimeoutCert};
+use crate::validators::{ValidatorSet, VerifyMode};
+use crate::{Action, CommittedBlock, EpochEndProof};
+
+#[cfg(feature = "testing")]
+use super::BrokenRule;
+
+impl Core {
+    // ----- certificates -----
+
+    pub(super) fn remember_verified(&mut self, digest: Hash32) {
+        if self.verified_set.insert(digest) {
+            self.verified.push_back(digest);
+            if self.verified.len() > VERIFIED_CACHE_MAX
+                && let Some(old) = self.verified.pop_front()
+            {
+                self.verified_set.remove(&old);
+            }
+        }
+    }
+
+    pub(super) fn verify_qc(&mut self, qc: &QuorumCert) -> Result<()> {
+        if qc.vote.epoch != self.epoch() {
+            return Err(ConsensusError::Invalid {
+                what: "quorum certificate",
+                reason: "certificate is for another epoch",
+            });
+        }
+        if qc.round() == Round(0) {
+            // An epoch root's certificate: no signatures, and exactly the root.
+            let root = QuorumCert::root(self.epoch(), self.root.hash, self.root.height);
+            return if *qc == root {
+                Ok(())
+            } else {
+                Err(ConsensusError::Invalid {
+                    what: "quorum certificate",
+                    reason: "round 0 is not this epoch's root",
+                })
+            };
+        }
+        let digest = qc.digest();
+        if self.verified_set.contains(&digest) {
+            return Ok(());
+        }
+        self.validators
+            .verify_qc(qc, VerifyMode::Batched, self.checks_signatures())?;
+        self.remember_verified(digest);
+        Ok(())
+    }
+
+    /// A certificate from a message: verify, then act on it.
+    pub(super) fn process_qc(
+        &mut self,
+        qc: &QuorumCert,
+        from: PublicKey,
+        out: &mut Out,
+    ) -> Result<()> {
+        self.verify_qc(qc)?;
+        self.after_qc(qc, from, out)
+    }
+
+    /// A verified certificate: raise the high certificate, commit by the
+    /// two-chain rule, enter the next round.
+    pub(super) fn after_qc(
+        &mut self,
+        qc: &QuorumCert,
+        from: PublicKey,
+        out: &mut Out,
+    ) -> Result<()> {
+        self.safety.observe_qc(qc);
+        #[cfg(feature = "testing")]
+        let target = if self.broken(BrokenRule::CommitOneChain) {
+            Some(qc.vote.block)
+        } else {
+            qc.vote.commits()
+        };
+        #[cfg(not(feature = "testing"))]
+        let target = qc.vote.commits();
+        let epoch = self.epoch();
+        if let Some(target) = target {
+            self.commit_through(target, qc, from, out)?;
+            if self.epoch() != epoch || self.halted {
+                return Ok(());
+            }
+        }
+        if self.parent_info(&qc.vote.block).is_none() {
+            self.request_sync(from, Some(qc.vote.block), out);
+        }
+        self.advance_round(qc.round().next()?, false, out);
+        Ok(())
+    }
+
+    pub(super) fn process_tc(&mut self, tc: &TimeoutCert, out: &mut Out) -> Result<()> {
+        if tc.epoch != self.epoch() {
+            return Err(ConsensusError::Invalid {
+                what: "timeout certificate",
+                reason: "certificate is for another epoch",
+            });
+        }
+        if self
+            .safety
+            .high_tc
+            .as_ref()
+            .is_some_and(|high| high.round >= tc.round)
+        {
+            return Ok(());
+        }
+        self.validators
+            .verify_tc(tc, VerifyMode::Batched, self.checks_signatures())?;
+        self.safety.observe_tc(tc);
+        self.advance_round(tc.round.next()?, true, out);
+        Ok(())
+    }
+
+    // ----- commit (Jolteon §4, two-chain commit rule) -----
+
+    /// Commits `target` and its uncommitted ancestors, oldest first. An
+    /// epoch-ending block ends the walk: the blocks after it in its epoch are
+    /// dropped and the next epoch starts from it.
+    pub(super) fn commit_through(
+        &mut self,
+        target: BlockHash,
+        qc: &QuorumCert,
+        from: PublicKey,
+        out: &mut Out,
+    ) -> Result<()> {
+        // The root and committed blocks are committed already (an old
+        // certificate arriving late names them again).
+        if target == self.head.hash
+            || target == self.root.hash
+            || self.committed_index.contains_key(&target)
+        {
+            return Ok(());
+        }
+        let mut chain = Vec::new();
+        let mut cursor = target;
+        while cursor != self.head.hash {
+            let Some(block) = self.tree.get(&cursor) else {
+                if self.committed_index.contains_key(&cursor) || cursor == self.root.hash {
+                    return self.halt(
+                        format!(
+                            "certified block {target} forks below committed block {} at height {}",
+                            self.head.hash, self.head.height
+                        ),
+                        out,
+                    );
+                }
+                // Missing ancestors: fetch them; the commit happens when
+                // their certificates are processed again.
+                self.request_sync(from, None, out);
+                return Ok(());
+            };
+            if block.height <= self.head.height {
+                return self.halt(
+                    format!(
+                        "certified block {target} conflicts with committed block {} at height {}",
+                        self.head.hash, self.head.height
+                    ),
+                    out,
+                );
+            }
+            chain.push(cursor);
+            cursor = block.parent;
+        }
+        for hash in chain.into_iter().rev() {
+            let Some(block) = self.tree.get(&hash).cloned() else {
+                return Err(ConsensusError::Inconsistent("walked block vanished"));
+            };
+            let epoch_end = if block.next_validators.is_some() {
+                Some(self.epoch_end_proof(hash, qc)?)
+            } else {
+                None
+            };
+            self.head = Root {
+                hash,
+                height: block.height,
+                timestamp_ms: block.timestamp_ms,
+            };
+            let entry = CommittedBlock {
+                block: block.clone(),
+                epoch_end,
+            };
+            self.committed_index.insert(hash, block.height);
+            self.committed.push_back(entry.clone());
+            if self.committed.len() > COMMITTED_WINDOW_MAX
+                && let Some(old) = self.committed.pop_front()
+            {
+                self.committed_index.remove(&old.block.hash());
+            }
+            out.push(Action::Commit(entry));
+            if let Some(keys) = block.next_validators {
+                return self.start_epoch(keys, out);
+            }
+        }
+        let head_height = self.head.height;
+        self.tree.retain(|_, block| block.height > head_height);
+        Ok(())
+    }
+
+    /// The blocks after an epoch-ending block up to the certificate that
+    /// committed it.
+    pub(super) fn epoch_end_proof(&self, end: BlockHash, qc: &QuorumCert) -> Result<EpochEndProof> {
+        let mut blocks = Vec::new();
+        let mut cursor = qc.vote.block;
+        while cursor != end {
+            let block = self.tree.get(&cursor).ok_or(ConsensusError::Inconsistent(
+                "epoch end proof block missing",
+            ))?;
+            blocks.push(block.clone());
+            cursor = block.parent;
+        }
+        blocks.reverse();
+        Ok(EpochEndProof {
+            blocks,
+            qc: qc.clone(),
+        })
+    }
+
+    /// The committed head ended the epoch: switch to the next set, with
+    /// fresh safety data and rounds from 1.
+    pub(super) fn start_epoch(&mut self, keys: Vec<PublicKey>, out: &mut Out) -> Result<()> {
+        let epoch = self.epoch().next()?;
+        self.validators = ValidatorSet::new(epoch, keys.clone())?;
+        self.my_id = self.validators.index_of(&self.me);
+        self.root = self.head;
+        self.safety = SafetyData::new(
+            epoch,
+            QuorumCert::root(epoch, self.root.hash, self.root.height),
+        );
+        self.tree.clear();
+        self.proposals_seen.clear();
+        self.pending_checks.clear();
+        self.votes.clear();
+        self.timeouts.clear();
+        self.payload_requested = None;
+        self.proposed = None;
+        self.round = Round(0);
+        self.timeouts_in_a_row = 0;
+        self.sync_continue_from = None;
+        out.push(Action::EpochChanged {
+            epoch,
+            validators: keys,
+        });
+        self.advance_round(Round(1), false, out);
+        Ok(())
+    }
+
+    pub(super) fn halt(&mut self, reason: String, out: &mut Out) -> Result<()> {
+        self.halted = true;
+        out.push(Action::Halt { reason });
+        Ok(())
+    }
+}
