@@ -221,6 +221,13 @@ impl TimeoutCert {
             .unwrap_or_default()
     }
 
+    /// A digest of the whole certificate (for the verified-certificate cache).
+    pub fn digest(&self) -> Hash32 {
+        let mut writer = Writer::default();
+        self.write(&mut writer);
+        Domain::Consensus.hash_parts(&[b"timeout certificate", &writer.bytes])
+    }
+
     pub(crate) fn write(&self, writer: &mut Writer) {
         writer.u64(self.epoch.0);
         writer.u64(self.round.0);

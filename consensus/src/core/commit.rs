@@ -105,6 +105,15 @@ impl Core {
                 reason: "certificate is for another epoch",
             });
         }
+        // Always verify (or find it verified before): a proposal's TC feeds
+        // the voting rule, so a forged TC of a round this node already has a
+        // TC for must still be refused.
+        let digest = tc.digest();
+        if !self.verified_set.contains(&digest) {
+            self.validators
+                .verify_tc(tc, VerifyMode::Batched, self.checks_signatures())?;
+            self.remember_verified(digest);
+        }
         if self
             .safety
             .high_tc
@@ -113,8 +122,6 @@ impl Core {
         {
             return Ok(());
         }
-        self.validators
-            .verify_tc(tc, VerifyMode::Batched, self.checks_signatures())?;
         self.safety.observe_tc(tc);
         self.advance_round(tc.round.next()?, true, out);
         Ok(())

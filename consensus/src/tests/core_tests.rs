@@ -588,3 +588,64 @@ fn a_lagging_core_catches_up_through_sync() {
         net.committed[0][..net.committed[3].len()]
     );
 }
+
+#[test]
+fn a_forged_timeout_certificate_is_refused_even_for_a_round_already_certified() {
+    let keys = keys(4);
+    let mut core = Core::new(
+        keys[3].clone(),
+        Config::default(),
+        genesis(&keys),
+        Restored::default(),
+    )
+    .expect("core");
+    core.step(Input::Tick { now_ms: START_MS });
+    let root = QuorumCert::root(Epoch(0), Hash32([9; 32]), Height(0));
+    let entry = |i: usize| TimeoutEntry {
+        signer: ValidatorId(i as u16),
+        high_qc_round: Round(0),
+        signature: keys[i].sign(&timeout_digest(Epoch(0), Round(1), Round(0)).0),
+    };
+    let genuine = TimeoutCert {
+        epoch: Epoch(0),
+        round: Round(1),
+        entries: vec![entry(0), entry(1), entry(2)],
+    };
+    // A timeout for round 2 carrying the genuine TC of round 1.
+    let timeout = Timeout::sign(
+        &keys[0],
+        Epoch(0),
+        Round(2),
+        root.clone(),
+        Some(genuine.clone()),
+        ValidatorId(0),
+    );
+    let actions = core.step(message(&keys[0], &Message::Timeout(timeout)));
+    assert!(rejected(&actions).is_empty(), "{actions:?}");
+    assert_eq!(core.round(), Round(2));
+    // Round 2's leader (validator 2) attaches a TC of round 1 with a forged
+    // entry: the voting rule would trust its high_qc_round, so it must be
+    // verified although this node already holds a TC of round 1.
+    let mut forged = genuine;
+    forged.entries[1].signature = keys[3].sign(b"forged");
+    let block = Block {
+        epoch: Epoch(0),
+        round: Round(2),
+        height: Height(1),
+        parent: Hash32([9; 32]),
+        justify: root,
+        timestamp_ms: START_MS,
+        proposer: ValidatorId(2),
+        payload: b"x".to_vec(),
+        next_validators: None,
+    };
+    let proposal = Proposal {
+        signature: keys[2].sign(&proposal_digest(&block.hash()).0),
+        block,
+        last_tc: Some(forged),
+    };
+    assert!(matches!(
+        rejected(&core.step(message(&keys[2], &Message::Proposal(proposal))))[..],
+        [ConsensusError::BadSignature(_)]
+    ));
+}

@@ -176,7 +176,10 @@ impl Cluster {
     }
 
     /// Replaces the block with one extending an older certificate, at the
-    /// same round: a fork that honest voters must refuse (the lock).
+    /// same round: a fork that honest voters must refuse (the lock). After a
+    /// timeout it also forges the timeout certificate to report only round
+    /// 0 certificates, which would make the fork look safe to a voter that
+    /// trusted the certificate without checking its signatures.
     pub(super) fn fork_proposal(&mut self, node: usize, proposal: Proposal) -> Proposal {
         let older = self.older_qc(node, &proposal.block.justify);
         let Ok(height) = older.vote.height.next() else {
@@ -188,7 +191,13 @@ impl Cluster {
         block.justify = older;
         block.payload.push(0xF0);
         block.next_validators = None;
-        self.sign_proposal(node, block, None)
+        let forged_tc = proposal.last_tc.map(|mut tc| {
+            for entry in &mut tc.entries {
+                entry.high_qc_round = yuchain_consensus::Round(0);
+            }
+            tc
+        });
+        self.sign_proposal(node, block, forged_tc)
     }
 
     /// A timeout claiming an older highest certificate than the node has.
