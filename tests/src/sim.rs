@@ -82,6 +82,8 @@ pub struct SimConfig {
     pub partitions: bool,
     /// Crashes and restarts of honest validators during the fault phase.
     pub crashes: bool,
+    /// Crash every node at this time (they restart 200 ms later).
+    pub crash_all_at_ms: Option<u64>,
     /// Propose an epoch change (one validator leaves, a new one joins) at
     /// this height.
     pub epoch_change_at: Option<u64>,
@@ -122,6 +124,7 @@ impl SimConfig {
             delay_ms: [(1, 20), (5, 60), (10, 150)][rng.index(3)],
             partitions: rng.percent(50),
             crashes: rng.percent(50),
+            crash_all_at_ms: None,
             epoch_change_at: rng.percent(50).then(|| rng.range(2, 8)),
             fault_phase_ms: rng.range(1_000, 3_000),
             blocks_after_heal: 3,
@@ -144,6 +147,7 @@ impl SimConfig {
             delay_ms: (5, 20),
             partitions: false,
             crashes: false,
+            crash_all_at_ms: None,
             epoch_change_at: None,
             fault_phase_ms: 0,
             blocks_after_heal: 10,
@@ -446,6 +450,12 @@ impl Cluster {
                 self.push(at, Event::Crash { node });
                 let back = (at + self.rng.range(100, 1_500)).min(phase);
                 self.push(back, Event::Restart { node });
+            }
+        }
+        if let Some(at) = self.config.crash_all_at_ms {
+            for node in 0..n {
+                self.push(at, Event::Crash { node });
+                self.push(at + 200, Event::Restart { node });
             }
         }
         self.push(phase, Event::Heal);

@@ -71,6 +71,23 @@ fn n4_f1_crashes_and_restarts_still_commit() {
 }
 
 #[test]
+fn every_node_crashing_at_once_resumes_from_persisted_data() {
+    for (seed, validators) in [(0, 4), (1, 7), (2, 10), (3, 4), (4, 7)] {
+        for crash_at in [150, 333, 500] {
+            let config = SimConfig {
+                crash_all_at_ms: Some(crash_at),
+                fault_phase_ms: 1_000,
+                epoch_change_at: Some(4),
+                ..SimConfig::quiet(seed, validators)
+            };
+            let report = run(config);
+            assert_live(&report);
+            assert!(report.committed_height >= 10);
+        }
+    }
+}
+
+#[test]
 fn n7_partitions_heal_and_every_node_commits_again() {
     for seed in 0..10 {
         let config = SimConfig {
