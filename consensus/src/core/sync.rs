@@ -211,9 +211,13 @@ impl Core {
             let child = if next <= self.head.height {
                 self.committed_block(next).map(|entry| &entry.block)
             } else {
+                // Several children may certify it (forks); pick one by a
+                // rule that does not depend on the map's iteration order, so
+                // the answer (and a simulation) is deterministic.
                 self.tree
                     .values()
-                    .find(|block| block.parent == hash && block.justify.vote.block == hash)
+                    .filter(|block| block.parent == hash && block.justify.vote.block == hash)
+                    .min_by_key(|block| (block.round, block.justify.digest()))
             };
             if let Some(child) = child
                 && child.justify.vote.block == hash
