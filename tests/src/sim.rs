@@ -667,6 +667,38 @@ impl Cluster {
         for action in actions {
             self.perform(node, action)?;
         }
+        self.check_step(node)
+    }
+
+    /// After every step: an honest core's committed head is exactly the last
+    /// block its driver stored (nothing committed behind the driver's back,
+    /// nothing undone), and the core did not halt.
+    fn check_step(&self, node: usize) -> Result<(), Violation> {
+        if !self.honest(node) {
+            return Ok(());
+        }
+        let Some(core) = self.nodes[node].core.as_ref() else {
+            return Ok(());
+        };
+        let stored = match self.nodes[node].store.committed.last() {
+            Some(last) => (last.block.height, last.block.hash()),
+            None => (yuchain_consensus::Height(0), self.genesis.hash),
+        };
+        if core.committed_head() != stored {
+            return Err(Violation::NotOneChain {
+                node,
+                detail: format!(
+                    "core head {:?} differs from the stored chain's last block {stored:?}",
+                    core.committed_head()
+                ),
+            });
+        }
+        if core.is_halted() {
+            return Err(Violation::Halted {
+                node,
+                reason: "halted".to_string(),
+            });
+        }
         Ok(())
     }
 
