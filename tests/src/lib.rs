@@ -4,8 +4,8 @@
 //! delay, loss, duplication, reordering, partitions that heal, crashes and
 //! restarts (from persisted data only), an epoch change and up to f
 //! Byzantine validators, all from one seed. Checkers run on every commit
-//! (agreement, one chain, nothing undone) and after the heal (every honest
-//! node commits again within a bound). No real I/O: no sockets, clocks,
+//! (agreement, one chain), after every step (nothing undone, no halt) and
+//! after the heal (every honest node commits again within a bound). No real I/O: no sockets, clocks,
 //! threads or disks.
 //!
 //! Replay a seed: `SIM_SEED=N cargo nextest run -p yuchain-tests --test it
