@@ -649,3 +649,48 @@ fn a_forged_timeout_certificate_is_refused_even_for_a_round_already_certified() 
         [ConsensusError::BadSignature(_)]
     ));
 }
+
+#[test]
+fn mutated_messages_never_panic_the_core() {
+    let mut net = Net::new(4);
+    net.run(40);
+    // Every message the cluster sent, as bytes.
+    let sent: Vec<Vec<u8>> = net
+        .log
+        .iter()
+        .filter_map(|(_, action)| match action {
+            Action::Broadcast(bytes) | Action::Send { bytes, .. } => Some(bytes.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(sent.len() > 20, "{} messages", sent.len());
+    let from = net.keys[0].public_key();
+    let core = &mut net.cores[3];
+    // A fixed linear congruential stream: deterministic, no rng crate.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    for i in 0..3_000usize {
+        let mut bytes = sent[i % sent.len()].clone();
+        for _ in 0..=(next() % 4) {
+            let position = (next() as usize) % bytes.len();
+            match next() % 3 {
+                0 => bytes[position] ^= 1 << (next() % 8),
+                1 => bytes[position] = 0xFF,
+                _ => bytes.truncate(position.max(1)),
+            }
+        }
+        // Either accepted (a flip in a field that is not checked) or
+        // rejected; never a panic.
+        let _ = core.step(Input::Message {
+            from,
+            bytes,
+            now_ms: START_MS + 2_000,
+        });
+    }
+    assert!(!core.is_halted());
+}
