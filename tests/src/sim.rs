@@ -84,6 +84,10 @@ pub struct SimConfig {
     pub crashes: bool,
     /// Crash every node at this time (they restart 200 ms later).
     pub crash_all_at_ms: Option<u64>,
+    /// The node that joins at the epoch change starts only at the heal,
+    /// with an empty store, and must catch up through sync (across the
+    /// epoch boundary when the change is already committed).
+    pub late_joiner: bool,
     /// Propose an epoch change (one validator leaves, a new one joins) at
     /// this height.
     pub epoch_change_at: Option<u64>,
@@ -125,6 +129,7 @@ impl SimConfig {
             partitions: rng.percent(50),
             crashes: rng.percent(50),
             crash_all_at_ms: None,
+            late_joiner: rng.percent(50),
             epoch_change_at: rng.percent(50).then(|| rng.range(2, 8)),
             fault_phase_ms: rng.range(1_000, 3_000),
             blocks_after_heal: 3,
@@ -148,6 +153,7 @@ impl SimConfig {
             partitions: false,
             crashes: false,
             crash_all_at_ms: None,
+            late_joiner: false,
             epoch_change_at: None,
             fault_phase_ms: 0,
             blocks_after_heal: 10,
@@ -451,6 +457,10 @@ impl Cluster {
                 let back = (at + self.rng.range(100, 1_500)).min(phase);
                 self.push(back, Event::Restart { node });
             }
+        }
+        if self.config.late_joiner && self.config.epoch_change_at.is_some() {
+            // Down from the start; the heal below boots it.
+            self.push(0, Event::Crash { node: n - 1 });
         }
         if let Some(at) = self.config.crash_all_at_ms {
             for node in 0..n {
