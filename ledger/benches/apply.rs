@@ -71,7 +71,8 @@ impl Bench {
         let mut txs = Vec::with_capacity(BLOCK_TRANSFERS);
         for _ in 0..BLOCK_TRANSFERS {
             let from = (self.next.wrapping_mul(7_919) % count as u64) as usize;
-            let to = (self.next.wrapping_mul(7_919).wrapping_add(count as u64 / 2) % count as u64) as usize;
+            let to = (self.next.wrapping_mul(7_919).wrapping_add(count as u64 / 2) % count as u64)
+                as usize;
             self.next += 1;
             let mut id = [0u8; 32];
             id[..8].copy_from_slice(&self.next.to_le_bytes());
@@ -103,8 +104,12 @@ impl Bench {
 fn reference(c: &mut Criterion) {
     use yuchain_proto::SigningKey;
     use yuchain_proto::verify::{SignedMessage, verify_batch};
-    let keys: Vec<SigningKey> = (0..1_024).map(|i| SigningKey::for_test(&format!("k{i}"))).collect();
-    let messages: Vec<Vec<u8>> = (0..1_024).map(|i| format!("transfer {i}").into_bytes()).collect();
+    let keys: Vec<SigningKey> = (0..1_024)
+        .map(|i| SigningKey::for_test(&format!("k{i}")))
+        .collect();
+    let messages: Vec<Vec<u8>> = (0..1_024)
+        .map(|i| format!("transfer {i}").into_bytes())
+        .collect();
     let signatures: Vec<_> = keys.iter().zip(&messages).map(|(k, m)| k.sign(m)).collect();
     let items: Vec<SignedMessage<'_>> = keys
         .iter()
@@ -116,7 +121,10 @@ fn reference(c: &mut Criterion) {
             message,
         })
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
     let mut group = c.benchmark_group("reference");
     group.throughput(Throughput::Elements(items.len() as u64));
     group.sample_size(10);

@@ -40,10 +40,11 @@ pub(crate) fn participants(tx: &DecodedTx, ledger: &Ledger) -> Vec<Address> {
         Action::Refund { payment_id, .. } => ledger.payment(payment_id).map(|p| p.payer),
     };
     let mut accounts = vec![tx.sender];
-    if let Some(other) = other {
-        if other != tx.sender && ledger.account(&other).is_some() {
-            accounts.push(other);
-        }
+    if let Some(other) = other
+        && other != tx.sender
+        && ledger.account(&other).is_some()
+    {
+        accounts.push(other);
     }
     accounts
 }
@@ -114,9 +115,7 @@ impl Ledger {
         let sender = tx.sender;
         match &tx.action {
             Action::Issue { operator, amount } => self.issue(sender, *operator, *amount, touched),
-            Action::Redeem { operator, amount } => {
-                self.redeem(sender, *operator, *amount, touched)
-            }
+            Action::Redeem { operator, amount } => self.redeem(sender, *operator, *amount, touched),
             Action::RegisterOperator { public_key, name } => {
                 self.register_operator(sender, *public_key, name, touched)
             }
@@ -204,22 +203,47 @@ impl Ledger {
         }
     }
 
-    fn issue(&mut self, sender: Address, operator: Address, amount: u64, touched: &mut Touched) -> Outcome {
+    fn issue(
+        &mut self,
+        sender: Address,
+        operator: Address,
+        amount: u64,
+        touched: &mut Touched,
+    ) -> Outcome {
         self.require_kind(sender, AccountKind::Issuer)?;
-        let target = self.accounts.get(&operator).ok_or(ResultCode::UnknownAccount)?;
+        let target = self
+            .accounts
+            .get(&operator)
+            .ok_or(ResultCode::UnknownAccount)?;
         if target.kind != AccountKind::Operator {
             return Err(ResultCode::NotAnOperator);
         }
-        let balance = target.balance.checked_add(amount).ok_or(ResultCode::Overflow)?;
-        let issued = self.totals.issued.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        let balance = target
+            .balance
+            .checked_add(amount)
+            .ok_or(ResultCode::Overflow)?;
+        let issued = self
+            .totals
+            .issued
+            .checked_add(amount)
+            .ok_or(ResultCode::Overflow)?;
         self.account_mut(operator, touched).balance = balance;
         self.totals.issued = issued;
         Ok(())
     }
 
-    fn redeem(&mut self, sender: Address, operator: Address, amount: u64, touched: &mut Touched) -> Outcome {
+    fn redeem(
+        &mut self,
+        sender: Address,
+        operator: Address,
+        amount: u64,
+        touched: &mut Touched,
+    ) -> Outcome {
         self.require_kind(sender, AccountKind::Issuer)?;
-        let target = self.accounts.get(&operator).ok_or(ResultCode::UnknownAccount)?;
+        let target = self
+            .accounts
+            .get(&operator)
+            .ok_or(ResultCode::UnknownAccount)?;
         if target.kind != AccountKind::Operator {
             return Err(ResultCode::NotAnOperator);
         }
@@ -227,8 +251,15 @@ impl Ledger {
             .balance
             .checked_sub(amount)
             .ok_or(ResultCode::InsufficientFunds)?;
-        let redeemed = self.totals.redeemed.checked_add(amount).ok_or(ResultCode::Overflow)?;
-        assert!(redeemed <= self.totals.issued, "reserves hold only issued money");
+        let redeemed = self
+            .totals
+            .redeemed
+            .checked_add(amount)
+            .ok_or(ResultCode::Overflow)?;
+        assert!(
+            redeemed <= self.totals.issued,
+            "reserves hold only issued money"
+        );
         self.account_mut(operator, touched).balance = balance;
         self.totals.redeemed = redeemed;
         Ok(())
@@ -299,7 +330,10 @@ impl Ledger {
         touched: &mut Touched,
         change: impl FnOnce(&crate::params::ChainParams, &mut Account) -> Outcome,
     ) -> Outcome {
-        let account = self.accounts.get(&wallet).ok_or(ResultCode::UnknownAccount)?;
+        let account = self
+            .accounts
+            .get(&wallet)
+            .ok_or(ResultCode::UnknownAccount)?;
         if account.operator != Some(sender) {
             return Err(ResultCode::Unauthorized);
         }
@@ -322,11 +356,17 @@ impl Ledger {
         fee: u64,
         touched: &mut Touched,
     ) -> Outcome {
-        let payment = self.payments.get(&payment_id).ok_or(ResultCode::UnknownPayment)?;
+        let payment = self
+            .payments
+            .get(&payment_id)
+            .ok_or(ResultCode::UnknownPayment)?;
         if payment.merchant != sender {
             return Err(ResultCode::Unauthorized);
         }
-        let refunded = payment.refunded.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        let refunded = payment
+            .refunded
+            .checked_add(amount)
+            .ok_or(ResultCode::Overflow)?;
         if refunded > payment.amount {
             return Err(ResultCode::RefundExceedsPayment);
         }
@@ -367,8 +407,12 @@ impl Ledger {
         let sender = self.accounts.get(&from).ok_or(ResultCode::UnknownSender)?;
         match sender.status {
             AccountStatus::Active => {}
-            AccountStatus::Frozen | AccountStatus::ReceiveOnly => return Err(ResultCode::SenderFrozen),
-            AccountStatus::Closed | AccountStatus::Unspecified => return Err(ResultCode::SenderClosed),
+            AccountStatus::Frozen | AccountStatus::ReceiveOnly => {
+                return Err(ResultCode::SenderFrozen);
+            }
+            AccountStatus::Closed | AccountStatus::Unspecified => {
+                return Err(ResultCode::SenderClosed);
+            }
         }
         let recipient = self.accounts.get(&to).ok_or(ResultCode::UnknownAccount)?;
         match recipient.status {
@@ -386,39 +430,56 @@ impl Ledger {
 
         // Spending limits of the sender's class.
         let mut counters = None;
-        if let Some(context) = spending {
-            if sender.kind == AccountKind::Personal {
-                let limits = self.params.limits(sender.tier);
-                let spent_day = if sender.spend_day == context.day { sender.spent_day } else { 0 };
-                let spent_year = if sender.spend_year == context.year { sender.spent_year } else { 0 };
-                let spent_day = spent_day.checked_add(amount).ok_or(ResultCode::Overflow)?;
-                let spent_year = spent_year.checked_add(amount).ok_or(ResultCode::Overflow)?;
-                if let Some(limits) = limits {
-                    if limits.per_payment_max.is_some_and(|max| amount > max) {
-                        return Err(ResultCode::PerPaymentLimitExceeded);
-                    }
-                    if limits.daily_max.is_some_and(|max| spent_day > max) {
-                        return Err(ResultCode::DailyLimitExceeded);
-                    }
-                    if limits.annual_max.is_some_and(|max| spent_year > max) {
-                        return Err(ResultCode::AnnualLimitExceeded);
-                    }
+        if let Some(context) = spending
+            && sender.kind == AccountKind::Personal
+        {
+            let limits = self.params.limits(sender.tier);
+            let spent_day = if sender.spend_day == context.day {
+                sender.spent_day
+            } else {
+                0
+            };
+            let spent_year = if sender.spend_year == context.year {
+                sender.spent_year
+            } else {
+                0
+            };
+            let spent_day = spent_day.checked_add(amount).ok_or(ResultCode::Overflow)?;
+            let spent_year = spent_year.checked_add(amount).ok_or(ResultCode::Overflow)?;
+            if let Some(limits) = limits {
+                if limits.per_payment_max.is_some_and(|max| amount > max) {
+                    return Err(ResultCode::PerPaymentLimitExceeded);
                 }
-                counters = Some((context.day, spent_day, context.year, spent_year));
+                if limits.daily_max.is_some_and(|max| spent_day > max) {
+                    return Err(ResultCode::DailyLimitExceeded);
+                }
+                if limits.annual_max.is_some_and(|max| spent_year > max) {
+                    return Err(ResultCode::AnnualLimitExceeded);
+                }
             }
+            counters = Some((context.day, spent_day, context.year, spent_year));
         }
 
         // The recipient's balance cap.
-        let recipient_balance = recipient.balance.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        let recipient_balance = recipient
+            .balance
+            .checked_add(amount)
+            .ok_or(ResultCode::Overflow)?;
         if recipient.kind == AccountKind::Personal {
-            let cap = self.params.limits(recipient.tier).and_then(|limits| limits.balance_max);
+            let cap = self
+                .params
+                .limits(recipient.tier)
+                .and_then(|limits| limits.balance_max);
             if cap.is_some_and(|cap| recipient_balance > cap) {
                 return Err(ResultCode::BalanceLimitExceeded);
             }
         }
         let fee_account = fee_account();
         let fee_balance = if fee > 0 {
-            let fees = self.accounts.get(&fee_account).expect("the fee account exists from genesis");
+            let fees = self
+                .accounts
+                .get(&fee_account)
+                .expect("the fee account exists from genesis");
             Some(fees.balance.checked_add(fee).ok_or(ResultCode::Overflow)?)
         } else {
             None
@@ -454,9 +515,15 @@ impl Ledger {
             return Ok(());
         }
         let account = self.accounts.get(&payer).ok_or(ResultCode::UnknownSender)?;
-        let balance = account.balance.checked_sub(fee).ok_or(ResultCode::InsufficientFunds)?;
+        let balance = account
+            .balance
+            .checked_sub(fee)
+            .ok_or(ResultCode::InsufficientFunds)?;
         let fee_account = fee_account();
-        let fees = self.accounts.get(&fee_account).expect("the fee account exists from genesis");
+        let fees = self
+            .accounts
+            .get(&fee_account)
+            .expect("the fee account exists from genesis");
         let fee_balance = fees.balance.checked_add(fee).ok_or(ResultCode::Overflow)?;
         self.account_mut(payer, touched).balance = balance;
         self.account_mut(fee_account, touched).balance = fee_balance;
@@ -472,6 +539,8 @@ impl Ledger {
 
     fn account_mut(&mut self, address: Address, touched: &mut Touched) -> &mut Account {
         touched.accounts.push(address);
-        self.accounts.get_mut(&address).expect("checked to exist before writing")
+        self.accounts
+            .get_mut(&address)
+            .expect("checked to exist before writing")
     }
 }

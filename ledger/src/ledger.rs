@@ -52,6 +52,10 @@ pub fn consumes_sequence(code: ResultCode) -> bool {
     )
 }
 
+/// State entries written by a block: key bytes → encoded record (None
+/// deletes).
+pub type StateChanges = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// What applying one block produced: receipts, the new root, and every change
 /// to persist in the block's atomic write.
 #[derive(Clone, Debug)]
@@ -67,7 +71,7 @@ pub struct AppliedBlock {
     /// One receipt per transaction, in block order.
     pub receipts: Vec<pb::Receipt>,
     /// State entries written: key bytes → encoded record.
-    pub state_changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub state_changes: StateChanges,
     /// Tree nodes written and pruned.
     pub tree_diff: TreeDiff,
     /// Account history: (account, index in block, tx id) for every
@@ -158,11 +162,9 @@ impl Ledger {
             wallet.tier = yuchain_proto::pb::KycTier::Class1;
             wallet.operator = Some(operator);
             wallet.balance = *balance;
-            ledger.totals.issued = ledger
-                .totals
-                .issued
-                .checked_add(*balance)
-                .ok_or_else(|| GenesisError::Invalid("funded wallets overflow the supply".into()))?;
+            ledger.totals.issued = ledger.totals.issued.checked_add(*balance).ok_or_else(|| {
+                GenesisError::Invalid("funded wallets overflow the supply".into())
+            })?;
             touched.accounts.push(wallet.address);
             ledger.accounts.insert(wallet.address, wallet);
         }
@@ -470,12 +472,24 @@ impl Ledger {
             });
         }
         for (field, expected, got) in [
-            ("parent_state_root", self.state_root(), &header.parent_state_root),
-            ("parent_receipts_root", self.totals.receipts_root, &header.parent_receipts_root),
+            (
+                "parent_state_root",
+                self.state_root(),
+                &header.parent_state_root,
+            ),
+            (
+                "parent_receipts_root",
+                self.totals.receipts_root,
+                &header.parent_receipts_root,
+            ),
         ] {
             let got = hash_field(got);
             if got != expected {
-                return Err(BlockError::RootMismatch { field, expected, got });
+                return Err(BlockError::RootMismatch {
+                    field,
+                    expected,
+                    got,
+                });
             }
         }
         if tx_count > TRANSACTIONS_PER_BLOCK_MAX {
@@ -495,11 +509,7 @@ impl Ledger {
 
     /// Writes the touched entries and the chain entry into the tree as
     /// version `height`, and returns what to persist.
-    fn commit_state(
-        &mut self,
-        height: u64,
-        touched: Touched,
-    ) -> (Vec<(Vec<u8>, Option<Vec<u8>>)>, TreeDiff) {
+    fn commit_state(&mut self, height: u64, touched: Touched) -> (StateChanges, TreeDiff) {
         let Touched {
             mut accounts,
             mut payments,
@@ -512,7 +522,10 @@ impl Ledger {
             .par_iter()
             .map(|address| {
                 let account = self.accounts.get(address).expect("touched accounts exist");
-                (StateKey::Account(*address), Some(encode(&account.to_proto())))
+                (
+                    StateKey::Account(*address),
+                    Some(encode(&account.to_proto())),
+                )
             })
             .collect();
         let mut entries = accounts;
@@ -521,7 +534,10 @@ impl Ledger {
             let payment = self.payments.get(&id).expect("touched payments exist");
             entries.push((StateKey::Payment(id), Some(encode(&payment.to_proto()))));
         }
-        debug_assert!(height == self.totals.height, "the chain entry names the height");
+        debug_assert!(
+            height == self.totals.height,
+            "the chain entry names the height"
+        );
         entries.push((StateKey::Chain, Some(encode(&self.totals.to_proto()))));
         let diff = self.tree.update(&entries);
         let state_changes = entries

@@ -23,8 +23,8 @@ pub mod error;
 mod exec;
 pub mod ledger;
 pub mod params;
-pub mod testkit;
 pub mod state;
+pub mod testkit;
 pub mod time;
 pub mod tree;
 

@@ -191,7 +191,12 @@ impl Genesis {
     pub fn operator_keys(&self) -> Result<Vec<(String, PublicKey)>, GenesisError> {
         self.operators
             .iter()
-            .map(|operator| Ok((operator.name.clone(), parse_key(&operator.name, &operator.public_key)?)))
+            .map(|operator| {
+                Ok((
+                    operator.name.clone(),
+                    parse_key(&operator.name, &operator.public_key)?,
+                ))
+            })
             .collect()
     }
 
@@ -218,12 +223,12 @@ impl Genesis {
             ("class_3", &self.params.class_3),
             ("class_4", &self.params.class_4),
         ] {
-            if let (Some(per_payment), Some(daily)) = (limits.per_payment_max, limits.daily_max) {
-                if per_payment > daily {
-                    return Err(GenesisError::Invalid(format!(
-                        "{class}: per_payment_max is above daily_max"
-                    )));
-                }
+            if let (Some(per_payment), Some(daily)) = (limits.per_payment_max, limits.daily_max)
+                && per_payment > daily
+            {
+                return Err(GenesisError::Invalid(format!(
+                    "{class}: per_payment_max is above daily_max"
+                )));
             }
         }
         Ok(())
@@ -253,10 +258,18 @@ mod tests {
 
     #[test]
     fn fee_rules_are_integer_and_capped() {
-        let rule = FeeRule { flat: 10, basis_points: 30, max: Some(500) };
+        let rule = FeeRule {
+            flat: 10,
+            basis_points: 30,
+            max: Some(500),
+        };
         assert_eq!(rule.fee(10_000), Some(40));
         assert_eq!(rule.fee(1_000_000_000), Some(500));
-        let uncapped = FeeRule { flat: u64::MAX, basis_points: 10_000, max: None };
+        let uncapped = FeeRule {
+            flat: u64::MAX,
+            basis_points: 10_000,
+            max: None,
+        };
         assert_eq!(uncapped.fee(1), None);
         assert_eq!(FeeRule::default().fee(u64::MAX), Some(0));
     }
@@ -267,7 +280,10 @@ mod tests {
             chain_id: "yuchain-test".into(),
             genesis_time_ms: 1,
             issuer_public_key: hex::encode([7u8; 32]),
-            operators: vec![GenesisOperator { name: "bank".into(), public_key: hex::encode([9u8; 32]) }],
+            operators: vec![GenesisOperator {
+                name: "bank".into(),
+                public_key: hex::encode([9u8; 32]),
+            }],
             params: ChainParams::default(),
         };
         let text = genesis.to_toml().expect("toml");
@@ -277,7 +293,10 @@ mod tests {
         assert!(matches!(bad.validate(), Err(GenesisError::Invalid(_))));
         let mut duplicate = genesis.clone();
         duplicate.operators[0].public_key = duplicate.issuer_public_key.clone();
-        assert!(matches!(duplicate.validate(), Err(GenesisError::Invalid(_))));
+        assert!(matches!(
+            duplicate.validate(),
+            Err(GenesisError::Invalid(_))
+        ));
         assert!(Genesis::from_toml("chain_id = 5").is_err());
     }
 }

@@ -279,7 +279,11 @@ mod tests {
     #[test]
     fn state_keys_round_trip_and_reject_garbage() {
         let address = Address::system("x");
-        for key in [StateKey::Account(address), StateKey::Payment(Hash32([4; 32])), StateKey::Chain] {
+        for key in [
+            StateKey::Account(address),
+            StateKey::Payment(Hash32([4; 32])),
+            StateKey::Chain,
+        ] {
             assert_eq!(StateKey::from_bytes(&key.to_bytes()), Some(key));
         }
         assert_eq!(StateKey::from_bytes(&[]), None);
@@ -289,7 +293,10 @@ mod tests {
 
     #[test]
     fn accounts_round_trip_through_the_wire_form() {
-        let mut account = Account::new(SigningKey::for_test("a").public_key(), AccountKind::Personal);
+        let mut account = Account::new(
+            SigningKey::for_test("a").public_key(),
+            AccountKind::Personal,
+        );
         account.operator = Some(Address::system("bank"));
         account.tier = KycTier::Class3;
         account.balance = 12_345;
@@ -300,6 +307,12 @@ mod tests {
             _ => panic!("account did not round trip"),
         }
         // Stored under another address: corruption, not silently accepted.
-        assert!(decode_entry(&StateKey::Account(Address::system("other")).to_bytes(), &bytes).is_err());
+        assert!(
+            decode_entry(
+                &StateKey::Account(Address::system("other")).to_bytes(),
+                &bytes
+            )
+            .is_err()
+        );
     }
 }

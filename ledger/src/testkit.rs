@@ -24,6 +24,8 @@ pub struct TestChain {
     pub ledger: Ledger,
     /// The genesis document.
     pub genesis: Genesis,
+    /// What genesis wrote, to persist as height 0.
+    pub genesis_applied: AppliedBlock,
     /// The issuer's key.
     pub issuer: SigningKey,
     /// The operators' keys, in genesis order.
@@ -48,8 +50,14 @@ impl TestChain {
 
     /// A chain with the given parameters.
     pub fn with_params(operators: usize, params: ChainParams) -> TestChain {
+        let names: Vec<String> = (0..operators).map(|i| format!("Bank {i}")).collect();
+        TestChain::with_operators(&names, params)
+    }
+
+    /// A chain whose operators have these names.
+    pub fn with_operators(names: &[String], params: ChainParams) -> TestChain {
         let issuer = SigningKey::for_test("issuer");
-        let operators: Vec<SigningKey> = (0..operators)
+        let operators: Vec<SigningKey> = (0..names.len())
             .map(|i| SigningKey::for_test(&format!("operator-{i}")))
             .collect();
         let genesis = Genesis {
@@ -60,16 +68,18 @@ impl TestChain {
                 .iter()
                 .enumerate()
                 .map(|(i, key)| GenesisOperator {
-                    name: format!("Bank {i}"),
+                    name: names[i].clone(),
                     public_key: hex::encode(key.public_key().0),
                 })
                 .collect(),
             params,
         };
-        let (ledger, _) = Ledger::genesis(&genesis).expect("the test genesis is valid");
+        let (ledger, genesis_applied) =
+            Ledger::genesis(&genesis).expect("the test genesis is valid");
         TestChain {
             ledger,
             genesis,
+            genesis_applied,
             issuer,
             operators,
             time_ms: TEST_GENESIS_TIME_MS + 1_000,
@@ -132,10 +142,19 @@ impl TestChain {
         &mut self,
         transactions: Vec<pb::SignedTransaction>,
     ) -> Result<AppliedBlock, BlockError> {
+        self.apply_returning_block(transactions)
+            .map(|(_, applied)| applied)
+    }
+
+    /// Like [`TestChain::apply`], also returning the block.
+    pub fn apply_returning_block(
+        &mut self,
+        transactions: Vec<pb::SignedTransaction>,
+    ) -> Result<(pb::Block, AppliedBlock), BlockError> {
         let block = self.ledger.build_block(transactions, self.time_ms);
         let applied = self.ledger.apply_block(&block)?;
         self.time_ms += self.block_interval_ms;
-        Ok(applied)
+        Ok((block, applied))
     }
 
     /// The receipt codes of a block's transactions.
@@ -143,24 +162,34 @@ impl TestChain {
         applied
             .receipts
             .iter()
-            .map(|receipt| pb::ResultCode::try_from(receipt.code).unwrap_or(pb::ResultCode::Unspecified))
+            .map(|receipt| {
+                pb::ResultCode::try_from(receipt.code).unwrap_or(pb::ResultCode::Unspecified)
+            })
             .collect()
     }
 
     /// Balance of an account (0 if it does not exist).
     pub fn balance(&self, address: &Address) -> u64 {
-        self.ledger.account(address).map_or(0, |account| account.balance)
+        self.ledger
+            .account(address)
+            .map_or(0, |account| account.balance)
     }
 }
 
 /// `Issue` action.
 pub fn issue(operator: Address, amount: u64) -> Action {
-    Action::Issue(pb::Issue { operator: operator.0.to_vec(), amount })
+    Action::Issue(pb::Issue {
+        operator: operator.0.to_vec(),
+        amount,
+    })
 }
 
 /// `Redeem` action.
 pub fn redeem(operator: Address, amount: u64) -> Action {
-    Action::Redeem(pb::Redeem { operator: operator.0.to_vec(), amount })
+    Action::Redeem(pb::Redeem {
+        operator: operator.0.to_vec(),
+        amount,
+    })
 }
 
 /// `RegisterOperator` action.
@@ -199,17 +228,25 @@ pub fn register_corporate(key: &SigningKey, name: &str) -> Action {
 
 /// `SetTier` action.
 pub fn set_tier(wallet: Address, tier: pb::KycTier) -> Action {
-    Action::SetTier(pb::SetTier { wallet: wallet.0.to_vec(), tier: tier as i32 })
+    Action::SetTier(pb::SetTier {
+        wallet: wallet.0.to_vec(),
+        tier: tier as i32,
+    })
 }
 
 /// `Freeze` action.
 pub fn freeze(wallet: Address, mode: pb::FreezeMode) -> Action {
-    Action::Freeze(pb::Freeze { wallet: wallet.0.to_vec(), mode: mode as i32 })
+    Action::Freeze(pb::Freeze {
+        wallet: wallet.0.to_vec(),
+        mode: mode as i32,
+    })
 }
 
 /// `Unfreeze` action.
 pub fn unfreeze(wallet: Address) -> Action {
-    Action::Unfreeze(pb::Unfreeze { wallet: wallet.0.to_vec() })
+    Action::Unfreeze(pb::Unfreeze {
+        wallet: wallet.0.to_vec(),
+    })
 }
 
 /// `RotateKey` action.
@@ -222,12 +259,18 @@ pub fn rotate_key(wallet: Address, new_key: &SigningKey) -> Action {
 
 /// `CloseWallet` action.
 pub fn close_wallet(wallet: Address) -> Action {
-    Action::CloseWallet(pb::CloseWallet { wallet: wallet.0.to_vec() })
+    Action::CloseWallet(pb::CloseWallet {
+        wallet: wallet.0.to_vec(),
+    })
 }
 
 /// `Transfer` action.
 pub fn transfer(to: Address, amount: u64, memo: &str) -> Action {
-    Action::Transfer(pb::Transfer { to: to.0.to_vec(), amount, memo: memo.to_string() })
+    Action::Transfer(pb::Transfer {
+        to: to.0.to_vec(),
+        amount,
+        memo: memo.to_string(),
+    })
 }
 
 /// `MerchantPayment` action.
@@ -241,7 +284,10 @@ pub fn merchant_payment(merchant: Address, amount: u64, order_id: &str) -> Actio
 
 /// `Refund` action.
 pub fn refund(payment_id: Hash32, amount: u64) -> Action {
-    Action::Refund(pb::Refund { payment_id: payment_id.0.to_vec(), amount })
+    Action::Refund(pb::Refund {
+        payment_id: payment_id.0.to_vec(),
+        amount,
+    })
 }
 
 /// The id of a signed transaction.

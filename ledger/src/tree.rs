@@ -118,6 +118,10 @@ fn bucket_hash(entries: &[Entry]) -> Hash32 {
     level[0]
 }
 
+/// One dirty bucket during an update: its index, its entries (taken out of
+/// the tree) and its changes in key order.
+type BucketRun<'a> = (usize, Vec<Entry>, &'a [(Hash32, Option<Hash32>)]);
+
 /// What a tree update asks the store to persist. This tree keeps no nodes
 /// of its own in the store (it is rebuilt from state entries), so the diff
 /// is empty; the field stays so a tree with stored nodes can fill it.
@@ -185,7 +189,7 @@ impl StateTree {
 
         // Split into runs of one bucket each, and apply and rehash each
         // dirty bucket in parallel.
-        let mut runs: Vec<(usize, Vec<Entry>, &[(Hash32, Option<Hash32>)])> = Vec::new();
+        let mut runs: Vec<BucketRun<'_>> = Vec::new();
         let mut start = 0;
         while start < last.len() {
             let bucket = bucket_of(&last[start].0);
@@ -193,7 +197,11 @@ impl StateTree {
             while end < last.len() && bucket_of(&last[end].0) == bucket {
                 end += 1;
             }
-            runs.push((bucket, std::mem::take(&mut self.buckets[bucket]), &last[start..end]));
+            runs.push((
+                bucket,
+                std::mem::take(&mut self.buckets[bucket]),
+                &last[start..end],
+            ));
             start = end;
         }
         let results: Vec<(usize, Vec<Entry>, Hash32, isize)> = runs
@@ -277,8 +285,10 @@ impl StateTree {
         expected_root: Hash32,
     ) -> Result<StateTree, LoadError> {
         let mut tree = StateTree::default();
-        let changes: Vec<(StateKey, Option<Vec<u8>>)> =
-            entries.into_iter().map(|(key, value)| (key, Some(value))).collect();
+        let changes: Vec<(StateKey, Option<Vec<u8>>)> = entries
+            .into_iter()
+            .map(|(key, value)| (key, Some(value)))
+            .collect();
         tree.update(&changes);
         if tree.root() != expected_root {
             return Err(LoadError::RootMismatch {
@@ -294,7 +304,8 @@ impl StateTree {
 /// the proved value (`None`: proved absent).
 pub fn verify_proof(root: &Hash32, proof: &pb::StateProof) -> Result<Option<Vec<u8>>, ProofError> {
     let malformed = |reason: &str| ProofError::Malformed(reason.to_string());
-    let proof_root = Hash32::from_slice(&proof.root).ok_or_else(|| malformed("root must be 32 bytes"))?;
+    let proof_root =
+        Hash32::from_slice(&proof.root).ok_or_else(|| malformed("root must be 32 bytes"))?;
     if proof_root != *root {
         return Err(ProofError::WrongRoot {
             expected: *root,
@@ -312,7 +323,8 @@ pub fn verify_proof(root: &Hash32, proof: &pb::StateProof) -> Result<Option<Vec<
     let bucket = bucket_of(&hash);
     let mut entries = Vec::with_capacity(proof.bucket.len());
     for entry in &proof.bucket {
-        let k = Hash32::from_slice(&entry.key_hash).ok_or_else(|| malformed("key hash must be 32 bytes"))?;
+        let k = Hash32::from_slice(&entry.key_hash)
+            .ok_or_else(|| malformed("key hash must be 32 bytes"))?;
         let v = Hash32::from_slice(&entry.value_hash)
             .ok_or_else(|| malformed("value hash must be 32 bytes"))?;
         if bucket_of(&k) != bucket {
@@ -323,19 +335,25 @@ pub fn verify_proof(root: &Hash32, proof: &pb::StateProof) -> Result<Option<Vec<
         }
         entries.push(Entry::new(k, v));
     }
-    let found = entries.iter().find(|entry| entry.key == hash).map(|entry| entry.value);
+    let found = entries
+        .iter()
+        .find(|entry| entry.key == hash)
+        .map(|entry| entry.value);
     match (&proof.value, found) {
         (Some(value), Some(v)) if value_hash(value) == v => {}
         (None, None) => {}
-        (Some(_), Some(_)) => return Err(ProofError::Invalid("value does not match its hash".into())),
+        (Some(_), Some(_)) => {
+            return Err(ProofError::Invalid("value does not match its hash".into()));
+        }
         (Some(_), None) => return Err(ProofError::Invalid("key is not in its bucket".into())),
         (None, Some(_)) => return Err(ProofError::Invalid("key is present, not absent".into())),
     }
     let mut node = BUCKETS + bucket;
     let mut hash = bucket_hash(&entries);
     for sibling in &proof.siblings {
-        let sibling = Hash32::from_slice(sibling).ok_or_else(|| malformed("sibling must be 32 bytes"))?;
-        hash = if node % 2 == 0 {
+        let sibling =
+            Hash32::from_slice(sibling).ok_or_else(|| malformed("sibling must be 32 bytes"))?;
+        hash = if node.is_multiple_of(2) {
             node_hash(&hash, &sibling)
         } else {
             node_hash(&sibling, &hash)
@@ -359,8 +377,9 @@ mod tests {
 
     #[test]
     fn the_root_does_not_depend_on_update_order_or_batching() {
-        let changes: Vec<(StateKey, Option<Vec<u8>>)> =
-            (0..500).map(|i| (account_key(i), Some(i.to_le_bytes().to_vec()))).collect();
+        let changes: Vec<(StateKey, Option<Vec<u8>>)> = (0..500)
+            .map(|i| (account_key(i), Some(i.to_le_bytes().to_vec())))
+            .collect();
         let mut one = StateTree::default();
         one.update(&changes);
         let mut two = StateTree::default();
@@ -373,7 +392,12 @@ mod tests {
         // Deleting brings back the root of the smaller set.
         let mut small = StateTree::default();
         small.update(&changes[..100]);
-        one.update(&changes[100..].iter().map(|(k, _)| (*k, None)).collect::<Vec<_>>());
+        one.update(
+            &changes[100..]
+                .iter()
+                .map(|(k, _)| (*k, None))
+                .collect::<Vec<_>>(),
+        );
         assert_eq!(one.root(), small.root());
         assert_eq!(one.len(), 100);
     }
@@ -393,9 +417,16 @@ mod tests {
 
     #[test]
     fn loading_rebuilds_the_same_root_or_reports_corruption() {
-        let entries: Vec<(StateKey, Vec<u8>)> = (0..50).map(|i| (account_key(i), vec![i as u8; 3])).collect();
+        let entries: Vec<(StateKey, Vec<u8>)> = (0..50)
+            .map(|i| (account_key(i), vec![i as u8; 3]))
+            .collect();
         let mut tree = StateTree::default();
-        tree.update(&entries.iter().map(|(k, v)| (*k, Some(v.clone()))).collect::<Vec<_>>());
+        tree.update(
+            &entries
+                .iter()
+                .map(|(k, v)| (*k, Some(v.clone())))
+                .collect::<Vec<_>>(),
+        );
         let loaded = StateTree::load(entries.clone(), tree.root()).expect("same root");
         assert_eq!(loaded.root(), tree.root());
         let mut tampered = entries;
@@ -409,7 +440,11 @@ mod tests {
     #[test]
     fn proofs_verify_for_present_and_absent_keys_and_reject_tampering() {
         let mut tree = StateTree::default();
-        tree.update(&(0..2_000).map(|i| (account_key(i), Some(vec![i as u8]))).collect::<Vec<_>>());
+        tree.update(
+            &(0..2_000)
+                .map(|i| (account_key(i), Some(vec![i as u8])))
+                .collect::<Vec<_>>(),
+        );
         let root = tree.root();
         let present = tree.prove(&account_key(5), Some(vec![5]));
         assert_eq!(verify_proof(&root, &present), Ok(Some(vec![5])));
@@ -418,23 +453,40 @@ mod tests {
 
         let mut lie = present.clone();
         lie.value = Some(vec![6]);
-        assert!(matches!(verify_proof(&root, &lie), Err(ProofError::Invalid(_))));
+        assert!(matches!(
+            verify_proof(&root, &lie),
+            Err(ProofError::Invalid(_))
+        ));
         let mut hide = present.clone();
         hide.value = None;
-        assert!(matches!(verify_proof(&root, &hide), Err(ProofError::Invalid(_))));
+        assert!(matches!(
+            verify_proof(&root, &hide),
+            Err(ProofError::Invalid(_))
+        ));
         let mut dropped = present.clone();
-        dropped.bucket.retain(|e| e.key_hash != key_hash(&account_key(5)).0.to_vec());
+        dropped
+            .bucket
+            .retain(|e| e.key_hash != key_hash(&account_key(5)).0.to_vec());
         assert!(verify_proof(&root, &dropped).is_err());
         let mut sibling = present.clone();
         sibling.siblings[3][0] ^= 1;
-        assert!(matches!(verify_proof(&root, &sibling), Err(ProofError::Invalid(_))));
+        assert!(matches!(
+            verify_proof(&root, &sibling),
+            Err(ProofError::Invalid(_))
+        ));
         let mut short = present.clone();
         short.siblings.pop();
-        assert!(matches!(verify_proof(&root, &short), Err(ProofError::Malformed(_))));
+        assert!(matches!(
+            verify_proof(&root, &short),
+            Err(ProofError::Malformed(_))
+        ));
         let mut unsorted = absent.clone();
         if unsorted.bucket.len() >= 2 {
             unsorted.bucket.swap(0, 1);
-            assert!(matches!(verify_proof(&root, &unsorted), Err(ProofError::Malformed(_))));
+            assert!(matches!(
+                verify_proof(&root, &unsorted),
+                Err(ProofError::Malformed(_))
+            ));
         }
         assert!(matches!(
             verify_proof(&Hash32([1; 32]), &present),

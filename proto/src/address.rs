@@ -100,7 +100,10 @@ mod tests {
         let text = address.to_string();
         assert!(text.starts_with("yu1"), "{text}");
         assert_eq!(text.parse::<Address>().expect("parse"), address);
-        assert_eq!(text.to_uppercase().parse::<Address>().expect("upper"), address);
+        assert_eq!(
+            text.to_uppercase().parse::<Address>().expect("upper"),
+            address
+        );
     }
 
     #[test]
@@ -110,16 +113,25 @@ mod tests {
         let last = chars.len() - 3;
         chars[last] = if chars[last] == 'q' { 'p' } else { 'q' };
         let typo: String = chars.into_iter().collect();
-        assert!(matches!(typo.parse::<Address>(), Err(AddressError::Text(_))));
+        assert!(matches!(
+            typo.parse::<Address>(),
+            Err(AddressError::Text(_))
+        ));
     }
 
     #[test]
     fn other_prefixes_and_lengths_are_rejected() {
-        let other = bech32::encode::<Bech32m>(Hrp::parse("bc").expect("hrp"), &[0u8; 20])
-            .expect("encode");
-        assert!(matches!(other.parse::<Address>(), Err(AddressError::Prefix(_))));
+        let other =
+            bech32::encode::<Bech32m>(Hrp::parse("bc").expect("hrp"), &[0u8; 20]).expect("encode");
+        assert!(matches!(
+            other.parse::<Address>(),
+            Err(AddressError::Prefix(_))
+        ));
         let short = bech32::encode::<Bech32m>(prefix(), &[0u8; 19]).expect("encode");
-        assert!(matches!(short.parse::<Address>(), Err(AddressError::Length(19))));
+        assert!(matches!(
+            short.parse::<Address>(),
+            Err(AddressError::Length(19))
+        ));
         assert!("".parse::<Address>().is_err());
     }
 

@@ -28,7 +28,9 @@ pub fn parse_yuan(text: &str) -> Result<u64, AmountError> {
         .checked_mul(FEN_PER_YUAN)
         .ok_or_else(|| AmountError::Overflow(text.to_string()))?;
     if let Some(fraction) = fraction {
-        if fraction.is_empty() || fraction.len() > 2 || !fraction.bytes().all(|b| b.is_ascii_digit())
+        if fraction.is_empty()
+            || fraction.len() > 2
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(invalid());
         }
@@ -68,7 +70,9 @@ mod tests {
 
     #[test]
     fn rejects_what_a_person_might_mistype() {
-        for text in ["", ".5", "1.", "1.234", "-1", "+1", "1,000", "1e3", "１２", " 1", "1.2.3"] {
+        for text in [
+            "", ".5", "1.", "1.234", "-1", "+1", "1,000", "1e3", "１２", " 1", "1.2.3",
+        ] {
             assert!(
                 matches!(parse_yuan(text), Err(AmountError::Invalid(_))),
                 "{text:?} must be rejected"

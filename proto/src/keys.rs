@@ -30,8 +30,8 @@ impl PublicKey {
     /// the cofactored equation holds for every message), so such keys are
     /// refused wherever a key is given authority.
     pub fn check_usable(&self) -> Result<(), KeyError> {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
-            .map_err(|_| KeyError::NotAPoint)?;
+        let key =
+            ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::NotAPoint)?;
         if key.is_weak() {
             return Err(KeyError::SmallOrder);
         }
@@ -146,7 +146,11 @@ impl SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SigningKey(public: {})", hex::encode(self.public_key().0))
+        write!(
+            f,
+            "SigningKey(public: {})",
+            hex::encode(self.public_key().0)
+        )
     }
 }
 
@@ -186,15 +190,26 @@ mod tests {
 
     #[test]
     fn small_order_and_invalid_keys_are_not_usable() {
-        assert!(SigningKey::for_test("ok").public_key().check_usable().is_ok());
+        assert!(
+            SigningKey::for_test("ok")
+                .public_key()
+                .check_usable()
+                .is_ok()
+        );
         // The identity point (y = 1) has order 1.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(PublicKey(identity).check_usable(), Err(KeyError::SmallOrder));
+        assert_eq!(
+            PublicKey(identity).check_usable(),
+            Err(KeyError::SmallOrder)
+        );
         // y = 2 is not on the curve.
         let mut off_curve = [0u8; 32];
         off_curve[0] = 2;
-        assert_eq!(PublicKey(off_curve).check_usable(), Err(KeyError::NotAPoint));
+        assert_eq!(
+            PublicKey(off_curve).check_usable(),
+            Err(KeyError::NotAPoint)
+        );
     }
 
     #[test]

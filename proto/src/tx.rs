@@ -191,12 +191,11 @@ pub fn decode(signed: &pb::SignedTransaction, chain_id: &str) -> Result<DecodedT
             limit: TX_SIZE_BYTES_MAX,
         });
     }
-    let signature = Signature::from_slice(&signed.signature).map_err(|error| {
-        TxError::InvalidField {
+    let signature =
+        Signature::from_slice(&signed.signature).map_err(|error| TxError::InvalidField {
             field: "signature",
             reason: error.to_string(),
-        }
-    })?;
+        })?;
     let body = pb::TransactionBody::decode(signed.body.as_slice())
         .map_err(|error| TxError::Malformed(error.to_string()))?;
     if body.chain_id != chain_id {
@@ -350,7 +349,11 @@ fn decode_action(action: pb::transaction_body::Action) -> Result<Action, TxError
             let kind = match register.kind {
                 Some(Kind::Personal(value)) => WalletKind::Personal(tier(value)?),
                 Some(Kind::Corporate(corporate)) => WalletKind::Corporate {
-                    name: text(corporate.name, "register_wallet.corporate.name", NAME_BYTES_MAX)?,
+                    name: text(
+                        corporate.name,
+                        "register_wallet.corporate.name",
+                        NAME_BYTES_MAX,
+                    )?,
                 },
                 Some(Kind::Merchant(value)) => match pb::MerchantCategory::try_from(value) {
                     Ok(pb::MerchantCategory::Unspecified) | Err(_) => {
@@ -407,7 +410,11 @@ fn decode_action(action: pb::transaction_body::Action) -> Result<Action, TxError
         A::MerchantPayment(payment) => Action::MerchantPayment {
             merchant: address(&payment.merchant, "merchant_payment.merchant")?,
             amount: amount(payment.amount)?,
-            order_id: text(payment.order_id, "merchant_payment.order_id", ORDER_ID_BYTES_MAX)?,
+            order_id: text(
+                payment.order_id,
+                "merchant_payment.order_id",
+                ORDER_ID_BYTES_MAX,
+            )?,
         },
         A::Refund(refund) => Action::Refund {
             payment_id: Hash32::from_slice(&refund.payment_id).ok_or_else(|| {
@@ -485,22 +492,44 @@ mod tests {
         let long_memo = sign(&long_memo_body, &key);
 
         let inputs = vec![
-            good, tampered, bad_sig, short_sig, garbage, zero, other_chain, no_action, long_memo,
+            good,
+            tampered,
+            bad_sig,
+            short_sig,
+            garbage,
+            zero,
+            other_chain,
+            no_action,
+            long_memo,
         ];
         let results = decode_and_verify_all(&inputs, CHAIN);
         assert!(results[0].is_ok());
         // A flipped body byte either breaks the encoding or the signature.
         assert!(matches!(
             results[1],
-            Err(TxError::BadSignature(_)) | Err(TxError::Malformed(_)) | Err(TxError::InvalidField { .. })
+            Err(TxError::BadSignature(_))
+                | Err(TxError::Malformed(_))
+                | Err(TxError::InvalidField { .. })
         ));
         assert!(matches!(results[2], Err(TxError::BadSignature(_))));
-        assert!(matches!(results[3], Err(TxError::InvalidField { field: "signature", .. })));
+        assert!(matches!(
+            results[3],
+            Err(TxError::InvalidField {
+                field: "signature",
+                ..
+            })
+        ));
         assert!(matches!(results[4], Err(TxError::Malformed(_))));
         assert!(matches!(results[5], Err(TxError::ZeroAmount)));
         assert!(matches!(results[6], Err(TxError::WrongChain { .. })));
         assert!(matches!(results[7], Err(TxError::MissingAction)));
-        assert!(matches!(results[8], Err(TxError::InvalidField { field: "transfer.memo", .. })));
+        assert!(matches!(
+            results[8],
+            Err(TxError::InvalidField {
+                field: "transfer.memo",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -79,7 +79,10 @@ pub fn verify_batch(items: &[SignedMessage<'_>]) -> Vec<usize> {
         return Vec::new();
     }
     let threads = rayon::current_num_threads().max(1);
-    let chunk_size = items.len().div_ceil(threads).clamp(BATCH_SIZE_MIN, CHUNK_SIZE_MAX);
+    let chunk_size = items
+        .len()
+        .div_ceil(threads)
+        .clamp(BATCH_SIZE_MIN, CHUNK_SIZE_MAX);
     let mut bad: Vec<usize> = items
         .par_chunks(chunk_size)
         .enumerate()
@@ -222,14 +225,20 @@ mod tests {
         let mut expected = corrupt.to_vec();
         expected.push(42);
         expected.sort_unstable();
-        assert_eq!(verify_batch(&items(&keys, &signatures, &messages)), expected);
+        assert_eq!(
+            verify_batch(&items(&keys, &signatures, &messages)),
+            expected
+        );
     }
 
     #[test]
     fn the_batch_answer_is_the_single_answer_on_one_thread_too() {
         let (keys, mut signatures, messages) = signed(64);
         signatures[3].0[0] ^= 0x80;
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
         let bad = pool.install(|| verify_batch(&items(&keys, &signatures, &messages)));
         assert_eq!(bad, vec![3]);
     }

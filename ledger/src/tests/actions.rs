@@ -39,13 +39,27 @@ impl Fixture {
             chain.tx(&bank, transfer(address_of(&alice), 1_000 * YUAN, "top-up")),
         ];
         let applied = chain.apply(txs).expect("setup block");
-        assert!(TestChain::codes(&applied).iter().all(|c| *c == ResultCode::Ok));
-        Fixture { chain, bank, alice, bob, shop }
+        assert!(
+            TestChain::codes(&applied)
+                .iter()
+                .all(|c| *c == ResultCode::Ok)
+        );
+        Fixture {
+            chain,
+            bank,
+            alice,
+            bob,
+            shop,
+        }
     }
 
     /// Applies one transaction and returns its code, checking conservation
     /// and that a failure changed nothing but the sender's sequence.
-    fn run(&mut self, signer: &SigningKey, action: yuchain_proto::pb::transaction_body::Action) -> ResultCode {
+    fn run(
+        &mut self,
+        signer: &SigningKey,
+        action: yuchain_proto::pb::transaction_body::Action,
+    ) -> ResultCode {
         let sender = address_of(signer);
         self.run_for(sender, signer, action)
     }
@@ -60,7 +74,10 @@ impl Fixture {
         let tx = self.chain.tx_for(sender, signer, action);
         let applied = self.chain.apply(vec![tx]).expect("block applies");
         let code = TestChain::codes(&applied)[0];
-        self.chain.ledger.check_conservation().expect("conservation");
+        self.chain
+            .ledger
+            .check_conservation()
+            .expect("conservation");
         if code != ResultCode::Ok {
             let after = snapshot(&self.chain);
             assert_eq!(before.0, after.0, "a failed transaction moves no money");
@@ -104,7 +121,12 @@ fn snapshot(chain: &TestChain) -> Snapshot {
         .values()
         .map(|a| (a.address, (a.status, a.auth_key.0, a.next_sequence)))
         .collect();
-    let mut payments: Vec<_> = chain.ledger.payments.iter().map(|(id, p)| (*id, p.refunded)).collect();
+    let mut payments: Vec<_> = chain
+        .ledger
+        .payments
+        .iter()
+        .map(|(id, p)| (*id, p.refunded))
+        .collect();
     payments.sort();
     (balances, meta, payments)
 }
@@ -122,10 +144,19 @@ fn issue_and_redeem_move_the_supply() {
     // Only the issuer issues, only into operators, never more than held.
     let alice = f.alice.clone();
     assert_eq!(f.run(&alice, issue(bank, 1)), ResultCode::Unauthorized);
-    assert_eq!(f.run(&issuer, issue(address_of(&f.alice), 1)), ResultCode::NotAnOperator);
-    assert_eq!(f.run(&issuer, issue(Address::system("nobody"), 1)), ResultCode::UnknownAccount);
+    assert_eq!(
+        f.run(&issuer, issue(address_of(&f.alice), 1)),
+        ResultCode::NotAnOperator
+    );
+    assert_eq!(
+        f.run(&issuer, issue(Address::system("nobody"), 1)),
+        ResultCode::UnknownAccount
+    );
     let held = f.chain.balance(&bank);
-    assert_eq!(f.run(&issuer, redeem(bank, held + 1)), ResultCode::InsufficientFunds);
+    assert_eq!(
+        f.run(&issuer, redeem(bank, held + 1)),
+        ResultCode::InsufficientFunds
+    );
     assert_eq!(f.run(&issuer, issue(bank, u64::MAX)), ResultCode::Overflow);
 }
 
@@ -134,33 +165,73 @@ fn registrations_need_the_right_authority_and_a_new_address() {
     let mut f = Fixture::new();
     let issuer = f.chain.issuer.clone();
     let new_bank = SigningKey::for_test("new bank");
-    assert_eq!(f.run(&issuer, register_operator(&new_bank, "New Bank")), ResultCode::Ok);
-    assert_eq!(f.run(&issuer, register_operator(&new_bank, "Again")), ResultCode::AccountExists);
+    assert_eq!(
+        f.run(&issuer, register_operator(&new_bank, "New Bank")),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&issuer, register_operator(&new_bank, "Again")),
+        ResultCode::AccountExists
+    );
     let carol = SigningKey::for_test("carol");
-    assert_eq!(f.run(&new_bank, register_corporate(&carol, "Carol Ltd")), ResultCode::Ok);
-    let account = f.chain.ledger.account(&address_of(&carol)).expect("registered");
+    assert_eq!(
+        f.run(&new_bank, register_corporate(&carol, "Carol Ltd")),
+        ResultCode::Ok
+    );
+    let account = f
+        .chain
+        .ledger
+        .account(&address_of(&carol))
+        .expect("registered");
     assert_eq!(account.operator, Some(address_of(&new_bank)));
     let bank = f.bank.clone();
-    assert_eq!(f.run(&bank, register_personal(&carol, KycTier::Class4)), ResultCode::AccountExists);
+    assert_eq!(
+        f.run(&bank, register_personal(&carol, KycTier::Class4)),
+        ResultCode::AccountExists
+    );
     let alice = f.alice.clone();
     let dave = SigningKey::for_test("dave");
-    assert_eq!(f.run(&alice, register_personal(&dave, KycTier::Class4)), ResultCode::Unauthorized);
-    assert_eq!(f.run(&bank, register_operator(&dave, "x")), ResultCode::Unauthorized);
+    assert_eq!(
+        f.run(&alice, register_personal(&dave, KycTier::Class4)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&bank, register_operator(&dave, "x")),
+        ResultCode::Unauthorized
+    );
 }
 
 #[test]
 fn transfers_move_money_and_respect_every_rule() {
     let mut f = Fixture::new();
     let (alice, bob) = (f.alice.clone(), f.bob.clone());
-    assert_eq!(f.run(&alice, transfer(address_of(&bob), 250 * YUAN, "dinner")), ResultCode::Ok);
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&bob), 250 * YUAN, "dinner")),
+        ResultCode::Ok
+    );
     assert_eq!(f.balance(&alice), 750 * YUAN);
     assert_eq!(f.balance(&bob), 250 * YUAN);
-    assert_eq!(f.run(&alice, transfer(address_of(&bob), 751 * YUAN, "")), ResultCode::InsufficientFunds);
-    assert_eq!(f.run(&alice, transfer(address_of(&alice), 1, "")), ResultCode::SelfTransfer);
-    assert_eq!(f.run(&alice, transfer(Address::system("ghost"), 1, "")), ResultCode::UnknownAccount);
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&bob), 751 * YUAN, "")),
+        ResultCode::InsufficientFunds
+    );
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&alice), 1, "")),
+        ResultCode::SelfTransfer
+    );
+    assert_eq!(
+        f.run(&alice, transfer(Address::system("ghost"), 1, "")),
+        ResultCode::UnknownAccount
+    );
     let issuer = address_of(&f.chain.issuer);
-    assert_eq!(f.run(&alice, transfer(issuer, 1, "")), ResultCode::InvalidArgument);
-    assert_eq!(f.run(&alice, transfer(fee_account(), 1, "")), ResultCode::InvalidArgument);
+    assert_eq!(
+        f.run(&alice, transfer(issuer, 1, "")),
+        ResultCode::InvalidArgument
+    );
+    assert_eq!(
+        f.run(&alice, transfer(fee_account(), 1, "")),
+        ResultCode::InvalidArgument
+    );
 }
 
 #[test]
@@ -168,27 +239,66 @@ fn tier_limits_apply_to_sender_and_receiver() {
     let mut f = Fixture::new();
     let bank = f.bank.clone();
     let small = SigningKey::for_test("class 4");
-    assert_eq!(f.run(&bank, register_personal(&small, KycTier::Class4)), ResultCode::Ok);
+    assert_eq!(
+        f.run(&bank, register_personal(&small, KycTier::Class4)),
+        ResultCode::Ok
+    );
     let small_address = address_of(&small);
     // Receiver: class 4 holds at most 10,000 yuan.
-    assert_eq!(f.run(&bank, transfer(small_address, 10_001 * YUAN, "")), ResultCode::BalanceLimitExceeded);
-    assert_eq!(f.run(&bank, transfer(small_address, 10_000 * YUAN, "")), ResultCode::Ok);
+    assert_eq!(
+        f.run(&bank, transfer(small_address, 10_001 * YUAN, "")),
+        ResultCode::BalanceLimitExceeded
+    );
+    assert_eq!(
+        f.run(&bank, transfer(small_address, 10_000 * YUAN, "")),
+        ResultCode::Ok
+    );
     // Sender: 2,000 per payment, 5,000 per day.
     let bob = address_of(&f.bob);
-    assert_eq!(f.run(&small, transfer(bob, 2_001 * YUAN, "")), ResultCode::PerPaymentLimitExceeded);
-    assert_eq!(f.run(&small, transfer(bob, 2_000 * YUAN, "")), ResultCode::Ok);
-    assert_eq!(f.run(&small, transfer(bob, 2_000 * YUAN, "")), ResultCode::Ok);
-    assert_eq!(f.run(&small, transfer(bob, 1_001 * YUAN, "")), ResultCode::DailyLimitExceeded);
-    assert_eq!(f.run(&small, transfer(bob, 1_000 * YUAN, "")), ResultCode::Ok);
+    assert_eq!(
+        f.run(&small, transfer(bob, 2_001 * YUAN, "")),
+        ResultCode::PerPaymentLimitExceeded
+    );
+    assert_eq!(
+        f.run(&small, transfer(bob, 2_000 * YUAN, "")),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&small, transfer(bob, 2_000 * YUAN, "")),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&small, transfer(bob, 1_001 * YUAN, "")),
+        ResultCode::DailyLimitExceeded
+    );
+    assert_eq!(
+        f.run(&small, transfer(bob, 1_000 * YUAN, "")),
+        ResultCode::Ok
+    );
     // The next Beijing day the daily counter starts again.
     f.chain.time_ms += 24 * 3600 * 1000;
-    assert_eq!(f.run(&small, transfer(bob, 1_000 * YUAN, "")), ResultCode::Ok);
+    assert_eq!(
+        f.run(&small, transfer(bob, 1_000 * YUAN, "")),
+        ResultCode::Ok
+    );
     // Moving to class 4 is refused while the balance is above its cap.
     let alice = address_of(&f.alice);
-    assert_eq!(f.run(&bank, transfer(alice, 15_000 * YUAN, "")), ResultCode::Ok);
-    assert_eq!(f.run(&bank, set_tier(alice, KycTier::Class4)), ResultCode::BalanceLimitExceeded);
-    assert_eq!(f.run(&bank, set_tier(alice, KycTier::Class1)), ResultCode::Ok);
-    assert_eq!(f.chain.ledger.account(&alice).map(|a| a.tier), Some(KycTier::Class1));
+    assert_eq!(
+        f.run(&bank, transfer(alice, 15_000 * YUAN, "")),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&bank, set_tier(alice, KycTier::Class4)),
+        ResultCode::BalanceLimitExceeded
+    );
+    assert_eq!(
+        f.run(&bank, set_tier(alice, KycTier::Class1)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.chain.ledger.account(&alice).map(|a| a.tier),
+        Some(KycTier::Class1)
+    );
 }
 
 #[test]
@@ -198,14 +308,26 @@ fn annual_limits_count_the_calendar_year() {
     let mut f = Fixture::with_params(params);
     let bank = f.bank.clone();
     let saver = SigningKey::for_test("saver");
-    assert_eq!(f.run(&bank, register_personal(&saver, KycTier::Class3)), ResultCode::Ok);
-    assert_eq!(f.run(&bank, transfer(address_of(&saver), 10_000 * YUAN, "")), ResultCode::Ok);
+    assert_eq!(
+        f.run(&bank, register_personal(&saver, KycTier::Class3)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&bank, transfer(address_of(&saver), 10_000 * YUAN, "")),
+        ResultCode::Ok
+    );
     let bob = address_of(&f.bob);
     for _ in 0..3 {
-        assert_eq!(f.run(&saver, transfer(bob, 1_000 * YUAN, "")), ResultCode::Ok);
+        assert_eq!(
+            f.run(&saver, transfer(bob, 1_000 * YUAN, "")),
+            ResultCode::Ok
+        );
         f.chain.time_ms += 24 * 3600 * 1000;
     }
-    assert_eq!(f.run(&saver, transfer(bob, 1, "")), ResultCode::AnnualLimitExceeded);
+    assert_eq!(
+        f.run(&saver, transfer(bob, 1, "")),
+        ResultCode::AnnualLimitExceeded
+    );
     // 2027-01-01 in Beijing.
     f.chain.time_ms = 1_798_732_800_000;
     assert_eq!(f.run(&saver, transfer(bob, 1, "")), ResultCode::Ok);
@@ -216,17 +338,35 @@ fn freezes_stop_sending_and_receiving_as_set() {
     let mut f = Fixture::new();
     let (bank, alice, bob) = (f.bank.clone(), f.alice.clone(), f.bob.clone());
     let (alice_address, bob_address) = (address_of(&alice), address_of(&bob));
-    assert_eq!(f.run(&bank, freeze(alice_address, FreezeMode::ReceiveOnly)), ResultCode::Ok);
-    assert_eq!(f.run(&alice, transfer(bob_address, 1, "")), ResultCode::SenderFrozen);
+    assert_eq!(
+        f.run(&bank, freeze(alice_address, FreezeMode::ReceiveOnly)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&alice, transfer(bob_address, 1, "")),
+        ResultCode::SenderFrozen
+    );
     assert_eq!(f.run(&bank, transfer(alice_address, 1, "")), ResultCode::Ok);
-    assert_eq!(f.run(&bank, freeze(alice_address, FreezeMode::Full)), ResultCode::Ok);
-    assert_eq!(f.run(&bank, transfer(alice_address, 1, "")), ResultCode::RecipientFrozen);
+    assert_eq!(
+        f.run(&bank, freeze(alice_address, FreezeMode::Full)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&bank, transfer(alice_address, 1, "")),
+        ResultCode::RecipientFrozen
+    );
     assert_eq!(f.run(&bank, unfreeze(alice_address)), ResultCode::Ok);
     assert_eq!(f.run(&alice, transfer(bob_address, 1, "")), ResultCode::Ok);
     // Only the wallet's own operator manages it.
     let other_bank = f.chain.operators[1].clone();
-    assert_eq!(f.run(&other_bank, freeze(alice_address, FreezeMode::Full)), ResultCode::Unauthorized);
-    assert_eq!(f.run(&bank, freeze(Address::system("ghost"), FreezeMode::Full)), ResultCode::UnknownAccount);
+    assert_eq!(
+        f.run(&other_bank, freeze(alice_address, FreezeMode::Full)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&bank, freeze(Address::system("ghost"), FreezeMode::Full)),
+        ResultCode::UnknownAccount
+    );
 }
 
 #[test]
@@ -235,12 +375,21 @@ fn a_lost_phone_is_recovered_by_rotating_the_key() {
     let (bank, alice) = (f.bank.clone(), f.alice.clone());
     let alice_address = address_of(&alice);
     let new_phone = SigningKey::for_test("alice new phone");
-    assert_eq!(f.run(&bank, rotate_key(alice_address, &new_phone)), ResultCode::Ok);
+    assert_eq!(
+        f.run(&bank, rotate_key(alice_address, &new_phone)),
+        ResultCode::Ok
+    );
     // The old key no longer signs for the account; the new one does, and
     // the address and balance stay.
-    assert_eq!(f.run(&alice, transfer(address_of(&f.bob), 1, "")), ResultCode::WrongKey);
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&f.bob), 1, "")),
+        ResultCode::WrongKey
+    );
     let bob = address_of(&f.bob);
-    assert_eq!(f.run_for(alice_address, &new_phone, transfer(bob, 1, "")), ResultCode::Ok);
+    assert_eq!(
+        f.run_for(alice_address, &new_phone, transfer(bob, 1, "")),
+        ResultCode::Ok
+    );
     assert_eq!(f.chain.balance(&alice_address), 1_000 * YUAN - 1);
 }
 
@@ -249,14 +398,32 @@ fn wallets_close_only_at_zero_and_then_take_nothing() {
     let mut f = Fixture::new();
     let (bank, alice, bob) = (f.bank.clone(), f.alice.clone(), f.bob.clone());
     let alice_address = address_of(&alice);
-    assert_eq!(f.run(&bank, close_wallet(alice_address)), ResultCode::NonzeroBalance);
+    assert_eq!(
+        f.run(&bank, close_wallet(alice_address)),
+        ResultCode::NonzeroBalance
+    );
     let all = f.balance(&alice);
-    assert_eq!(f.run(&alice, transfer(address_of(&bob), all, "emptying")), ResultCode::Ok);
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&bob), all, "emptying")),
+        ResultCode::Ok
+    );
     assert_eq!(f.run(&bank, close_wallet(alice_address)), ResultCode::Ok);
-    assert_eq!(f.run(&bank, transfer(alice_address, 1, "")), ResultCode::RecipientClosed);
-    assert_eq!(f.run(&alice, transfer(address_of(&bob), 1, "")), ResultCode::SenderClosed);
-    assert_eq!(f.run(&bank, unfreeze(alice_address)), ResultCode::RecipientClosed);
-    assert_eq!(f.run(&bank, set_tier(address_of(&f.shop), KycTier::Class1)), ResultCode::NotPersonal);
+    assert_eq!(
+        f.run(&bank, transfer(alice_address, 1, "")),
+        ResultCode::RecipientClosed
+    );
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&bob), 1, "")),
+        ResultCode::SenderClosed
+    );
+    assert_eq!(
+        f.run(&bank, unfreeze(alice_address)),
+        ResultCode::RecipientClosed
+    );
+    assert_eq!(
+        f.run(&bank, set_tier(address_of(&f.shop), KycTier::Class1)),
+        ResultCode::NotPersonal
+    );
 }
 
 #[test]
@@ -264,32 +431,63 @@ fn merchant_payments_refund_partially_and_never_beyond_the_payment() {
     let mut f = Fixture::new();
     let (alice, shop, bob) = (f.alice.clone(), f.shop.clone(), f.bob.clone());
     let shop_address = address_of(&shop);
-    let payment = f.chain.tx(&alice, merchant_payment(shop_address, 300 * YUAN, "order-42"));
+    let payment = f.chain.tx(
+        &alice,
+        merchant_payment(shop_address, 300 * YUAN, "order-42"),
+    );
     let payment_id = id_of(&payment);
     let applied = f.chain.apply(vec![payment]).expect("block");
     assert_eq!(TestChain::codes(&applied), vec![ResultCode::Ok]);
-    let record = f.chain.ledger.payment(&payment_id).expect("recorded").clone();
+    let record = f
+        .chain
+        .ledger
+        .payment(&payment_id)
+        .expect("recorded")
+        .clone();
     assert_eq!(record.order_id, "order-42");
-    assert_eq!(f.run(&alice, merchant_payment(address_of(&bob), 1, "x")), ResultCode::NotAMerchant);
+    assert_eq!(
+        f.run(&alice, merchant_payment(address_of(&bob), 1, "x")),
+        ResultCode::NotAMerchant
+    );
     assert_eq!(f.run(&shop, refund(payment_id, 100 * YUAN)), ResultCode::Ok);
-    assert_eq!(f.run(&shop, refund(payment_id, 201 * YUAN)), ResultCode::RefundExceedsPayment);
+    assert_eq!(
+        f.run(&shop, refund(payment_id, 201 * YUAN)),
+        ResultCode::RefundExceedsPayment
+    );
     assert_eq!(f.run(&bob, refund(payment_id, 1)), ResultCode::Unauthorized);
-    assert_eq!(f.run(&shop, refund(yuchain_proto::Hash32([1; 32]), 1)), ResultCode::UnknownPayment);
+    assert_eq!(
+        f.run(&shop, refund(yuchain_proto::Hash32([1; 32]), 1)),
+        ResultCode::UnknownPayment
+    );
     assert_eq!(f.run(&shop, refund(payment_id, 200 * YUAN)), ResultCode::Ok);
     assert_eq!(f.balance(&alice), 1_000 * YUAN);
     assert_eq!(f.balance(&shop), 0);
-    assert_eq!(f.chain.ledger.payment(&payment_id).map(|p| p.refunded), Some(300 * YUAN));
+    assert_eq!(
+        f.chain.ledger.payment(&payment_id).map(|p| p.refunded),
+        Some(300 * YUAN)
+    );
 }
 
 #[test]
 fn fees_follow_the_schedule_and_the_fee_ceiling() {
     let mut params = ChainParams::default();
-    params.fees.transfer = FeeRule { flat: 1, basis_points: 10, max: Some(50) };
-    params.fees.administrative = FeeRule { flat: 7, basis_points: 0, max: None };
+    params.fees.transfer = FeeRule {
+        flat: 1,
+        basis_points: 10,
+        max: Some(50),
+    };
+    params.fees.administrative = FeeRule {
+        flat: 7,
+        basis_points: 0,
+        max: None,
+    };
     let mut f = Fixture::with_params(params);
     let (alice, bob, bank) = (f.alice.clone(), f.bob.clone(), f.bank.clone());
     let fees_before = f.chain.balance(&fee_account());
-    assert_eq!(f.run(&alice, transfer(address_of(&bob), 10_000, "")), ResultCode::Ok);
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&bob), 10_000, "")),
+        ResultCode::Ok
+    );
     // 1 + 10,000 × 10 / 10,000 = 11 fen.
     assert_eq!(f.balance(&alice), 1_000 * YUAN - 10_000 - 11);
     assert_eq!(f.chain.balance(&fee_account()), fees_before + 11);
@@ -303,7 +501,10 @@ fn fees_follow_the_schedule_and_the_fee_ceiling() {
     // Administrative fees are charged to the operator.
     let reserve = f.balance(&bank);
     let eve = SigningKey::for_test("eve");
-    assert_eq!(f.run(&bank, register_personal(&eve, KycTier::Class3)), ResultCode::Ok);
+    assert_eq!(
+        f.run(&bank, register_personal(&eve, KycTier::Class3)),
+        ResultCode::Ok
+    );
     assert_eq!(f.balance(&bank), reserve - 7);
 }
 
@@ -321,16 +522,25 @@ fn sequence_expiry_and_key_checks_change_nothing_at_all() {
     // A future sequence.
     let mut body = f.chain.body(&alice, transfer(bob_address, 5, ""));
     body.sequence += 3;
-    let future = f.chain.apply(vec![yuchain_proto::tx::sign(&body, &alice)]).expect("block");
+    let future = f
+        .chain
+        .apply(vec![yuchain_proto::tx::sign(&body, &alice)])
+        .expect("block");
     assert_eq!(TestChain::codes(&future), vec![ResultCode::BadSequence]);
     // Expired.
     let mut body = f.chain.body(&alice, transfer(bob_address, 5, ""));
     body.expiry_height = f.chain.ledger.height();
-    let expired = f.chain.apply(vec![yuchain_proto::tx::sign(&body, &alice)]).expect("block");
+    let expired = f
+        .chain
+        .apply(vec![yuchain_proto::tx::sign(&body, &alice)])
+        .expect("block");
     assert_eq!(TestChain::codes(&expired), vec![ResultCode::Expired]);
     // Unknown sender.
     let stranger = SigningKey::for_test("stranger");
-    assert_eq!(f.run(&stranger, transfer(bob_address, 1, "")), ResultCode::UnknownSender);
+    assert_eq!(
+        f.run(&stranger, transfer(bob_address, 1, "")),
+        ResultCode::UnknownSender
+    );
     // Sequence numbers were not consumed: the next one still works.
     assert_eq!(f.run(&alice, transfer(bob_address, 5, "")), ResultCode::Ok);
     assert_eq!(f.balance(&bob), 10);
@@ -361,12 +571,16 @@ fn headers_that_do_not_follow_the_chain_are_refused() {
     let ledger = &f.chain.ledger;
     let base = ledger.build_block(Vec::new(), f.chain.time_ms);
     let header = base.header.clone().expect("header");
-    let cases: Vec<(Box<dyn Fn(&mut yuchain_proto::pb::BlockHeader)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut yuchain_proto::pb::BlockHeader)>;
+    let cases: Vec<(Mutation, &str)> = vec![
         (Box::new(|h| h.height += 1), "WrongHeight"),
         (Box::new(|h| h.chain_id = "other".into()), "WrongChain"),
         (Box::new(|h| h.parent_hash = vec![0; 32]), "WrongParent"),
         (Box::new(|h| h.timestamp_ms = 0), "TimeWentBack"),
-        (Box::new(|h| h.parent_state_root = vec![1; 32]), "RootMismatch"),
+        (
+            Box::new(|h| h.parent_state_root = vec![1; 32]),
+            "RootMismatch",
+        ),
         (Box::new(|h| h.tx_root = vec![1; 32]), "RootMismatch"),
         (Box::new(|h| h.tx_count = 3), "TxCountMismatch"),
     ];
@@ -376,10 +590,19 @@ fn headers_that_do_not_follow_the_chain_are_refused() {
         mutate(&mut bad);
         block.header = Some(bad);
         let error = ledger.check_block(&block).expect_err(expected);
-        assert!(format!("{error:?}").starts_with(expected), "{error:?} is not {expected}");
+        assert!(
+            format!("{error:?}").starts_with(expected),
+            "{error:?} is not {expected}"
+        );
     }
-    let no_header = yuchain_proto::pb::Block { header: None, transactions: vec![] };
-    assert_eq!(ledger.check_block(&no_header), Err(crate::BlockError::MissingHeader));
+    let no_header = yuchain_proto::pb::Block {
+        header: None,
+        transactions: vec![],
+    };
+    assert_eq!(
+        ledger.check_block(&no_header),
+        Err(crate::BlockError::MissingHeader)
+    );
 }
 
 #[test]
@@ -388,11 +611,17 @@ fn proofs_show_balances_and_absences_against_the_root() {
     let root = f.chain.ledger.state_root();
     let alice = address_of(&f.alice);
     let proof = f.chain.ledger.prove(&StateKey::Account(alice));
-    let value = crate::verify_proof(&root, &proof).expect("valid proof").expect("present");
-    let account = <yuchain_proto::pb::Account as prost::Message>::decode(value.as_slice()).expect("account");
+    let value = crate::verify_proof(&root, &proof)
+        .expect("valid proof")
+        .expect("present");
+    let account =
+        <yuchain_proto::pb::Account as prost::Message>::decode(value.as_slice()).expect("account");
     assert_eq!(account.balance, 1_000 * YUAN);
 
-    let absent = f.chain.ledger.prove(&StateKey::Account(Address::system("nobody")));
+    let absent = f
+        .chain
+        .ledger
+        .prove(&StateKey::Account(Address::system("nobody")));
     assert_eq!(crate::verify_proof(&root, &absent), Ok(None));
 
     // Tampering with the value, the key, the path or the root is caught.
@@ -400,7 +629,10 @@ fn proofs_show_balances_and_absences_against_the_root() {
     let mut fake = account.clone();
     fake.balance *= 10;
     richer.value = Some(prost::Message::encode_to_vec(&fake));
-    assert!(matches!(crate::verify_proof(&root, &richer), Err(crate::ProofError::Invalid(_))));
+    assert!(matches!(
+        crate::verify_proof(&root, &richer),
+        Err(crate::ProofError::Invalid(_))
+    ));
     let mut hidden = proof.clone();
     hidden.value = None;
     assert!(crate::verify_proof(&root, &hidden).is_err());
@@ -411,16 +643,23 @@ fn proofs_show_balances_and_absences_against_the_root() {
     broken.siblings[15][31] ^= 1;
     assert!(crate::verify_proof(&root, &broken).is_err());
     broken.siblings.truncate(3);
-    assert!(matches!(crate::verify_proof(&root, &broken), Err(crate::ProofError::Malformed(_))));
+    assert!(matches!(
+        crate::verify_proof(&root, &broken),
+        Err(crate::ProofError::Malformed(_))
+    ));
     let other_root = yuchain_proto::Hash32([9; 32]);
-    assert!(matches!(crate::verify_proof(&other_root, &proof), Err(crate::ProofError::WrongRoot { .. })));
+    assert!(matches!(
+        crate::verify_proof(&other_root, &proof),
+        Err(crate::ProofError::WrongRoot { .. })
+    ));
 }
 
 #[test]
 fn a_ledger_reloaded_from_its_persisted_changes_continues_identically() {
     let mut chain = TestChain::new(1);
     let (_, genesis_applied) = crate::Ledger::genesis(&chain.genesis).expect("genesis");
-    let mut stored: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
+    let mut stored: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+        std::collections::BTreeMap::new();
     let mut persist = |applied: &crate::AppliedBlock| {
         for (key, value) in &applied.state_changes {
             match value {
@@ -448,7 +687,10 @@ fn a_ledger_reloaded_from_its_persisted_changes_continues_identically() {
     assert_eq!(reloaded.state_root(), root);
     assert_eq!(reloaded.height(), 2);
     assert_eq!(reloaded.last_block_hash(), chain.ledger.last_block_hash());
-    assert_eq!(reloaded.account(&address_of(&alice)), chain.ledger.account(&address_of(&alice)));
+    assert_eq!(
+        reloaded.account(&address_of(&alice)),
+        chain.ledger.account(&address_of(&alice))
+    );
 
     // Both continue with the same next block.
     let next = chain.tx(&alice, transfer(address_of(&bank), 1, ""));

@@ -44,10 +44,17 @@ fn new_world() -> World {
     let mut chain = TestChain::new(1);
     let bank = chain.operators[0].clone();
     let issuer = chain.issuer.clone();
-    let wallets: Vec<SigningKey> = (0..WALLETS).map(|i| SigningKey::for_test(&format!("w{i}"))).collect();
+    let wallets: Vec<SigningKey> = (0..WALLETS)
+        .map(|i| SigningKey::for_test(&format!("w{i}")))
+        .collect();
     let shop = SigningKey::for_test("shop");
     let mut txs = vec![chain.tx(&issuer, issue(address_of(&bank), 100_000_000))];
-    let tiers = [KycTier::Class1, KycTier::Class2, KycTier::Class3, KycTier::Class4];
+    let tiers = [
+        KycTier::Class1,
+        KycTier::Class2,
+        KycTier::Class3,
+        KycTier::Class4,
+    ];
     for (i, wallet) in wallets.iter().enumerate() {
         txs.push(chain.tx(&bank, register_personal(wallet, tiers[i % 4])));
     }
@@ -56,7 +63,12 @@ fn new_world() -> World {
         txs.push(chain.tx(&bank, transfer(address_of(wallet), 500_000, "")));
     }
     chain.apply(txs).expect("setup");
-    World { chain, wallets, shop, payments: Vec::new() }
+    World {
+        chain,
+        wallets,
+        shop,
+        payments: Vec::new(),
+    }
 }
 
 /// Turns ops into signed transactions. Sequence numbers are tracked
@@ -75,12 +87,17 @@ fn sign_ops(world: &mut World, ops: &[Op]) -> Vec<pb::SignedTransaction> {
             }
             Op::Pay { from, amount } => {
                 let from = world.wallets[*from].clone();
-                let tx = world.chain.tx(&from, merchant_payment(address_of(&world.shop), *amount, "o"));
+                let tx = world.chain.tx(
+                    &from,
+                    merchant_payment(address_of(&world.shop), *amount, "o"),
+                );
                 world.payments.push(id_of(&tx));
                 tx
             }
             Op::Refund { amount } => {
-                let Some(id) = world.payments.last().copied() else { continue };
+                let Some(id) = world.payments.last().copied() else {
+                    continue;
+                };
                 let shop = world.shop.clone();
                 world.chain.tx(&shop, refund(id, *amount))
             }
