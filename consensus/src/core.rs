@@ -107,6 +107,7 @@ pub struct Core {
     sync_continue_from: Option<Height>,
     peer_hint: Option<PublicKey>,
     helped: BTreeMap<PublicKey, u64>,
+    served: BTreeMap<PublicKey, (u64, u32)>,
     halted: bool,
 }
 
@@ -213,6 +214,7 @@ impl Core {
             sync_continue_from: None,
             peer_hint: None,
             helped: BTreeMap::new(),
+            served: BTreeMap::new(),
             halted: false,
         })
     }

@@ -20,6 +20,10 @@ use crate::types::{
 
 /// The most peers remembered as recently helped across an epoch boundary.
 const HELPED_PEERS_MAX: usize = 1024;
+/// The most peers whose sync budget is tracked.
+const SERVED_PEERS_MAX: usize = 1024;
+/// Sync answers per peer per sync interval.
+const SYNC_ANSWERS_PER_INTERVAL_MAX: u32 = 16;
 
 impl Core {
     /// Asks `peer` for blocks (from this node's committed height, or one
@@ -59,6 +63,7 @@ impl Core {
             // The asker is ahead; it has nothing to learn from us.
             return Ok(());
         }
+        self.charge_sync_budget(from)?;
         if let Some(want) = request.block {
             return self.serve_block(from, want, out);
         }
@@ -150,6 +155,26 @@ impl Core {
             to: peer,
             bytes: Message::SyncResponse(SyncResponse { blocks, qc }).encode(),
         });
+    }
+
+    /// Each peer gets at most [`SYNC_ANSWERS_PER_INTERVAL_MAX`] answers per
+    /// sync interval: answering costs this node encoding and bandwidth, and
+    /// a catching-up peer needs far fewer (one request in flight at a time).
+    fn charge_sync_budget(&mut self, peer: PublicKey) -> Result<()> {
+        let interval = self.config.sync_retry_ms.max(1);
+        let window = self.now_ms / interval;
+        if self.served.len() >= SERVED_PEERS_MAX && !self.served.contains_key(&peer) {
+            self.served.clear();
+        }
+        let entry = self.served.entry(peer).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        if entry.1 >= SYNC_ANSWERS_PER_INTERVAL_MAX {
+            return Err(ConsensusError::BufferFull("sync answers for this peer"));
+        }
+        entry.1 += 1;
+        Ok(())
     }
 
     /// Answers a hash-mode request: the wanted block and as many of its

@@ -694,3 +694,29 @@ fn mutated_messages_never_panic_the_core() {
     }
     assert!(!core.is_halted());
 }
+
+#[test]
+fn sync_answers_per_peer_are_rate_limited() {
+    let mut net = Net::new(4);
+    net.run(20);
+    let asker = net.keys[1].clone();
+    let core = &mut net.cores[0];
+    let request = Message::SyncRequest(crate::types::SyncRequest {
+        epoch: Epoch(0),
+        from_height: Height(1),
+        block: None,
+    });
+    let mut answered = 0;
+    let mut refused = 0;
+    for _ in 0..40 {
+        let actions = core.step(message(&asker, &request));
+        answered += actions
+            .iter()
+            .filter(|action| matches!(action, Action::Send { .. }))
+            .count();
+        refused += rejected(&actions).len();
+    }
+    assert!(answered >= 1, "a catching-up peer is served");
+    assert!(answered <= 16, "answered {answered}");
+    assert_eq!(answered + refused, 40);
+}
