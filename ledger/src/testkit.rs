@@ -294,3 +294,103 @@ pub fn refund(payment_id: Hash32, amount: u64) -> Action {
 pub fn id_of(signed: &pb::SignedTransaction) -> Hash32 {
     tx::tx_id(&signed.body, &signed.signature)
 }
+
+/// A synthetic transfer load over many funded accounts, for benchmarks: a
+/// ledger from [`Ledger::genesis_with_wallets`] and blocks of already-decoded
+/// transfers between distinct accounts (a fixed-stride walk, no rng). The
+/// keys are not curve points and nothing is signed: signatures are checked
+/// before execution and measured on their own.
+pub struct TransferLoad {
+    /// The ledger, at the height of the last block applied.
+    pub ledger: Ledger,
+    /// The genesis document.
+    pub genesis: Genesis,
+    /// What genesis wrote.
+    pub genesis_applied: AppliedBlock,
+    keys: Vec<yuchain_proto::PublicKey>,
+    addresses: Vec<Address>,
+    sequences: Vec<u64>,
+    next: u64,
+    /// The next block's timestamp.
+    pub time_ms: u64,
+}
+
+impl TransferLoad {
+    /// `accounts` class-1 wallets holding `balance` fen each.
+    pub fn new(accounts: usize, balance: u64) -> TransferLoad {
+        let genesis = TestChain::new(1).genesis;
+        let keys: Vec<yuchain_proto::PublicKey> = (0..accounts)
+            .map(|index| {
+                let mut bytes = [0u8; 32];
+                bytes[..8].copy_from_slice(&(index as u64).to_le_bytes());
+                bytes[31] = 0x42;
+                yuchain_proto::PublicKey(bytes)
+            })
+            .collect();
+        let wallets: Vec<(yuchain_proto::PublicKey, u64)> =
+            keys.iter().map(|key| (*key, balance)).collect();
+        let (ledger, genesis_applied) =
+            Ledger::genesis_with_wallets(&genesis, &wallets).expect("the load's genesis is valid");
+        TransferLoad {
+            ledger,
+            addresses: keys.iter().map(Address::from_public_key).collect(),
+            sequences: vec![0; accounts],
+            keys,
+            next: 0,
+            time_ms: genesis.genesis_time_ms + 1_000,
+            genesis,
+            genesis_applied,
+        }
+    }
+
+    /// The next block: its header and `count` transfers of 1 fen.
+    pub fn block(&mut self, count: usize) -> (pb::BlockHeader, Vec<tx::DecodedTx>) {
+        let accounts = self.keys.len() as u64;
+        let mut txs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let from = (self.next.wrapping_mul(7_919) % accounts) as usize;
+            let to = (self.next.wrapping_mul(7_919).wrapping_add(accounts / 2) % accounts) as usize;
+            self.next += 1;
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&self.next.to_le_bytes());
+            txs.push(tx::DecodedTx {
+                id: Hash32(id),
+                sender: self.addresses[from],
+                public_key: self.keys[from],
+                signature: yuchain_proto::Signature([0; 64]),
+                sequence: self.sequences[from],
+                expiry_height: u64::MAX,
+                max_fee: 0,
+                action: tx::Action::Transfer {
+                    to: self.addresses[to],
+                    amount: 1,
+                    memo: String::new(),
+                },
+            });
+            self.sequences[from] += 1;
+        }
+        let ids: Vec<Hash32> = txs.iter().map(|tx| tx.id).collect();
+        let header = self.ledger.build_header(&ids, self.time_ms);
+        self.time_ms += 1_000;
+        (header, txs)
+    }
+
+    /// The address of account `index`.
+    pub fn address(&self, index: usize) -> Address {
+        self.addresses[index]
+    }
+}
+
+/// `count` valid signatures by distinct keys on distinct messages, for the
+/// benchmarks' same-run reference rate: (key, signature, message).
+pub fn signed_messages(
+    count: usize,
+) -> Vec<(yuchain_proto::PublicKey, yuchain_proto::Signature, Vec<u8>)> {
+    (0..count)
+        .map(|index| {
+            let key = SigningKey::for_test(&format!("reference {index}"));
+            let message = format!("transfer {index}").into_bytes();
+            (key.public_key(), key.sign(&message), message)
+        })
+        .collect()
+}
