@@ -154,6 +154,12 @@ impl HistoryEntry {
     }
 }
 
+/// A callback of [`BlockStore::for_each_state`] and
+/// [`BlockStore::for_each_tree_node`], called with each key and value; an
+/// error stops the iteration (use [`Error::VisitorStopped`] for the caller's
+/// own reasons).
+pub type Visitor<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<()>;
+
 /// Blocks, transactions, receipts, state, Merkle nodes and history.
 pub trait BlockStore: Send + Sync {
     /// Writes everything `commit` changes and the new head in one atomic,
@@ -183,14 +189,14 @@ pub trait BlockStore: Send + Sync {
     /// Calls `visit` on every state entry in key order (bytewise), over a
     /// consistent view, to reload the ledger at startup. An error from
     /// `visit` stops the iteration and is returned.
-    fn for_each_state(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()>;
+    fn for_each_state(&self, visit: Visitor<'_>) -> Result<()>;
 
     /// The bytes of a Merkle node.
     fn tree_node(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
     /// Calls `visit` on every Merkle node in key order, like
     /// [`for_each_state`](BlockStore::for_each_state).
-    fn for_each_tree_node(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()>;
+    fn for_each_tree_node(&self, visit: Visitor<'_>) -> Result<()>;
 
     /// Up to `limit` (capped at [`HISTORY_PAGE_ENTRIES_MAX`]) history entries
     /// of `address`, newest first, strictly older than `before` (a

@@ -8,7 +8,7 @@ use yuchain_proto::{Address, Hash32};
 
 use crate::{
     BlockCommit, BlockStore, Error, HISTORY_PAGE_ENTRIES_MAX, Head, HistoryEntry, Result,
-    SafetyStore, check_next_height,
+    SafetyStore, Visitor, check_next_height,
 };
 
 /// An in-memory store with the same behaviour as
@@ -63,10 +63,7 @@ fn apply_updates(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, updates: &[(Vec<u8>, Opti
 /// call back into the store without deadlocking. The copy costs memory equal
 /// to the map, which is acceptable for the test and simulator sizes this
 /// store serves.
-fn visit_copy(
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
-) -> Result<()> {
+fn visit_copy(entries: Vec<(Vec<u8>, Vec<u8>)>, visit: Visitor<'_>) -> Result<()> {
     for (key, value) in &entries {
         visit(key, value)?;
     }
@@ -134,7 +131,7 @@ impl BlockStore for MemStore {
         Ok(self.lock().state.get(key).cloned())
     }
 
-    fn for_each_state(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn for_each_state(&self, visit: Visitor<'_>) -> Result<()> {
         let entries = copy_entries(&self.lock().state);
         visit_copy(entries, visit)
     }
@@ -143,7 +140,7 @@ impl BlockStore for MemStore {
         Ok(self.lock().tree_nodes.get(key).cloned())
     }
 
-    fn for_each_tree_node(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn for_each_tree_node(&self, visit: Visitor<'_>) -> Result<()> {
         let entries = copy_entries(&self.lock().tree_nodes);
         visit_copy(entries, visit)
     }

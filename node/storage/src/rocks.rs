@@ -37,7 +37,7 @@ use yuchain_proto::{Address, Hash32};
 
 use crate::{
     BlockCommit, BlockStore, Error, HISTORY_KEY_LENGTH, HISTORY_PAGE_ENTRIES_MAX, Head,
-    HistoryEntry, Result, SafetyStore, check_next_height,
+    HistoryEntry, Result, SafetyStore, Visitor, check_next_height,
 };
 
 /// Column family of encoded blocks by height.
@@ -257,11 +257,7 @@ impl RocksStore {
         }
     }
 
-    fn for_each(
-        &self,
-        name: &'static str,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn for_each(&self, name: &'static str, visit: Visitor<'_>) -> Result<()> {
         // An iterator reads from an implicit snapshot, so `visit` sees one
         // consistent state even if a commit lands meanwhile.
         let mut iter = self.db.raw_iterator_cf(self.cf(name)?);
@@ -466,7 +462,7 @@ impl BlockStore for RocksStore {
         self.get(CF_STATE, key)
     }
 
-    fn for_each_state(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn for_each_state(&self, visit: Visitor<'_>) -> Result<()> {
         self.for_each(CF_STATE, visit)
     }
 
@@ -474,7 +470,7 @@ impl BlockStore for RocksStore {
         self.get(CF_TREE_NODES, key)
     }
 
-    fn for_each_tree_node(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn for_each_tree_node(&self, visit: Visitor<'_>) -> Result<()> {
         self.for_each(CF_TREE_NODES, visit)
     }
 

@@ -66,7 +66,7 @@ fn head_encoding_round_trips_and_rejects_wrong_lengths() {
 fn history_keys_sort_by_address_then_height_then_index() {
     let low = Address([1; 20]);
     let high = Address([2; 20]);
-    let mut keys = vec![
+    let mut keys = [
         history_key(&high, 0, 0),
         history_key(&low, 256, 0),
         history_key(&low, 1, 7),

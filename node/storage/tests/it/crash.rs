@@ -89,6 +89,10 @@ fn kill_9_during_commits_loses_no_reported_block_and_shows_no_partial_one() {
             head.height
         );
         assert_fixture_chain(&store, head.height);
+        eprintln!(
+            "round {round}: killed after reported height {last_reported}, recovered head {}",
+            head.height
+        );
         previous_head = Some(head.height);
     }
 }

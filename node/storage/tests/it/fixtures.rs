@@ -3,7 +3,7 @@
 //! every block up to its head and nothing of the block after.
 
 use yuchain_proto::{Address, Domain, Hash32};
-use yuchain_storage::{BlockCommit, BlockStore, HISTORY_PAGE_ENTRIES_MAX, HistoryEntry};
+use yuchain_storage::{BlockCommit, BlockStore, HISTORY_PAGE_ENTRIES_MAX, HistoryEntry, Visitor};
 
 /// Transactions (and receipts) in each fixture block.
 pub(crate) const TXS_PER_BLOCK: u32 = 6;
@@ -132,9 +132,7 @@ pub(crate) fn commit_fixture_chain(store: &dyn BlockStore, count: u64) {
 
 /// Collects all entries a `for_each_*` method visits.
 pub(crate) fn collect(
-    for_each: impl FnOnce(
-        &mut dyn FnMut(&[u8], &[u8]) -> yuchain_storage::Result<()>,
-    ) -> yuchain_storage::Result<()>,
+    for_each: impl FnOnce(Visitor<'_>) -> yuchain_storage::Result<()>,
 ) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut entries = Vec::new();
     for_each(&mut |key, value| {
