@@ -3,8 +3,10 @@
 //! - [`suite`]: one suite run against both [`MemStore`](yuchain_storage::MemStore)
 //!   and [`RocksStore`](yuchain_storage::RocksStore);
 //! - [`crash`]: reopening RocksStore after a clean close and after `kill -9`
-//!   of a child process in the middle of a stream of commits.
+//!   of a child process in the middle of a stream of commits;
+//! - [`twin`]: both stores fed the same random commits agree on every read.
 
 mod crash;
 mod fixtures;
 mod suite;
+mod twin;
