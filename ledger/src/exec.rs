@@ -422,11 +422,6 @@ impl Ledger {
                 return Err(ResultCode::RecipientClosed);
             }
         }
-        let debit = amount.checked_add(fee).ok_or(ResultCode::Overflow)?;
-        let sender_balance = sender
-            .balance
-            .checked_sub(debit)
-            .ok_or(ResultCode::InsufficientFunds)?;
 
         // Spending limits of the sender's class.
         let mut counters = None;
@@ -459,6 +454,14 @@ impl Ledger {
             }
             counters = Some((context.day, spent_day, context.year, spent_year));
         }
+
+        // Funds: checked after the limits, so a payment over its class's
+        // limit is reported as such whatever the balance.
+        let debit = amount.checked_add(fee).ok_or(ResultCode::Overflow)?;
+        let sender_balance = sender
+            .balance
+            .checked_sub(debit)
+            .ok_or(ResultCode::InsufficientFunds)?;
 
         // The recipient's balance cap.
         let recipient_balance = recipient

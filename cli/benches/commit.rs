@@ -1,0 +1,122 @@
+//! (c) Transfers applied per second with the synced RocksDB commit: blocks of
+//! 10,000 transfers over 1,000,000 funded accounts, each executed, its state
+//! root computed, turned into one `BlockCommit` and written in one synced
+//! `WriteBatch`. The `reference` group measures the single-core batched
+//! signature rate in the same run, for the ratio.
+//!
+//! `cargo bench -p yuchain-cli --bench commit`; `APPLY_ACCOUNTS` sets a
+//! smaller state while iterating.
+
+#![allow(missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use yuchain_cli::persist::block_commit;
+use yuchain_ledger::testkit::{TransferLoad, signed_messages};
+use yuchain_proto::pb;
+use yuchain_proto::tx::Action;
+use yuchain_proto::verify::{SignedMessage, verify_batch};
+use yuchain_storage::{BlockStore, RocksStore};
+
+const BLOCK_TRANSFERS: usize = 10_000;
+
+fn accounts() -> usize {
+    std::env::var("APPLY_ACCOUNTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn reference(c: &mut Criterion) {
+    let signed = signed_messages(1_024);
+    let items: Vec<SignedMessage<'_>> = signed
+        .iter()
+        .map(|(public_key, signature, message)| SignedMessage {
+            public_key: *public_key,
+            signature: *signature,
+            message,
+        })
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let mut group = c.benchmark_group("reference");
+    group.throughput(Throughput::Elements(items.len() as u64));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("verify_batch_1024_single_core", |b| {
+        b.iter(|| pool.install(|| assert!(verify_batch(&items).is_empty())))
+    });
+    group.finish();
+}
+
+fn commit(c: &mut Criterion) {
+    let count = accounts();
+    let mut load = TransferLoad::new(count, 1_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RocksStore::open(dir.path().join("db")).expect("open");
+    store
+        .commit(&block_commit(None, &load.genesis_applied))
+        .expect("genesis commit");
+    let chain_id = load.genesis.chain_id.clone();
+
+    let mut group = c.benchmark_group(format!("commit_{count}_accounts"));
+    group.throughput(Throughput::Elements(BLOCK_TRANSFERS as u64));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(15));
+    group.bench_function("c_execute_root_and_synced_rocksdb_commit", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (header, txs) = load.block(BLOCK_TRANSFERS);
+                // The stored block carries each transaction's real body bytes
+                // with a zero signature: the store writes what a real block
+                // writes, though nothing here was signed.
+                let transactions = txs
+                    .iter()
+                    .map(|tx| {
+                        let Action::Transfer { to, amount, .. } = &tx.action else {
+                            unreachable!("the load makes transfers only")
+                        };
+                        let body = pb::TransactionBody {
+                            chain_id: chain_id.clone(),
+                            sender: tx.sender.0.to_vec(),
+                            public_key: tx.public_key.0.to_vec(),
+                            sequence: tx.sequence,
+                            expiry_height: tx.expiry_height,
+                            max_fee: 0,
+                            action: Some(pb::transaction_body::Action::Transfer(pb::Transfer {
+                                to: to.0.to_vec(),
+                                amount: *amount,
+                                memo: String::new(),
+                            })),
+                        };
+                        pb::SignedTransaction {
+                            body: prost::Message::encode_to_vec(&body),
+                            signature: vec![0; 64],
+                        }
+                    })
+                    .collect();
+                let block = pb::Block {
+                    header: Some(header.clone()),
+                    transactions,
+                };
+                let start = Instant::now();
+                let applied = load.ledger.apply_checked(&header, &txs).expect("applies");
+                store
+                    .commit(&block_commit(Some(&block), &applied))
+                    .expect("commit");
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, reference, commit);
+criterion_main!(benches);
