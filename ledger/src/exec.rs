@@ -203,13 +203,9 @@ impl Ledger {
         }
     }
 
-    fn issue(
-        &mut self,
-        sender: Address,
-        operator: Address,
-        amount: u64,
-        touched: &mut Touched,
-    ) -> Outcome {
+    /// The reserve balance of `operator`, for an issuer action by `sender`:
+    /// only the issuer acts, and only on an operator's reserve.
+    fn reserve_for_issuer(&self, sender: Address, operator: Address) -> Result<u64, ResultCode> {
         self.require_kind(sender, AccountKind::Issuer)?;
         let target = self
             .accounts
@@ -218,8 +214,18 @@ impl Ledger {
         if target.kind != AccountKind::Operator {
             return Err(ResultCode::NotAnOperator);
         }
-        let balance = target
-            .balance
+        Ok(target.balance)
+    }
+
+    fn issue(
+        &mut self,
+        sender: Address,
+        operator: Address,
+        amount: u64,
+        touched: &mut Touched,
+    ) -> Outcome {
+        let balance = self
+            .reserve_for_issuer(sender, operator)?
             .checked_add(amount)
             .ok_or(ResultCode::Overflow)?;
         let issued = self
@@ -239,16 +245,8 @@ impl Ledger {
         amount: u64,
         touched: &mut Touched,
     ) -> Outcome {
-        self.require_kind(sender, AccountKind::Issuer)?;
-        let target = self
-            .accounts
-            .get(&operator)
-            .ok_or(ResultCode::UnknownAccount)?;
-        if target.kind != AccountKind::Operator {
-            return Err(ResultCode::NotAnOperator);
-        }
-        let balance = target
-            .balance
+        let balance = self
+            .reserve_for_issuer(sender, operator)?
             .checked_sub(amount)
             .ok_or(ResultCode::InsufficientFunds)?;
         let redeemed = self
