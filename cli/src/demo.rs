@@ -288,7 +288,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         wallets,
         merchants,
         payments: Vec::new(),
-        script: Script(2026_11_26),
+        script: Script(20_261_126),
         blocks: 0,
         transactions: 0,
         failed: 0,
