@@ -13,45 +13,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use yuchain_cli::persist::block_commit;
-use yuchain_ledger::testkit::{TransferLoad, signed_messages};
+use yuchain_ledger::testkit::TransferLoad;
 use yuchain_proto::pb;
 use yuchain_proto::tx::Action;
-use yuchain_proto::verify::{SignedMessage, verify_batch};
 use yuchain_storage::{BlockStore, RocksStore};
 
-const BLOCK_TRANSFERS: usize = 10_000;
-
-fn accounts() -> usize {
-    std::env::var("APPLY_ACCOUNTS")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(1_000_000)
-}
-
-fn reference(c: &mut Criterion) {
-    let signed = signed_messages(1_024);
-    let items: Vec<SignedMessage<'_>> = signed
-        .iter()
-        .map(|(public_key, signature, message)| SignedMessage {
-            public_key: *public_key,
-            signature: *signature,
-            message,
-        })
-        .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .expect("pool");
-    let mut group = c.benchmark_group("reference");
-    group.throughput(Throughput::Elements(items.len() as u64));
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(5));
-    group.bench_function("verify_batch_1024_single_core", |b| {
-        b.iter(|| pool.install(|| assert!(verify_batch(&items).is_empty())))
-    });
-    group.finish();
-}
+#[path = "../../ledger/benches/common/mod.rs"]
+mod common;
+use common::{BLOCK_TRANSFERS, accounts, reference};
 
 fn commit(c: &mut Criterion) {
     let count = accounts();
