@@ -700,15 +700,7 @@ impl Core {
             what: "block",
             reason,
         };
-        if block.parent != block.justify.vote.block {
-            return Err(invalid("justify does not certify the parent"));
-        }
-        if block.height != block.justify.vote.height.next()? {
-            return Err(invalid("height is not the parent's plus one"));
-        }
-        if block.round <= block.justify.round() {
-            return Err(invalid("round is not after the parent's"));
-        }
+        sync::check_links(block)?;
         let Some(parent) = self.parent_info(&block.parent) else {
             return Err(ConsensusError::UnknownParent);
         };

@@ -339,7 +339,7 @@ impl Core {
 }
 
 /// The links a block states about its parent, checkable without the parent.
-fn check_links(block: &Block) -> Result<()> {
+pub(super) fn check_links(block: &Block) -> Result<()> {
     let invalid = |reason| ConsensusError::Invalid {
         what: "block",
         reason,

@@ -381,13 +381,40 @@ fn decode_history_entry(key: &[u8], value: &[u8]) -> Result<HistoryEntry> {
     })
 }
 
-fn put_updates(batch: &mut WriteBatch, cf: &ColumnFamily, updates: &[(Vec<u8>, Option<Vec<u8>>)]) {
-    for (key, value) in updates {
+/// Adds one column family's writes to the batch in key order. RocksDB's
+/// memtable (a skip list) inserts a run of ascending keys far faster than
+/// the same keys in random order, since each insert resumes from the last
+/// one's position; at 60,000 keys a block, that is much of a commit's cost.
+/// The sort is stable, so were a key ever given twice, the later value would
+/// still win, as in the unsorted batch.
+fn put_sorted<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    batch: &mut WriteBatch,
+    cf: &ColumnFamily,
+    mut entries: Vec<(K, Option<V>)>,
+) {
+    entries.sort_by(|(a, _), (b, _)| a.as_ref().cmp(b.as_ref()));
+    for (key, value) in entries {
         match value {
             Some(value) => batch.put_cf(cf, key, value),
             None => batch.delete_cf(cf, key),
         }
     }
+}
+
+/// Writes keyed by transaction id, borrowed for [`put_sorted`].
+fn by_id(entries: &[(Hash32, Vec<u8>)]) -> Vec<([u8; 32], Option<&[u8]>)> {
+    entries
+        .iter()
+        .map(|(tx_id, bytes)| (tx_id.0, Some(bytes.as_slice())))
+        .collect()
+}
+
+/// Puts and deletes, borrowed for [`put_sorted`].
+fn updates(entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<(&[u8], Option<&[u8]>)> {
+    entries
+        .iter()
+        .map(|(key, value)| (key.as_slice(), value.as_deref()))
+        .collect()
 }
 
 impl BlockStore for RocksStore {
@@ -410,24 +437,29 @@ impl BlockStore for RocksStore {
         let height = commit.height.to_be_bytes();
         batch.put_cf(self.cf(CF_BLOCKS)?, height, &commit.block);
         batch.put_cf(self.cf(CF_BLOCK_HASHES)?, commit.block_hash.0, height);
-        let transactions = self.cf(CF_TRANSACTIONS)?;
-        for (tx_id, bytes) in &commit.transactions {
-            batch.put_cf(transactions, tx_id.0, bytes);
-        }
-        let receipts = self.cf(CF_RECEIPTS)?;
-        for (tx_id, bytes) in &commit.receipts {
-            batch.put_cf(receipts, tx_id.0, bytes);
-        }
-        put_updates(&mut batch, self.cf(CF_STATE)?, &commit.state);
-        put_updates(&mut batch, self.cf(CF_TREE_NODES)?, &commit.tree_nodes);
-        let history = self.cf(CF_HISTORY)?;
-        for (address, index, tx_id) in &commit.history {
-            batch.put_cf(
-                history,
-                history_key(address, commit.height, *index),
-                tx_id.0,
-            );
-        }
+        put_sorted(
+            &mut batch,
+            self.cf(CF_TRANSACTIONS)?,
+            by_id(&commit.transactions),
+        );
+        put_sorted(&mut batch, self.cf(CF_RECEIPTS)?, by_id(&commit.receipts));
+        put_sorted(&mut batch, self.cf(CF_STATE)?, updates(&commit.state));
+        put_sorted(
+            &mut batch,
+            self.cf(CF_TREE_NODES)?,
+            updates(&commit.tree_nodes),
+        );
+        put_sorted(
+            &mut batch,
+            self.cf(CF_HISTORY)?,
+            commit
+                .history
+                .iter()
+                .map(|(address, index, tx_id)| {
+                    (history_key(address, commit.height, *index), Some(tx_id.0))
+                })
+                .collect(),
+        );
         batch.put_cf(self.cf(CF_META)?, META_HEAD, encode_head(&new_head));
         self.db
             .write_opt(batch, &self.synced)
