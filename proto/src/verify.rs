@@ -7,17 +7,19 @@
 //! decompresses) and checks single and batched signatures under it with
 //! ed25519-zebra. ed25519-dalek is used only for keys and signing.
 //!
-//! Batch verification draws its random coefficients from a blake3 stream
-//! seeded with everything in the batch (a Fiat–Shamir choice), so a sender
-//! cannot predict them before fixing its signatures. The verdicts are those
-//! of single verification: a batch that passes is accepted whole (under
-//! ZIP-215 a batch can pass with a bad signature in it only with probability
-//! about 2^-128), and every signature of a failing batch is judged by single
-//! verification, which is the rule itself. (ed25519-zebra pairs the
-//! coefficients with signatures in the order of its internal hash map, which
-//! is seeded per process, so that negligible chance is not the same on every
-//! node; computing the batch equation ourselves in input order would make it
-//! so.)
+//! Batch verification checks the ZIP-215 batch equation, computed here
+//! rather than by ed25519-zebra's batch verifier: each signature's random
+//! coefficient is drawn, in input order, from a blake3 stream seeded with
+//! everything in the batch (a Fiat–Shamir choice), so a sender cannot predict
+//! the coefficients before fixing its signatures, and every node computes
+//! exactly the same equation for the same batch. (ed25519-zebra pairs
+//! coefficients with signatures in the order of a hash map seeded per
+//! process; `tests/it/determinism.rs` shows it.) The verdicts are those of
+//! single verification: a batch of valid signatures always satisfies the
+//! cofactored equation, a batch that passes is accepted whole (one with a
+//! bad signature passes with probability about 2^-128, now the same on every
+//! node), and every signature of a failing batch is judged by single
+//! verification, which is the rule itself.
 //!
 //! A failing batch is split into [`FALLBACK_GROUPS`] groups, each checked as
 //! a batch, and the signatures of failing groups are checked one by one. A
@@ -25,11 +27,16 @@
 //! batch of nothing but bad signatures costs about twice single checks, not
 //! the many times that splitting all the way down would.
 
-use std::convert::Infallible;
+use std::collections::HashMap;
+use std::iter::once;
 
-use ed25519_zebra::batch;
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use ed25519_zebra::{VerificationKey, VerificationKeyBytes};
 use rayon::prelude::*;
+use sha2::{Digest, Sha512};
 
 use crate::error::SignatureError;
 use crate::hash::Domain;
@@ -125,51 +132,88 @@ fn verify_singles(items: &[SignedMessage<'_>], offset: usize, bad: &mut Vec<usiz
     }
 }
 
-/// Whether the ZIP-215 batch equation holds for all of `items`.
+/// Whether the ZIP-215 batch equation holds for all of `items`, with
+/// coefficients from the batch's own transcript.
 fn batch_equation_holds(items: &[SignedMessage<'_>]) -> bool {
-    let mut seed = Domain::BatchVerify.hasher();
-    let mut verifier = batch::Verifier::new();
+    let mut transcript = Domain::BatchVerify.hasher();
     for item in items {
-        seed.update(&item.public_key.0);
-        seed.update(&item.signature.0);
-        seed.update(&(item.message.len() as u64).to_le_bytes());
-        seed.update(item.message);
-        let signature = ed25519_zebra::Signature::from_bytes(&item.signature.0);
-        verifier.queue((
-            VerificationKeyBytes::from(item.public_key.0),
-            signature,
-            item.message,
-        ));
+        transcript.update(&item.public_key.0);
+        transcript.update(&item.signature.0);
+        transcript.update(&(item.message.len() as u64).to_le_bytes());
+        transcript.update(item.message);
     }
-    verifier.verify(TranscriptRng(seed.finalize_xof())).is_ok()
+    let mut stream = transcript.finalize_xof();
+    batch_equation(items, || {
+        let mut bytes = [0u8; 16];
+        stream.fill(&mut bytes);
+        u128::from_le_bytes(bytes)
+    })
 }
 
-/// A deterministic, unpredictable-in-advance random stream: blake3's extended
-/// output over the whole batch.
-struct TranscriptRng(blake3::OutputReader);
-
-impl rand_core::TryRng for TranscriptRng {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut bytes = [0u8; 4];
-        self.0.fill(&mut bytes);
-        Ok(u32::from_le_bytes(bytes))
+/// The ZIP-215 batch equation over `items`, the i-th item taking the i-th
+/// coefficient `z` that `coefficient` yields:
+///
+/// `[8](−(Σ zᵢsᵢ)·B + Σ zᵢ·Rᵢ + Σ (zᵢkᵢ)·Aᵢ) = 0`, with
+/// `kᵢ = SHA-512(R ‖ A ‖ M) mod ℓ` over the encodings exactly as given.
+///
+/// False if any `A` or `R` does not decompress or any `s` is not canonical,
+/// as single verification would say of that signature. Signatures by one
+/// key share one `A` term (keys in order of first appearance; the map only
+/// finds a key's term, its order is never used).
+fn batch_equation(items: &[SignedMessage<'_>], mut coefficient: impl FnMut() -> u128) -> bool {
+    let mut b_coefficient = Scalar::ZERO;
+    let mut keys: Vec<EdwardsPoint> = Vec::with_capacity(items.len());
+    let mut key_coefficients: Vec<Scalar> = Vec::with_capacity(items.len());
+    let mut key_slots: HashMap<[u8; 32], usize> = HashMap::with_capacity(items.len());
+    let mut nonces: Vec<EdwardsPoint> = Vec::with_capacity(items.len());
+    let mut nonce_coefficients: Vec<Scalar> = Vec::with_capacity(items.len());
+    for item in items {
+        let signature = &item.signature.0;
+        let mut r_bytes = [0u8; 32];
+        r_bytes.copy_from_slice(&signature[..32]);
+        let mut s_bytes = [0u8; 32];
+        s_bytes.copy_from_slice(&signature[32..]);
+        let slot = match key_slots.get(&item.public_key.0) {
+            Some(&slot) => slot,
+            None => {
+                let Some(key) = CompressedEdwardsY(item.public_key.0).decompress() else {
+                    return false;
+                };
+                keys.push(key);
+                key_coefficients.push(Scalar::ZERO);
+                key_slots.insert(item.public_key.0, keys.len() - 1);
+                keys.len() - 1
+            }
+        };
+        let Some(nonce) = CompressedEdwardsY(r_bytes).decompress() else {
+            return false;
+        };
+        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
+            return false;
+        };
+        let challenge = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
+                .chain_update(r_bytes)
+                .chain_update(item.public_key.0)
+                .chain_update(item.message)
+                .finalize()
+                .into(),
+        );
+        let z = Scalar::from(coefficient());
+        b_coefficient -= z * s;
+        key_coefficients[slot] += z * challenge;
+        nonces.push(nonce);
+        nonce_coefficients.push(z);
     }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut bytes = [0u8; 8];
-        self.0.fill(&mut bytes);
-        Ok(u64::from_le_bytes(bytes))
-    }
-
-    fn try_fill_bytes(&mut self, destination: &mut [u8]) -> Result<(), Infallible> {
-        self.0.fill(destination);
-        Ok(())
-    }
+    EdwardsPoint::vartime_multiscalar_mul(
+        once(&b_coefficient)
+            .chain(&key_coefficients)
+            .chain(&nonce_coefficients),
+        once(&ED25519_BASEPOINT_POINT).chain(&keys).chain(&nonces),
+    )
+    .mul_by_cofactor()
+    .is_identity()
 }
-
-impl rand_core::TryCryptoRng for TranscriptRng {}
 
 #[cfg(test)]
 mod tests {
@@ -241,5 +285,35 @@ mod tests {
             .expect("pool");
         let bad = pool.install(|| verify_batch(&items(&keys, &signatures, &messages)));
         assert_eq!(bad, vec![3]);
+    }
+
+    /// `signature` with s replaced by s + delta (mod ℓ).
+    fn shift_s(signature: &Signature, delta: Scalar) -> Signature {
+        let mut s = [0u8; 32];
+        s.copy_from_slice(&signature.0[32..]);
+        let s = Scalar::from_canonical_bytes(s).expect("canonical s") + delta;
+        let mut shifted = signature.0;
+        shifted[32..].copy_from_slice(s.as_bytes());
+        Signature(shifted)
+    }
+
+    #[test]
+    fn the_ith_coefficient_goes_with_the_ith_signature() {
+        // Two signatures spoiled by s₁ + 2 and s₂ − 1: the batch equation is
+        // then −(2·z₁ − z₂)·B = 0, which holds for (z₁, z₂) = (1, 2) and for
+        // no other order. Every time, on every node: the pairing follows the
+        // input, not a hash map.
+        let (keys, mut signatures, messages) = signed(2);
+        signatures[0] = shift_s(&signatures[0], Scalar::from(2u8));
+        signatures[1] = shift_s(&signatures[1], -Scalar::ONE);
+        let items = items(&keys, &signatures, &messages);
+        for _ in 0..64 {
+            let mut one_two = [1u128, 2].into_iter();
+            assert!(batch_equation(&items, || one_two.next().expect("two")));
+            let mut two_one = [2u128, 1].into_iter();
+            assert!(!batch_equation(&items, || two_one.next().expect("two")));
+        }
+        // Single verification, the rule, rejects both.
+        assert_eq!(verify_batch(&items), vec![0, 1]);
     }
 }

@@ -1,21 +1,18 @@
-//! Whether a batch check is a function of its input alone.
+//! Why `yuchain_proto::verify` computes the batch equation itself.
 //!
-//! `yuchain_proto::verify` seeds ed25519-zebra's batch verifier with a
-//! stream derived from the batch, so that "the outcome is a function of the
-//! input alone". ed25519-zebra 5 (`batch::Verifier`) keeps the queued
-//! signatures in a `hashbrown::HashMap` keyed by verification key, with
-//! hashbrown's default, randomly seeded hasher (foldhash: a per-process seed
-//! and a per-map seed), and draws one coefficient per signature while
-//! iterating that map. So which coefficient goes with which signature
-//! differs from run to run (and from map to map) even for the same stream.
-//!
-//! This does not change any verdict `verify_batch` reports: a batch that
-//! fails is bisected down to `verify_one`, and a batch of individually valid
-//! signatures always passes the cofactored equation; only the ~2^-128 chance
-//! of a batch passing with an invalid signature in it is not the same on
-//! every node. The test below pins this behaviour of ed25519-zebra with a
-//! fixed, hand-picked coefficient stream so that the batch equation holds
-//! for one assignment of coefficients and fails for the other.
+//! A batch check must be a function of its input alone. ed25519-zebra 5
+//! (`batch::Verifier`) keeps the queued signatures in a `hashbrown::HashMap`
+//! keyed by verification key, with hashbrown's default, randomly seeded
+//! hasher (foldhash: a per-process seed and a per-map seed), and draws one
+//! coefficient per signature while iterating that map. So which coefficient
+//! goes with which signature differs from run to run (and from map to map)
+//! even for the same coefficient stream: the ~2^-128 chance of a batch
+//! passing with an invalid signature in it would not be the same on every
+//! node. The test below pins this behaviour of ed25519-zebra with a fixed,
+//! hand-picked coefficient stream, so that the batch equation holds for one
+//! assignment of coefficients and fails for the other. yuchain's own
+//! equation pairs the i-th coefficient with the i-th signature (unit test
+//! `the_ith_coefficient_goes_with_the_ith_signature` in `src/verify.rs`).
 
 use std::convert::Infallible;
 
