@@ -79,8 +79,9 @@ pub fn load_ledger(store: &dyn BlockStore, genesis: &Genesis) -> Result<Ledger> 
     Ok(ledger)
 }
 
-/// The most block commits that wait for the writer thread. Execution may
-/// run this many blocks ahead of the disk and no further: `submit` waits.
+/// The most block commits that wait for the writer thread, besides the one
+/// it is writing: execution runs at most this many blocks ahead of the disk
+/// (plus the block being written), and `submit` waits beyond that.
 pub const COMMITS_IN_FLIGHT_MAX: usize = 2;
 
 /// Writes block commits on a thread of its own, so that one block's synced
@@ -144,7 +145,8 @@ impl Committer {
         Ok(())
     }
 
-    /// The highest height written and synced so far.
+    /// The highest height this committer has written and synced so far
+    /// (`None` before its first write).
     pub fn durable_height(&self) -> Option<u64> {
         self.durable.load(Ordering::Acquire).checked_sub(1)
     }
