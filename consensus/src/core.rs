@@ -26,14 +26,22 @@ mod sync;
 #[path = "tests/core_tests.rs"]
 mod tests;
 
-pub use api::{Action, CommittedBlock, Config, EpochEndProof, Genesis, Input, Restored};
+pub use api::{
+    Action, Checkpoint, CommittedBlock, Config, Durability, EpochEndProof, EpochRoot, Genesis,
+    Input, Restored,
+};
 #[cfg(feature = "testing")]
 pub use api::{BrokenRule, Testing};
 
 /// The most uncommitted blocks held (proposals and certified blocks).
 const TREE_BLOCKS_MAX: usize = 1024;
-/// How many recent committed blocks the core keeps to answer sync requests.
-const COMMITTED_WINDOW_MAX: usize = 1024;
+/// The most bytes of uncommitted blocks held.
+const TREE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// How many recent committed blocks the core keeps to answer sync requests
+/// (older ones are read through the driver).
+pub const COMMITTED_WINDOW_BLOCKS: usize = 1024;
+/// The most bytes of recent committed blocks kept.
+const COMMITTED_WINDOW_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// The most proposals awaiting the driver's payload check.
 const PENDING_CHECKS_MAX: usize = 8;
 /// Votes and timeouts are buffered for at most this many rounds ahead.
@@ -42,12 +50,7 @@ const ROUNDS_AHEAD_MAX: u64 = 8;
 const VERIFIED_CACHE_MAX: usize = 256;
 
 /// An epoch's root block, as far as its children need it.
-#[derive(Clone, Copy, Debug)]
-struct Root {
-    hash: BlockHash,
-    height: Height,
-    timestamp_ms: u64,
-}
+type Root = EpochRoot;
 
 /// What a child needs of its parent.
 #[derive(Clone, Copy, Debug)]
@@ -69,12 +72,17 @@ struct RoundVotes {
 #[derive(Default)]
 struct RoundTimeouts {
     by_signer: BTreeMap<ValidatorId, TimeoutEntry>,
+    /// The highest (verified) certificate the timeouts carried: the TC
+    /// carries it, so its highest claim is backed.
+    high_qc: Option<QuorumCert>,
     certified: bool,
 }
 
-/// An outstanding sync request.
+/// An outstanding sync request: only its peer's answer is accepted.
 #[derive(Clone, Copy, Debug)]
 struct SyncInFlight {
+    peer: PublicKey,
+    request: crate::types::SyncRequest,
     deadline_ms: u64,
 }
 
@@ -99,14 +107,19 @@ pub struct Core {
     votes: BTreeMap<Round, RoundVotes>,
     timeouts: BTreeMap<Round, RoundTimeouts>,
     committed: VecDeque<CommittedBlock>,
+    committed_bytes: usize,
     committed_index: HashMap<BlockHash, Height>,
     head: Root,
     verified: VecDeque<Hash32>,
     verified_set: HashSet<Hash32>,
     sync: Option<SyncInFlight>,
     sync_continue_from: Option<Height>,
+    sync_rotation: usize,
+    sync_avoid: Option<PublicKey>,
+    future_epoch_sync_ms: Option<u64>,
+    timer_fires_in_round: u32,
+    reads_pending: usize,
     peer_hint: Option<PublicKey>,
-    helped: BTreeMap<PublicKey, u64>,
     served: BTreeMap<PublicKey, (u64, u32)>,
     halted: bool,
 }
@@ -125,8 +138,10 @@ impl Out {
 
 impl Core {
     /// A core from the genesis and whatever the driver persisted (nothing on
-    /// first start). The committed blocks are trusted: they are this node's
-    /// own store.
+    /// first start): the last safety data, a checkpoint of the committed
+    /// chain (epoch, validators, root and a recent window) and the voted
+    /// blocks. The checkpoint is this node's own store, so it is trusted,
+    /// but its consistency and the head's certificate are checked.
     pub fn new(
         key: SigningKey,
         config: Config,
@@ -134,40 +149,23 @@ impl Core {
         restored: Restored,
     ) -> Result<Core> {
         let me = key.public_key();
-        let mut validators = ValidatorSet::new(Epoch(0), genesis.validators.clone())?;
-        let mut root = Root {
-            hash: genesis.hash,
-            height: Height(0),
-            timestamp_ms: genesis.timestamp_ms,
+        let checkpoint = match restored.checkpoint {
+            Some(checkpoint) => checkpoint,
+            None => Checkpoint {
+                epoch: Epoch(0),
+                validators: genesis.validators.clone(),
+                root: EpochRoot {
+                    hash: genesis.hash,
+                    height: Height(0),
+                    timestamp_ms: genesis.timestamp_ms,
+                },
+                recent: Vec::new(),
+            },
         };
-        let mut head = root;
-        let mut committed = VecDeque::new();
-        let mut committed_index = HashMap::new();
-        for entry in restored.committed {
-            let block = &entry.block;
-            if block.parent != head.hash || block.height != head.height.next()? {
-                return Err(ConsensusError::Inconsistent(
-                    "restored committed blocks do not form one chain",
-                ));
-            }
-            head = Root {
-                hash: block.hash(),
-                height: block.height,
-                timestamp_ms: block.timestamp_ms,
-            };
-            if let Some(keys) = &block.next_validators {
-                validators = ValidatorSet::new(validators.epoch().next()?, keys.clone())?;
-                root = head;
-            }
-            committed_index.insert(head.hash, head.height);
-            committed.push_back(entry);
-            if committed.len() > COMMITTED_WINDOW_MAX
-                && let Some(old) = committed.pop_front()
-            {
-                committed_index.remove(&old.block.hash());
-            }
-        }
+        let validators = ValidatorSet::new(checkpoint.epoch, checkpoint.validators.clone())?;
         let epoch = validators.epoch();
+        let root = checkpoint.root;
+        let head = check_checkpoint(&checkpoint, &validators, &config)?;
         let fresh = SafetyData::new(epoch, QuorumCert::root(epoch, root.hash, root.height));
         let safety = match restored.safety {
             Some(safety) if safety.epoch == epoch => safety,
@@ -186,7 +184,7 @@ impl Core {
             .take(TREE_BLOCKS_MAX)
             .map(|block| (block.hash(), block))
             .collect();
-        Ok(Core {
+        let mut core = Core {
             my_id: validators.index_of(&me),
             key,
             me,
@@ -205,18 +203,60 @@ impl Core {
             pending_checks: HashMap::new(),
             votes: BTreeMap::new(),
             timeouts: BTreeMap::new(),
-            committed,
-            committed_index,
+            committed: VecDeque::new(),
+            committed_bytes: 0,
+            committed_index: HashMap::new(),
             head,
             verified: VecDeque::new(),
             verified_set: HashSet::new(),
             sync: None,
             sync_continue_from: None,
+            sync_rotation: 0,
+            sync_avoid: None,
+            future_epoch_sync_ms: None,
+            timer_fires_in_round: 0,
+            reads_pending: 0,
             peer_hint: None,
-            helped: BTreeMap::new(),
             served: BTreeMap::new(),
             halted: false,
-        })
+        };
+        for entry in checkpoint.recent {
+            core.push_committed(entry);
+        }
+        Ok(core)
+    }
+
+    /// Adds a block to the window of recent committed blocks, dropping the
+    /// oldest past the window's bounds in blocks and bytes.
+    fn push_committed(&mut self, entry: CommittedBlock) {
+        self.committed_index
+            .insert(entry.block.hash(), entry.block.height);
+        self.committed_bytes = self
+            .committed_bytes
+            .saturating_add(committed_size(&entry));
+        self.committed.push_back(entry);
+        while self.committed.len() > COMMITTED_WINDOW_BLOCKS
+            || (self.committed_bytes > COMMITTED_WINDOW_BYTES_MAX && self.committed.len() > 1)
+        {
+            let Some(old) = self.committed.pop_front() else {
+                break;
+            };
+            self.committed_bytes = self.committed_bytes.saturating_sub(committed_size(&old));
+            self.committed_index.remove(&old.block.hash());
+        }
+    }
+
+    /// Bytes held in the block tree.
+    fn tree_bytes(&self) -> usize {
+        self.tree
+            .values()
+            .fold(0usize, |sum, block| sum.saturating_add(block.encoded_len()))
+    }
+
+    /// Whether one more block of `size` bytes fits in the tree.
+    fn tree_has_room(&self, size: usize) -> bool {
+        self.tree.len() < TREE_BLOCKS_MAX
+            && self.tree_bytes().saturating_add(size) <= TREE_BYTES_MAX
     }
 
     /// Handles one input and returns what the driver must do, in order.
@@ -248,6 +288,15 @@ impl Core {
             }
             Input::ProposalChecked { block, valid } => {
                 if let Err(error) = self.on_proposal_checked(block, valid, &mut out) {
+                    out.push(Action::Reject { from: None, error });
+                }
+            }
+            Input::CommittedRead {
+                peer,
+                from_height,
+                blocks,
+            } => {
+                if let Err(error) = self.on_committed_read(peer, from_height, blocks, &mut out) {
                     out.push(Action::Reject { from: None, error });
                 }
             }
@@ -383,6 +432,7 @@ impl Core {
             return;
         }
         self.round = round;
+        self.timer_fires_in_round = 0;
         self.timeouts_in_a_row = if by_timeout {
             self.timeouts_in_a_row.saturating_add(1)
         } else {
@@ -404,7 +454,8 @@ impl Core {
             .sync
             .is_some_and(|sync| self.now_ms >= sync.deadline_ms)
         {
-            self.sync = None;
+            // No answer in time: ask somebody else next.
+            self.sync_failed();
         }
         match self.round_deadline_ms {
             None => self.start_round(out),
@@ -417,9 +468,11 @@ impl Core {
     /// stuck, ask a peer for blocks.
     fn local_timeout(&mut self, out: &mut Out) {
         self.schedule_round_timer(out);
-        if (self.my_id.is_none() || self.timeouts_in_a_row > 0)
-            && let Some(peer) = self.peer_hint
-        {
+        self.timer_fires_in_round = self.timer_fires_in_round.saturating_add(1);
+        // Stuck (an observer, rounds ending by timeouts, or the same round's
+        // timer firing again): maybe this node fell behind; ask a peer.
+        if self.my_id.is_none() || self.timeouts_in_a_row > 0 || self.timer_fires_in_round > 1 {
+            let peer = self.peer_hint;
             self.request_sync(peer, None, out);
         }
         let Some(my_id) = self.my_id else {
@@ -475,16 +528,17 @@ impl Core {
     // ----- proposing (Jolteon Algorithm 2, "Propose") -----
 
     fn request_payload(&mut self, out: &mut Out) {
-        if self.payload_requested == Some(self.round) {
+        if self.payload_requested == Some(self.round)
+            || self.safety.check_proposal(self.round).is_err()
+        {
             return;
         }
         let parent = self.safety.high_qc.vote.block;
         let Some(info) = self.parent_info(&parent) else {
             // The leader lacks the block it must extend (restart, missed
             // proposal): fetch it; this round will likely time out.
-            if let Some(peer) = self.peer_hint {
-                self.request_sync(peer, Some(parent), out);
-            }
+            let peer = self.peer_hint;
+            self.request_sync(peer, Some(parent), out);
             return;
         };
         let Ok(height) = info.height.next() else {
@@ -546,6 +600,9 @@ impl Core {
         } else {
             self.tc_for_previous_round()
         };
+        // The proposer guard, persisted before the proposal leaves: a
+        // restarted leader never signs a second block for this round.
+        self.safety.check_proposal(round)?;
         let signature = self.key.sign(&proposal_digest(&block.hash()).0);
         let proposal = Proposal {
             block,
@@ -553,6 +610,8 @@ impl Core {
             signature,
         };
         self.proposed = Some(round);
+        self.safety.record_proposal(round);
+        out.push(Action::PersistSafety(Box::new(self.safety.clone())));
         out.push(Action::Broadcast(
             Message::Proposal(proposal.clone()).encode(),
         ));
@@ -564,6 +623,7 @@ impl Core {
 
     fn on_message(&mut self, from: PublicKey, bytes: &[u8], out: &mut Out) -> Result<()> {
         let message = Message::decode(bytes)?;
+        let is_request = matches!(message, Message::SyncRequest(_));
         let result = match message {
             Message::Proposal(proposal) => self.on_proposal(from, proposal, out),
             Message::Vote(vote) => self.on_vote(vote, out),
@@ -571,18 +631,20 @@ impl Core {
             Message::SyncRequest(request) => self.on_sync_request(from, request, out),
             Message::SyncResponse(response) => self.on_sync_response(from, response, out),
         };
-        if result.is_ok() && from != self.me {
+        // A peer whose signed message was accepted is a good one to ask for
+        // blocks (a sync request carries no signature and proves nothing).
+        if result.is_ok() && from != self.me && !is_request {
             self.peer_hint = Some(from);
-        }
-        if let Err(ConsensusError::StaleEpoch { got, .. }) = result {
-            self.help_stale_peer(from, got, out);
         }
         result
     }
 
-    /// Rejects messages of other epochs; a later epoch means this node
-    /// missed the end of its epoch, so it asks the sender for blocks.
-    fn check_epoch(&mut self, epoch: Epoch, from: PublicKey, out: &mut Out) -> Result<()> {
+    /// Rejects messages of other epochs. A later epoch may mean this node
+    /// missed the end of its epoch, but the message is not checkable (its
+    /// epoch's validators are unknown here), so it only triggers a
+    /// rate-limited request to one of this epoch's validators, whose answer
+    /// is verified against this epoch's set.
+    fn check_epoch(&mut self, epoch: Epoch, _from: PublicKey, out: &mut Out) -> Result<()> {
         let current = self.epoch();
         if epoch < current {
             return Err(ConsensusError::StaleEpoch {
@@ -591,7 +653,13 @@ impl Core {
             });
         }
         if epoch > current {
-            self.request_sync(from, None, out);
+            let due = self.future_epoch_sync_ms.is_none_or(|last| {
+                self.now_ms >= last.saturating_add(self.config.sync_retry_ms)
+            });
+            if due && self.sync.is_none() {
+                self.future_epoch_sync_ms = Some(self.now_ms);
+                self.request_sync(None, None, out);
+            }
             return Err(ConsensusError::FutureEpoch {
                 got: epoch,
                 current,
@@ -640,7 +708,7 @@ impl Core {
         }
         // Certificates first: they may move this node to the block's round.
         if let Some(tc) = &proposal.last_tc {
-            self.process_tc(tc, out)?;
+            self.process_tc(tc, from, out)?;
         }
         self.process_qc(&block.justify, from, out)?;
         if block.epoch != self.epoch() {
@@ -655,14 +723,16 @@ impl Core {
         self.proposals_seen.insert(block.round, hash);
         if let Err(error) = self.check_extends(block, true) {
             if error == ConsensusError::UnknownParent {
-                self.request_sync(from, Some(block.parent), out);
+                // The proposal's signature and certificates are verified:
+                // its sender holds the parent.
+                self.request_sync(Some(from), Some(block.parent), out);
             }
             return Err(error);
         }
-        if self.tree.len() >= TREE_BLOCKS_MAX {
+        if !self.tree_has_room(block.encoded_len()) {
             self.make_room();
         }
-        if self.tree.len() >= TREE_BLOCKS_MAX {
+        if !self.tree_has_room(block.encoded_len()) {
             return Err(ConsensusError::BufferFull("block tree"));
         }
         if self.my_id.is_some() && self.pending_checks.len() >= PENDING_CHECKS_MAX {
@@ -915,7 +985,7 @@ impl Core {
             )?;
         }
         if let Some(tc) = &timeout.last_tc {
-            self.process_tc(tc, out)?;
+            self.process_tc(tc, from, out)?;
         }
         self.process_qc(&timeout.high_qc, from, out)?;
         if timeout.epoch != self.epoch() || timeout.round < self.round {
@@ -929,6 +999,13 @@ impl Core {
             });
         }
         let round_timeouts = self.timeouts.entry(timeout.round).or_default();
+        if round_timeouts
+            .high_qc
+            .as_ref()
+            .is_none_or(|high| timeout.high_qc.round() > high.round())
+        {
+            round_timeouts.high_qc = Some(timeout.high_qc.clone());
+        }
         round_timeouts.by_signer.insert(
             timeout.signer,
             TimeoutEntry {
@@ -952,14 +1029,98 @@ impl Core {
         if certified || round_timeouts.by_signer.len() < self.validators.quorum() {
             return Ok(());
         }
+        let Some(high_qc) = round_timeouts.high_qc.clone() else {
+            return Err(ConsensusError::Inconsistent("timeouts without a certificate"));
+        };
         round_timeouts.certified = true;
         let tc = TimeoutCert {
             epoch: timeout.epoch,
             round: timeout.round,
             entries: round_timeouts.by_signer.values().copied().collect(),
+            high_qc,
         };
         self.safety.observe_tc(&tc);
         self.advance_round(tc.round.next()?, true, out);
         Ok(())
     }
+}
+
+/// The bytes a committed block holds in memory, roughly (its encoding and
+/// its certificates').
+fn committed_size(entry: &CommittedBlock) -> usize {
+    let proof = entry.epoch_end.as_ref().map_or(0, |proof| {
+        proof
+            .blocks
+            .iter()
+            .fold(proof.qc.encoded_len(), |sum, block| {
+                sum.saturating_add(block.encoded_len())
+            })
+    });
+    entry
+        .block
+        .encoded_len()
+        .saturating_add(entry.commit_qc.encoded_len())
+        .saturating_add(proof)
+}
+
+/// Checks a checkpoint's consistency and returns its committed head: the
+/// window is one chain, the root is on it (or below it), and the head, when
+/// it is not the root, carries a certificate of this epoch that commits it
+/// (or a later block: a pipelined store may have lost the last few).
+fn check_checkpoint(
+    checkpoint: &Checkpoint,
+    validators: &ValidatorSet,
+    config: &Config,
+) -> Result<Root> {
+    let inconsistent = ConsensusError::Inconsistent;
+    let root = checkpoint.root;
+    for pair in checkpoint.recent.windows(2) {
+        if pair[1].block.parent != pair[0].block.hash()
+            || pair[1].block.height != pair[0].block.height.next()?
+        {
+            return Err(inconsistent("checkpoint blocks do not form one chain"));
+        }
+    }
+    let Some(last) = checkpoint.recent.last() else {
+        return Ok(root);
+    };
+    let head = Root {
+        hash: last.block.hash(),
+        height: last.block.height,
+        timestamp_ms: last.block.timestamp_ms,
+    };
+    for entry in &checkpoint.recent {
+        let block = &entry.block;
+        if block.height == root.height && block.hash() != root.hash {
+            return Err(inconsistent("checkpoint root is not on its chain"));
+        }
+        if (block.height > root.height) != (block.epoch == checkpoint.epoch) {
+            return Err(inconsistent("checkpoint block of the wrong epoch"));
+        }
+    }
+    if head.height < root.height {
+        return Err(inconsistent("checkpoint head below the epoch root"));
+    }
+    if head.height == root.height {
+        return if head.hash == root.hash {
+            Ok(head)
+        } else {
+            Err(inconsistent("checkpoint head differs from the epoch root"))
+        };
+    }
+    let qc = &last.commit_qc;
+    if qc.vote.epoch != checkpoint.epoch || qc.vote.height < head.height {
+        return Err(inconsistent(
+            "checkpoint head's certificate is not at or above it",
+        ));
+    }
+    #[cfg(feature = "testing")]
+    let signatures = !config.testing.skip_signature_checks;
+    #[cfg(not(feature = "testing"))]
+    let signatures = {
+        let _ = config;
+        true
+    };
+    validators.verify_qc(qc, crate::validators::VerifyMode::Batched, signatures)?;
+    Ok(head)
 }

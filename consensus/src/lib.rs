@@ -45,7 +45,8 @@ pub mod validators;
 mod wire;
 
 pub use crate::core::{
-    Action, CommittedBlock, Config, Core, EpochEndProof, Genesis, Input, Restored,
+    Action, COMMITTED_WINDOW_BLOCKS, Checkpoint, CommittedBlock, Config, Core, Durability,
+    EpochEndProof, EpochRoot, Genesis, Input, Restored,
 };
 #[cfg(feature = "testing")]
 pub use crate::core::{BrokenRule, Testing};

@@ -10,6 +10,10 @@ use crate::error::{ConsensusError, Result};
 use crate::types::{Epoch, QuorumCert, Round, Timeout, TimeoutCert, Vote};
 use crate::wire::{Reader, Writer};
 
+/// The first byte of [`SafetyData::encode`]: version 2 added the proposer
+/// guard and the timeout certificate's carried certificate.
+const SAFETY_DATA_VERSION: u8 = 2;
+
 /// What a validator must never forget.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct SafetyData {
@@ -19,6 +23,9 @@ pub struct SafetyData {
     pub last_voted_round: Round,
     /// The highest round timed out in.
     pub highest_timeout_round: Round,
+    /// The highest round this node proposed in (the proposer guard): never
+    /// sign a second proposal in it, not even after a restart.
+    pub last_proposed_round: Round,
     /// The highest quorum certificate seen: the lock of the two-chain
     /// protocol (a timeout must carry it, and a block after a timeout
     /// certificate must extend at least the highest one reported).
@@ -39,6 +46,7 @@ impl SafetyData {
             epoch,
             last_voted_round: Round(0),
             highest_timeout_round: Round(0),
+            last_proposed_round: Round(0),
             high_qc: root_qc,
             high_tc: None,
             last_vote: None,
@@ -124,6 +132,26 @@ impl SafetyData {
         SafetyData::safe_to_vote(round, qc_round, last_tc)
     }
 
+    /// The proposer guard: propose at most once per round, and never in a
+    /// round this node already voted or timed out in (a restarted leader
+    /// must not sign a second, different block for its round).
+    pub fn check_proposal(&self, round: Round) -> Result<()> {
+        if round <= self.last_proposed_round {
+            return Err(ConsensusError::Unsafe("already proposed in this round"));
+        }
+        if round <= self.last_voted_round {
+            return Err(ConsensusError::Unsafe(
+                "already voted or timed out in this round",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records a proposal about to be sent.
+    pub fn record_proposal(&mut self, round: Round) {
+        self.last_proposed_round = self.last_proposed_round.max(round);
+    }
+
     /// Records a vote about to be sent.
     pub fn record_vote(&mut self, vote: &Vote) {
         self.last_voted_round = self.last_voted_round.max(vote.data.round);
@@ -170,10 +198,11 @@ impl SafetyData {
     pub fn encode(&self) -> Vec<u8> {
         use crate::types::Message;
         let mut writer = Writer::default();
-        writer.u8(1);
+        writer.u8(SAFETY_DATA_VERSION);
         writer.u64(self.epoch.0);
         writer.u64(self.last_voted_round.0);
         writer.u64(self.highest_timeout_round.0);
+        writer.u64(self.last_proposed_round.0);
         self.high_qc.write(&mut writer);
         match &self.high_tc {
             None => writer.u8(0),
@@ -202,12 +231,13 @@ impl SafetyData {
     pub fn decode(bytes: &[u8]) -> Result<SafetyData> {
         use crate::types::{MESSAGE_SIZE_BYTES_MAX, Message};
         let mut reader = Reader::new(bytes);
-        if reader.u8()? != 1 {
+        if reader.u8()? != SAFETY_DATA_VERSION {
             return Err(ConsensusError::Malformed("unknown safety data version"));
         }
         let epoch = Epoch(reader.u64()?);
         let last_voted_round = Round(reader.u64()?);
         let highest_timeout_round = Round(reader.u64()?);
+        let last_proposed_round = Round(reader.u64()?);
         let high_qc = QuorumCert::read(&mut reader)?;
         let high_tc = if reader.present()? {
             Some(TimeoutCert::read(&mut reader)?)
@@ -233,6 +263,7 @@ impl SafetyData {
             epoch,
             last_voted_round,
             highest_timeout_round,
+            last_proposed_round,
             high_qc,
             high_tc,
             last_vote,
@@ -276,6 +307,7 @@ mod tests {
                     signature: key.sign(b"unused"),
                 })
                 .collect(),
+            high_qc: qc(high_qc_rounds.iter().copied().max().unwrap_or(0)),
         }
     }
 
@@ -378,6 +410,17 @@ mod tests {
     }
 
     #[test]
+    fn a_proposer_signs_one_proposal_per_round_and_none_after_voting() {
+        let mut safety = SafetyData::new(Epoch(0), qc(0));
+        safety.check_proposal(Round(1)).expect("first proposal");
+        safety.record_proposal(Round(1));
+        assert!(safety.check_proposal(Round(1)).is_err());
+        safety.record_vote(&vote(3));
+        assert!(safety.check_proposal(Round(3)).is_err());
+        safety.check_proposal(Round(4)).expect("a later round");
+    }
+
+    #[test]
     fn safety_data_round_trips_through_its_bytes() {
         let mut safety = SafetyData::new(Epoch(2), qc(0));
         safety.observe_qc(&qc(4));
@@ -392,6 +435,7 @@ mod tests {
             Some(tc(5, &[4])),
             ValidatorId(1),
         ));
+        safety.record_proposal(Round(7));
         let bytes = safety.encode();
         assert_eq!(SafetyData::decode(&bytes).expect("decodes"), safety);
         assert!(SafetyData::decode(&bytes[..bytes.len() - 1]).is_err());

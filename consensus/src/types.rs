@@ -185,6 +185,13 @@ impl QuorumCert {
         self.write(&mut writer);
         Domain::Consensus.hash_parts(&[b"quorum certificate", &writer.bytes])
     }
+
+    /// The length of its encoding, computed without encoding (memory
+    /// bounds count it).
+    pub fn encoded_len(&self) -> usize {
+        const VOTE_DATA: usize = 8 + 8 + 32 + 8 + 32 + 8;
+        VOTE_DATA + 4 + self.signatures.len().saturating_mul(2 + 64)
+    }
 }
 
 /// One validator's share of a timeout certificate.
@@ -199,7 +206,11 @@ pub struct TimeoutEntry {
 }
 
 /// A timeout certificate: 2f + 1 distinct validators gave up on a round, each
-/// saying how high a quorum certificate it had (Jolteon's TC).
+/// saying how high a quorum certificate it had (Jolteon's TC), and the
+/// highest of those certificates itself (as Aptos's two-chain timeout
+/// certificate carries it), so no signer's claim is taken on trust: the
+/// highest claim must equal the carried certificate's round, and a
+/// certificate cannot be forged.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct TimeoutCert {
     /// The epoch.
@@ -208,12 +219,22 @@ pub struct TimeoutCert {
     pub round: Round,
     /// The signers by increasing index.
     pub entries: Vec<TimeoutEntry>,
+    /// The highest quorum certificate among the signers' (its round is the
+    /// highest `high_qc_round` of the entries).
+    pub high_qc: QuorumCert,
 }
 
 impl TimeoutCert {
-    /// The highest quorum-certificate round any signer reported: a block
-    /// proposed after this certificate must extend at least this high.
+    /// The highest quorum-certificate round of the signers, backed by the
+    /// certificate the TC carries: a block proposed after this certificate
+    /// must extend at least this high.
     pub fn high_qc_round(&self) -> Round {
+        self.high_qc.round()
+    }
+
+    /// The highest round any entry claims (equal to [`Self::high_qc_round`]
+    /// in a valid certificate).
+    pub fn highest_claim(&self) -> Round {
         self.entries
             .iter()
             .map(|entry| entry.high_qc_round)
@@ -237,6 +258,7 @@ impl TimeoutCert {
             writer.u64(entry.high_qc_round.0);
             writer.signature(&entry.signature);
         }
+        self.high_qc.write(writer);
     }
 
     pub(crate) fn read(reader: &mut Reader<'_>) -> Result<TimeoutCert> {
@@ -251,10 +273,12 @@ impl TimeoutCert {
                 signature: reader.signature()?,
             });
         }
+        let high_qc = QuorumCert::read(reader)?;
         Ok(TimeoutCert {
             epoch,
             round,
             entries,
+            high_qc,
         })
     }
 }
@@ -348,6 +372,19 @@ impl Block {
             payload,
             next_validators,
         })
+    }
+
+    /// The length of its encoding, computed without encoding (memory
+    /// bounds count it).
+    pub fn encoded_len(&self) -> usize {
+        let validators = self
+            .next_validators
+            .as_ref()
+            .map_or(0, |keys| 4 + keys.len().saturating_mul(32));
+        (8 + 8 + 8 + 32 + 8 + 2 + 4 + 1)
+            + self.justify.encoded_len()
+            + self.payload.len()
+            + validators
     }
 
     /// The block's hash: over every field, the parent's certificate included.
@@ -646,6 +683,7 @@ mod tests {
                 high_qc_round: Round(3),
                 signature: key.sign(b"x"),
             }],
+            high_qc: block.justify.clone(),
         };
         let messages = vec![
             Message::Proposal(Proposal {
@@ -701,6 +739,19 @@ mod tests {
         let mut bytes = vec![1, 5];
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(Message::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn encoded_lengths_are_exact() {
+        let mut block = sample_block();
+        let mut writer = Writer::default();
+        block.write(&mut writer);
+        assert_eq!(block.encoded_len(), writer.bytes.len());
+        block.next_validators = None;
+        block.payload = vec![1; 1000];
+        let mut writer = Writer::default();
+        block.write(&mut writer);
+        assert_eq!(block.encoded_len(), writer.bytes.len());
     }
 
     #[test]

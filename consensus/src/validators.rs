@@ -157,12 +157,40 @@ impl ValidatorSet {
         )
     }
 
-    /// Verifies a timeout certificate of this epoch.
+    /// Verifies a timeout certificate of this epoch, the quorum certificate
+    /// it carries included. A carried certificate of round 0 (the epoch's
+    /// root) has no signatures: the caller, who knows the root, checks it.
     pub fn verify_tc(&self, tc: &TimeoutCert, mode: VerifyMode, signatures: bool) -> Result<()> {
-        if tc.epoch != self.epoch {
+        self.verify_tc_entries(tc, mode, signatures)?;
+        if tc.high_qc.round() == Round(0) {
+            return Ok(());
+        }
+        self.verify_qc(&tc.high_qc, mode, signatures)
+    }
+
+    /// Verifies a timeout certificate's entries and that its highest claim
+    /// is the round of the certificate it carries, but not that
+    /// certificate's signatures (for a caller that verifies and caches
+    /// certificates itself).
+    pub fn verify_tc_entries(
+        &self,
+        tc: &TimeoutCert,
+        mode: VerifyMode,
+        signatures: bool,
+    ) -> Result<()> {
+        if tc.epoch != self.epoch || tc.high_qc.vote.epoch != self.epoch {
             return Err(ConsensusError::Invalid {
                 what: "timeout certificate",
                 reason: "certificate is for another epoch",
+            });
+        }
+        // The highest claim must be backed by the certificate carried: a
+        // Byzantine signer could otherwise claim a round no certificate
+        // has, and every proposal justified by this TC would fail the lock.
+        if tc.highest_claim() != tc.high_qc.round() {
+            return Err(ConsensusError::Invalid {
+                what: "timeout certificate",
+                reason: "the highest claimed certificate round is not the carried certificate's",
             });
         }
         self.check_signers(tc.entries.iter().map(|entry| entry.signer))?;
@@ -371,14 +399,27 @@ mod tests {
                     .sign(&timeout_digest(Epoch(0), Round(4), Round(high)).0),
             })
             .collect();
+        // The highest claim (3) is backed by a certificate of round 3.
         let tc = TimeoutCert {
             epoch: Epoch(0),
             round: Round(4),
             entries,
+            high_qc: qc(&keys, &[0, 1, 2]),
         };
         set.verify_tc(&tc, VerifyMode::Batched, true)
             .expect("valid");
         assert_eq!(tc.high_qc_round(), Round(3));
+        // A claim above the carried certificate is refused, and so is a
+        // carried certificate above every claim or with a forged signature.
+        let mut inflated = tc.clone();
+        inflated.high_qc.vote.round = Round(2);
+        assert!(
+            set.verify_tc(&inflated, VerifyMode::Batched, false)
+                .is_err()
+        );
+        let mut forged = tc.clone();
+        forged.high_qc.signatures[1].1 = keys[3].sign(b"forged");
+        assert!(set.verify_tc(&forged, VerifyMode::Batched, true).is_err());
         let mut lying = tc.clone();
         lying.entries[0].high_qc_round = Round(2);
         assert!(set.verify_tc(&lying, VerifyMode::OneByOne, true).is_err());

@@ -406,9 +406,17 @@ impl Cluster {
     }
 
     fn boot(&mut self, node: usize) {
+        // Boot from a checkpoint of the stored chain (its last window),
+        // as a node does from its database.
+        let checkpoint = yuchain_consensus::Checkpoint::from_chain(
+            &self.genesis,
+            &self.nodes[node].store.committed,
+            yuchain_consensus::COMMITTED_WINDOW_BLOCKS,
+        )
+        .expect("a node's own store is one chain");
         let restored = yuchain_consensus::Restored {
             safety: self.nodes[node].store.safety.clone(),
-            committed: self.nodes[node].store.committed.clone(),
+            checkpoint: Some(checkpoint),
             blocks: self.nodes[node].store.blocks.clone(),
         };
         let core = Core::new(
@@ -802,6 +810,39 @@ impl Cluster {
                     .blocks
                     .retain(|block| block.height > height && block.epoch >= epoch);
                 store.committed.push(entry);
+            }
+            Action::ReadCommitted {
+                peer,
+                from_height,
+                count,
+            } => {
+                // The driver answers from its store (a little later).
+                let first = usize::try_from(from_height.0.saturating_sub(1)).unwrap_or(usize::MAX);
+                let blocks: Vec<CommittedBlock> = self.nodes[node]
+                    .store
+                    .committed
+                    .iter()
+                    .skip(first)
+                    .take(count)
+                    .cloned()
+                    .collect();
+                self.push(
+                    self.now_ms + 1,
+                    Event::Payload {
+                        node,
+                        input: Input::CommittedRead {
+                            peer,
+                            from_height,
+                            blocks,
+                        },
+                    },
+                );
+            }
+            Action::DropUncommitted { epoch } => {
+                self.nodes[node]
+                    .store
+                    .blocks
+                    .retain(|block| block.epoch > epoch);
             }
             Action::EpochChanged { epoch, .. } => {
                 if self.log {

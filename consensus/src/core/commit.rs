@@ -3,7 +3,7 @@
 
 use yuchain_proto::{Hash32, PublicKey};
 
-use super::{COMMITTED_WINDOW_MAX, Core, Out, Root, VERIFIED_CACHE_MAX};
+use super::{Core, Out, Root, VERIFIED_CACHE_MAX};
 use crate::error::{ConsensusError, Result};
 use crate::safety::SafetyData;
 use crate::types::{BlockHash, QuorumCert, Round, TimeoutCert};
@@ -92,13 +92,18 @@ impl Core {
             }
         }
         if self.parent_info(&qc.vote.block).is_none() {
-            self.request_sync(from, Some(qc.vote.block), out);
+            self.request_sync(Some(from), Some(qc.vote.block), out);
         }
         self.advance_round(qc.round().next()?, false, out);
         Ok(())
     }
 
-    pub(super) fn process_tc(&mut self, tc: &TimeoutCert, out: &mut Out) -> Result<()> {
+    pub(super) fn process_tc(
+        &mut self,
+        tc: &TimeoutCert,
+        from: PublicKey,
+        out: &mut Out,
+    ) -> Result<()> {
         if tc.epoch != self.epoch() {
             return Err(ConsensusError::Invalid {
                 what: "timeout certificate",
@@ -107,12 +112,21 @@ impl Core {
         }
         // Always verify (or find it verified before): a proposal's TC feeds
         // the voting rule, so a forged TC of a round this node already has a
-        // TC for must still be refused.
+        // TC for must still be refused. The certificate it carries is
+        // verified first (the highest claim must be its round), then the
+        // entries.
         let digest = tc.digest();
         if !self.verified_set.contains(&digest) {
             self.validators
-                .verify_tc(tc, VerifyMode::Batched, self.checks_signatures())?;
+                .verify_tc_entries(tc, VerifyMode::Batched, self.checks_signatures())?;
+            self.verify_qc(&tc.high_qc)?;
             self.remember_verified(digest);
+        }
+        // The carried certificate is as good as any other: take it (it may
+        // commit, and lets this node's next proposal justify itself).
+        self.after_qc(&tc.high_qc, from, out)?;
+        if tc.epoch != self.epoch() || self.halted {
+            return Ok(());
         }
         if self
             .safety
@@ -162,7 +176,7 @@ impl Core {
                 }
                 // Missing ancestors: fetch them; the commit happens when
                 // their certificates are processed again.
-                self.request_sync(from, None, out);
+                self.request_sync(Some(from), None, out);
                 return Ok(());
             };
             if block.height <= self.head.height {
@@ -193,15 +207,10 @@ impl Core {
             };
             let entry = CommittedBlock {
                 block: block.clone(),
+                commit_qc: qc.clone(),
                 epoch_end,
             };
-            self.committed_index.insert(hash, block.height);
-            self.committed.push_back(entry.clone());
-            if self.committed.len() > COMMITTED_WINDOW_MAX
-                && let Some(old) = self.committed.pop_front()
-            {
-                self.committed_index.remove(&old.block.hash());
-            }
+            self.push_committed(entry.clone());
             out.push(Action::Commit(entry));
             if let Some(keys) = block.next_validators {
                 return self.start_epoch(keys, out);
@@ -234,7 +243,8 @@ impl Core {
     /// The committed head ended the epoch: switch to the next set, with
     /// fresh safety data and rounds from 1.
     pub(super) fn start_epoch(&mut self, keys: Vec<PublicKey>, out: &mut Out) -> Result<()> {
-        let epoch = self.epoch().next()?;
+        let ended = self.epoch();
+        let epoch = ended.next()?;
         self.validators = ValidatorSet::new(epoch, keys.clone())?;
         self.my_id = self.validators.index_of(&self.me);
         self.root = self.head;
@@ -252,6 +262,9 @@ impl Core {
         self.round = Round(0);
         self.timeouts_in_a_row = 0;
         self.sync_continue_from = None;
+        self.sync_rotation = 0;
+        self.sync_avoid = None;
+        out.push(Action::DropUncommitted { epoch: ended });
         out.push(Action::EpochChanged {
             epoch,
             validators: keys,

@@ -2,57 +2,113 @@
 //! answering such requests (DiemBFT v4 §5.2, block retrieval, by height).
 //!
 //! An answer is a parent-linked chain of blocks, each certified by the next
-//! one's `justify` and the last by the answer's certificate. The receiver
-//! checks every link and certificate exactly as for a live proposal (except
-//! the clock bound: these blocks are old) and then processes the
-//! certificates in order, so commits and epoch changes follow from the same
-//! code as in the live protocol. An answer stops at an epoch-ending block
-//! and then carries that block's [`EpochEndProof`](super::EpochEndProof).
+//! one's `justify` and the last by the answer's certificate (which certifies
+//! it, or commits it under the two-chain rule). Nothing from an answer is
+//! stored or acted on before the whole chain is checked: it must answer the
+//! one outstanding request, come from the peer asked, link block to block,
+//! and every certificate must verify, from the answer's end backwards, so
+//! every block is covered by a verified certificate before it enters the
+//! tree. Only then are the certificates processed in order, so commits and
+//! epoch changes follow from the same code as in the live protocol. An
+//! answer stops at an epoch-ending block and then carries that block's
+//! [`EpochEndProof`](super::EpochEndProof).
+//!
+//! Committed blocks older than the core's window are read from the driver's
+//! store ([`Action::ReadCommitted`]), so a node any distance behind can
+//! catch up.
 
 use yuchain_proto::PublicKey;
 
-use super::{Core, Out, SyncInFlight, TREE_BLOCKS_MAX};
-use crate::Action;
+use super::{Core, Out, SyncInFlight};
 use crate::error::{ConsensusError, Result};
 use crate::types::{
-    Block, BlockHash, Epoch, Message, QuorumCert, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse,
+    Block, BlockHash, Height, Message, QuorumCert, SYNC_BLOCKS_MAX, SyncRequest, SyncResponse,
 };
+use crate::{Action, CommittedBlock};
 
-/// The most peers remembered as recently helped across an epoch boundary.
-const HELPED_PEERS_MAX: usize = 1024;
 /// The most peers whose sync budget is tracked.
 const SERVED_PEERS_MAX: usize = 1024;
 /// Sync answers per peer per sync interval.
 const SYNC_ANSWERS_PER_INTERVAL_MAX: u32 = 16;
+/// Store reads for far-behind peers outstanding at once.
+const READS_PENDING_MAX: usize = 4;
+
+fn invalid(reason: &'static str) -> ConsensusError {
+    ConsensusError::Invalid {
+        what: "sync response",
+        reason,
+    }
+}
 
 impl Core {
-    /// Asks `peer` for blocks (from this node's committed height, or one
+    /// Asks a peer for blocks (from this node's committed height, or one
     /// wanted block and its ancestors), unless a request is outstanding.
-    pub(super) fn request_sync(&mut self, peer: PublicKey, want: Option<BlockHash>, out: &mut Out) {
-        if peer == self.me || self.sync.is_some() {
+    /// The peer is `preferred` (one that just showed it holds what is
+    /// missing) unless it failed last time; otherwise the next validator of
+    /// the epoch in turn, so one silent or lying peer cannot stall the sync.
+    pub(super) fn request_sync(
+        &mut self,
+        preferred: Option<PublicKey>,
+        want: Option<BlockHash>,
+        out: &mut Out,
+    ) {
+        if self.sync.is_some() {
             return;
         }
+        let peer = match preferred {
+            Some(peer) if peer != self.me && Some(peer) != self.sync_avoid => Some(peer),
+            _ => self.next_sync_peer(),
+        };
+        let Some(peer) = peer else {
+            return;
+        };
         let Ok(next) = self.head.height.next() else {
             return;
         };
         let from_height = self.sync_continue_from.take().unwrap_or(next).max(next);
+        let request = SyncRequest {
+            epoch: self.epoch(),
+            from_height,
+            block: want,
+        };
         self.sync = Some(SyncInFlight {
+            peer,
+            request,
             deadline_ms: self.now_ms.saturating_add(self.config.sync_retry_ms),
         });
         out.push(Action::Send {
             to: peer,
-            bytes: Message::SyncRequest(SyncRequest {
-                epoch: self.epoch(),
-                from_height,
-                block: want,
-            })
-            .encode(),
+            bytes: Message::SyncRequest(request).encode(),
         });
     }
 
+    /// The next validator of this epoch to ask, in turn (never this node,
+    /// nor the peer that just failed, when there is another).
+    fn next_sync_peer(&mut self) -> Option<PublicKey> {
+        let keys = self.validators.keys();
+        let count = keys.len();
+        for _ in 0..count {
+            let candidate = keys[self.sync_rotation % count];
+            self.sync_rotation = self.sync_rotation.wrapping_add(1);
+            if candidate != self.me && Some(candidate) != self.sync_avoid {
+                return Some(candidate);
+            }
+        }
+        self.sync_avoid.filter(|peer| *peer != self.me)
+    }
+
+    /// The outstanding request timed out or was answered badly: forget it
+    /// and avoid that peer next time.
+    pub(super) fn sync_failed(&mut self) {
+        if let Some(sync) = self.sync.take() {
+            self.sync_avoid = Some(sync.peer);
+        }
+    }
+
     /// Answers with up to [`SYNC_BLOCKS_MAX`] blocks of this node's chain
-    /// from the requested height: committed blocks, then the certified
-    /// blocks up to the highest certificate.
+    /// from the requested height: committed blocks (from the window, or
+    /// read from the store), then the certified blocks up to the highest
+    /// certificate.
     pub(super) fn on_sync_request(
         &mut self,
         from: PublicKey,
@@ -67,94 +123,142 @@ impl Core {
         if let Some(want) = request.block {
             return self.serve_block(from, want, out);
         }
-        let mut blocks: Vec<Block> = Vec::new();
-        let mut epoch_end_qc: Option<QuorumCert> = None;
-        let mut height = request.from_height;
-        while height <= self.head.height && blocks.len() < SYNC_BLOCKS_MAX {
-            let Some(entry) = self.committed_block(height) else {
-                return Err(ConsensusError::Invalid {
-                    what: "sync request",
-                    reason: "height is below this node's committed window",
+        let from_height = request.from_height;
+        if from_height == Height(0) {
+            return Err(ConsensusError::Invalid {
+                what: "sync request",
+                reason: "height 0 is the genesis",
+            });
+        }
+        if from_height <= self.head.height {
+            let window_start = self.committed.front().map(|entry| entry.block.height);
+            if window_start.is_none_or(|start| from_height < start) {
+                // Older than the window: the driver reads it from its store.
+                if self.reads_pending >= READS_PENDING_MAX {
+                    return Err(ConsensusError::BufferFull("store reads"));
+                }
+                self.reads_pending += 1;
+                out.push(Action::ReadCommitted {
+                    peer: from,
+                    from_height,
+                    count: SYNC_BLOCKS_MAX + 1,
                 });
-            };
+                return Ok(());
+            }
+            let entries: Vec<CommittedBlock> = self
+                .committed
+                .iter()
+                .filter(|entry| entry.block.height >= from_height)
+                .take(SYNC_BLOCKS_MAX + 1)
+                .cloned()
+                .collect();
+            return self.answer_committed(from, &entries, true, out);
+        }
+        // Above the committed head: the uncommitted certified chain only.
+        let mut blocks: Vec<Block> = self
+            .certified_path()
+            .into_iter()
+            .filter(|block| block.height >= from_height)
+            .take(SYNC_BLOCKS_MAX)
+            .collect();
+        if let Some(qc) = self.certificate_of_last(&mut blocks)
+            && !blocks.is_empty()
+        {
+            out.push(Action::Send {
+                to: from,
+                bytes: Message::SyncResponse(SyncResponse { blocks, qc }).encode(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The driver read committed blocks for a far-behind peer: answer it.
+    pub(super) fn on_committed_read(
+        &mut self,
+        peer: PublicKey,
+        from_height: Height,
+        blocks: Vec<CommittedBlock>,
+        out: &mut Out,
+    ) -> Result<()> {
+        self.reads_pending = self.reads_pending.saturating_sub(1);
+        if blocks
+            .first()
+            .is_some_and(|first| first.block.height != from_height)
+        {
+            return Err(ConsensusError::Inconsistent(
+                "store read does not start at the asked height",
+            ));
+        }
+        for pair in blocks.windows(2) {
+            if pair[1].block.parent != pair[0].block.hash() {
+                return Err(ConsensusError::Inconsistent(
+                    "store read is not one chain",
+                ));
+            }
+        }
+        self.answer_committed(peer, &blocks, false, out)
+    }
+
+    /// Answers from committed blocks (consecutive, oldest first): up to
+    /// [`SYNC_BLOCKS_MAX`] of them, stopping at an epoch end (then with its
+    /// proof), and, when `extend` and the answer reaches the committed
+    /// head, continuing along the certified chain.
+    fn answer_committed(
+        &mut self,
+        to: PublicKey,
+        entries: &[CommittedBlock],
+        extend: bool,
+        out: &mut Out,
+    ) -> Result<()> {
+        let mut blocks: Vec<Block> = Vec::new();
+        let mut qc: Option<QuorumCert> = None;
+        for entry in entries {
+            if blocks.len() >= SYNC_BLOCKS_MAX {
+                break;
+            }
             if let Some(proof) = &entry.epoch_end {
                 if blocks.len() + 1 + proof.blocks.len() > SYNC_BLOCKS_MAX && !blocks.is_empty() {
                     break;
                 }
                 blocks.push(entry.block.clone());
                 blocks.extend(proof.blocks.iter().cloned());
-                epoch_end_qc = Some(proof.qc.clone());
+                blocks.truncate(SYNC_BLOCKS_MAX);
+                if blocks.last().is_some_and(|last| last.hash() == proof.qc.vote.block) {
+                    qc = Some(proof.qc.clone());
+                }
                 break;
             }
             blocks.push(entry.block.clone());
-            height = height.next()?;
         }
-        let qc = match epoch_end_qc {
-            Some(qc) => qc,
-            None => {
-                // Continue along the uncommitted certified chain.
-                let path = self.certified_path();
-                for block in path {
-                    if blocks.len() >= SYNC_BLOCKS_MAX {
-                        break;
-                    }
-                    if block.height >= request.from_height {
-                        blocks.push(block);
-                    }
-                }
-                match self.certificate_of_last(&mut blocks) {
-                    Some(qc) => qc,
-                    None => return Ok(()),
+        if qc.is_none() {
+            let reached_head = blocks
+                .last()
+                .is_some_and(|last| last.hash() == self.head.hash);
+            if extend && reached_head && blocks.len() < SYNC_BLOCKS_MAX {
+                let room = SYNC_BLOCKS_MAX - blocks.len();
+                let mut path: Vec<Block> = self.certified_path().into_iter().take(room).collect();
+                if let Some(path_qc) = self.certificate_of_last(&mut path)
+                    && !path.is_empty()
+                {
+                    blocks.extend(path);
+                    qc = Some(path_qc);
                 }
             }
+        }
+        if qc.is_none() {
+            qc = committed_certificate(entries, &mut blocks);
+        }
+        let Some(qc) = qc else {
+            return Ok(());
         };
         if blocks.is_empty() {
             return Ok(());
         }
         out.push(Action::Send {
-            to: from,
+            to,
             bytes: Message::SyncResponse(SyncResponse { blocks, qc }).encode(),
         });
         Ok(())
-    }
-
-    /// A peer still works in an epoch this node has left: it missed the
-    /// certificate that ended it, and the new validators may not be talking
-    /// to it. Send it the end of its epoch (at most once per sync interval
-    /// per peer, so replayed old messages cannot make this node a traffic
-    /// amplifier). If it lacks earlier blocks it will ask for them.
-    pub(super) fn help_stale_peer(&mut self, peer: PublicKey, epoch: Epoch, out: &mut Out) {
-        if peer == self.me {
-            return;
-        }
-        if self
-            .helped
-            .get(&peer)
-            .is_some_and(|at| self.now_ms < at.saturating_add(self.config.sync_retry_ms))
-        {
-            return;
-        }
-        let Some(entry) = self
-            .committed
-            .iter()
-            .find(|entry| entry.block.epoch == epoch && entry.epoch_end.is_some())
-        else {
-            return;
-        };
-        let Some(proof) = &entry.epoch_end else {
-            return;
-        };
-        let mut blocks = vec![entry.block.clone()];
-        blocks.extend(proof.blocks.iter().cloned());
-        let qc = proof.qc.clone();
-        if self.helped.len() >= HELPED_PEERS_MAX {
-            self.helped.clear();
-        }
-        self.helped.insert(peer, self.now_ms);
-        out.push(Action::Send {
-            to: peer,
-            bytes: Message::SyncResponse(SyncResponse { blocks, qc }).encode(),
-        });
     }
 
     /// Each peer gets at most [`SYNC_ANSWERS_PER_INTERVAL_MAX`] answers per
@@ -223,30 +327,24 @@ impl Core {
         path
     }
 
-    /// The certificate of the last block: the next block's `justify` on
-    /// this node's chain, or its highest certificate. Drops trailing blocks
-    /// whose certificate this node does not hold.
+    /// The certificate of the last uncommitted block: the next block's
+    /// `justify` in the tree, or the highest certificate. Drops trailing
+    /// blocks whose certificate this node does not hold.
     fn certificate_of_last(&self, blocks: &mut Vec<Block>) -> Option<QuorumCert> {
         while let Some(last) = blocks.last() {
             let hash = last.hash();
             if self.safety.high_qc.vote.block == hash {
                 return Some(self.safety.high_qc.clone());
             }
-            let next = last.height.next().ok()?;
-            let child = if next <= self.head.height {
-                self.committed_block(next).map(|entry| &entry.block)
-            } else {
-                // Several children may certify it (forks); pick one by a
-                // rule that does not depend on the map's iteration order, so
-                // the answer (and a simulation) is deterministic.
-                self.tree
-                    .values()
-                    .filter(|block| block.parent == hash && block.justify.vote.block == hash)
-                    .min_by_key(|block| (block.round, block.justify.digest()))
-            };
-            if let Some(child) = child
-                && child.justify.vote.block == hash
-            {
+            // Several children may certify it (forks); pick one by a rule
+            // that does not depend on the map's iteration order, so the
+            // answer (and a simulation) is deterministic.
+            let child = self
+                .tree
+                .values()
+                .filter(|block| block.parent == hash && block.justify.vote.block == hash)
+                .min_by_key(|block| (block.round, block.justify.digest()));
+            if let Some(child) = child {
                 return Some(child.justify.clone());
             }
             blocks.pop();
@@ -254,88 +352,172 @@ impl Core {
         None
     }
 
-    /// Checks and applies an answer, block by block.
+    /// Checks an answer completely, then applies it block by block.
     pub(super) fn on_sync_response(
         &mut self,
         from: PublicKey,
         response: SyncResponse,
         out: &mut Out,
     ) -> Result<()> {
-        self.sync = None;
-        let Some(last) = response.blocks.last() else {
-            return Err(ConsensusError::Invalid {
-                what: "sync response",
-                reason: "no blocks",
-            });
+        // Only the answer to the outstanding request, from the peer asked.
+        let Some(sync) = self.sync else {
+            return Err(ConsensusError::NotPending("sync response"));
         };
-        if response.qc.vote.block != last.hash() {
-            return Err(ConsensusError::Invalid {
-                what: "sync response",
-                reason: "certificate is not of the last block",
-            });
+        if sync.peer != from {
+            return Err(ConsensusError::NotPending("sync response from this peer"));
         }
-        let full = response.blocks.len() == SYNC_BLOCKS_MAX;
-        let last_height = last.height;
-        let start_epoch = self.epoch();
-        let mut previous: Option<BlockHash> = None;
+        if let Err(error) = self.check_sync_response(&sync.request, &response) {
+            self.sync_failed();
+            return Err(error);
+        }
+        self.sync = None;
+        self.sync_avoid = None;
+        self.apply_sync_response(from, response, out)
+    }
+
+    /// Everything an answer must satisfy before any of it is stored: it
+    /// answers the request, is one chain of this epoch's blocks, and every
+    /// certificate in it verifies, checked from the end (the answer's
+    /// certificate covers the last block, each block's `justify` its
+    /// parent).
+    fn check_sync_response(&mut self, request: &SyncRequest, response: &SyncResponse) -> Result<()> {
+        let (Some(first), Some(last)) = (response.blocks.first(), response.blocks.last()) else {
+            return Err(invalid("no blocks"));
+        };
+        match request.block {
+            Some(want) if last.hash() != want => {
+                return Err(invalid("does not end at the block asked for"));
+            }
+            None if first.height != request.from_height => {
+                return Err(invalid("does not start at the height asked for"));
+            }
+            _ => {}
+        }
+        let epoch = self.epoch();
+        let hashes: Vec<BlockHash> = response.blocks.iter().map(Block::hash).collect();
         for (index, block) in response.blocks.iter().enumerate() {
-            if previous.is_some_and(|previous| block.parent != previous) {
-                return Err(ConsensusError::Invalid {
-                    what: "sync response",
-                    reason: "blocks are not a parent-linked chain",
-                });
+            if block.epoch != epoch {
+                return Err(invalid("block of another epoch"));
             }
-            previous = Some(block.hash());
-            if block.epoch != self.epoch() {
-                // The chain moved to the next epoch while we applied it; the
-                // rest comes in the next answer.
-                if self.epoch() != start_epoch {
-                    break;
+            check_links(block)?;
+            if index > 0 {
+                let parent = &response.blocks[index - 1];
+                if !certifies(&block.justify, parent, &hashes[index - 1]) {
+                    return Err(invalid("blocks are not a certified parent-linked chain"));
                 }
-                return Err(ConsensusError::Invalid {
-                    what: "sync response",
-                    reason: "block of another epoch",
-                });
+                if block.timestamp_ms <= parent.timestamp_ms {
+                    return Err(invalid("timestamps do not increase"));
+                }
             }
+        }
+        let last_hash = hashes[hashes.len() - 1];
+        if !certifies(&response.qc, last, &last_hash) && !commits(&response.qc, last, &last_hash) {
+            return Err(invalid("certificate neither certifies nor commits the last block"));
+        }
+        // Verify from the end: a fabricated answer fails at its first
+        // certificate, and nothing was stored.
+        self.verify_qc(&response.qc)?;
+        for block in response.blocks.iter().rev() {
+            self.verify_qc(&block.justify)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a verified answer: each block's certificate is processed
+    /// (commits, round changes) and the block stored.
+    fn apply_sync_response(
+        &mut self,
+        from: PublicKey,
+        response: SyncResponse,
+        out: &mut Out,
+    ) -> Result<()> {
+        let full = response.blocks.len() == SYNC_BLOCKS_MAX;
+        let Some(last_height) = response.blocks.last().map(|block| block.height) else {
+            return Ok(());
+        };
+        let start_epoch = self.epoch();
+        for (index, block) in response.blocks.iter().enumerate() {
             let hash = block.hash();
             if self.parent_info(&hash).is_some() {
                 continue;
             }
             match self.check_extends(block, false) {
                 Ok(()) => {}
-                // The first block may hang below a gap: it is certified (its
-                // successor's justify or the answer's certificate says so),
-                // so keep it; its justify names the parent, which is fetched
-                // next (after_qc asks for unknown certified blocks).
-                Err(ConsensusError::UnknownParent) if index == 0 => check_links(block)?,
+                // The first block may hang below a gap: it is certified
+                // (checked above), so keep it; its justify names the parent,
+                // which is fetched next (after_qc asks for unknown certified
+                // blocks).
+                Err(ConsensusError::UnknownParent) if index == 0 => {}
                 Err(error) => return Err(error),
             }
             self.process_qc(&block.justify, from, out)?;
             if self.halted {
                 return Ok(());
             }
-            if self.epoch() != block.epoch {
+            if self.epoch() != start_epoch {
                 // The epoch ended inside this answer: ask for the next one.
-                self.request_sync(from, None, out);
+                self.request_sync(Some(from), None, out);
                 return Ok(());
             }
-            if self.tree.len() >= TREE_BLOCKS_MAX {
+            if !self.tree_has_room(block.encoded_len()) {
                 self.make_room();
             }
-            if self.tree.len() >= TREE_BLOCKS_MAX {
+            if !self.tree_has_room(block.encoded_len()) {
                 return Err(ConsensusError::BufferFull("block tree"));
             }
             self.tree.insert(hash, block.clone());
         }
-        if self.epoch() == start_epoch && response.qc.vote.epoch == self.epoch() {
+        if self.epoch() == start_epoch {
             self.process_qc(&response.qc, from, out)?;
         }
         if full && !self.halted {
             self.sync_continue_from = last_height.next().ok();
-            self.request_sync(from, None, out);
+            self.request_sync(Some(from), None, out);
         }
         Ok(())
     }
+}
+
+/// The certificate of the last committed block of an answer: the next
+/// committed block's `justify`, or the block's own commit certificate when
+/// it commits it directly. Drops trailing blocks with neither.
+fn committed_certificate(entries: &[CommittedBlock], blocks: &mut Vec<Block>) -> Option<QuorumCert> {
+    while let Some(last) = blocks.last() {
+        let hash = last.hash();
+        let position = entries.iter().position(|entry| entry.block.hash() == hash)?;
+        if let Some(next) = entries.get(position + 1)
+            && next.block.justify.vote.block == hash
+        {
+            return Some(next.block.justify.clone());
+        }
+        let own = &entries[position].commit_qc;
+        if commits(own, last, &hash) {
+            return Some(own.clone());
+        }
+        blocks.pop();
+    }
+    None
+}
+
+/// Whether `qc` certifies `block` (whose hash is `hash`): it signs exactly
+/// that block's round, height and parent.
+fn certifies(qc: &QuorumCert, block: &Block, hash: &BlockHash) -> bool {
+    qc.vote.block == *hash
+        && qc.vote.epoch == block.epoch
+        && qc.vote.round == block.round
+        && qc.vote.height == block.height
+        && qc.vote.parent == block.parent
+        && qc.vote.parent_round == block.justify.round()
+}
+
+/// Whether `qc` commits `block` under the two-chain rule: it certifies a
+/// child of the block in the very next round (so the block itself is
+/// certified: honest voters checked the child's justify).
+fn commits(qc: &QuorumCert, block: &Block, hash: &BlockHash) -> bool {
+    qc.vote.commits() == Some(*hash)
+        && qc.vote.epoch == block.epoch
+        && qc.vote.parent_round == block.round
+        && block.height.next().is_ok_and(|next| next == qc.vote.height)
 }
 
 /// The links a block states about its parent, checkable without the parent.

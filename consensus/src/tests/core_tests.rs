@@ -32,6 +32,7 @@ struct Net {
     now_ms: u64,
     queue: VecDeque<(usize, Input)>,
     committed: Vec<Vec<Block>>,
+    entries: Vec<Vec<CommittedBlock>>,
     persisted: Vec<Option<SafetyData>>,
     log: Vec<(usize, Action)>,
 }
@@ -57,6 +58,7 @@ impl Net {
             now_ms: START_MS,
             queue: VecDeque::new(),
             committed: vec![Vec::new(); count],
+            entries: vec![Vec::new(); count],
             persisted: vec![None; count],
             log: Vec::new(),
         }
@@ -99,7 +101,10 @@ impl Net {
                         valid: true,
                     },
                 )),
-                Action::Commit(entry) => self.committed[node].push(entry.block.clone()),
+                Action::Commit(entry) => {
+                    self.committed[node].push(entry.block.clone());
+                    self.entries[node].push(entry.clone());
+                }
                 _ => {}
             }
             self.log.push((node, action));
@@ -225,20 +230,15 @@ fn a_restarted_validator_does_not_vote_twice_in_a_round() {
     let safety = net.persisted[1].clone().expect("voted");
     let voted = safety.last_voted_round;
     let last_vote = safety.last_vote.expect("a vote");
-    let committed: Vec<CommittedBlock> = net.committed[1]
-        .iter()
-        .map(|block| CommittedBlock {
-            block: block.clone(),
-            epoch_end: None,
-        })
-        .collect();
+    let checkpoint = Checkpoint::from_chain(&genesis(&net.keys), &net.entries[1], 16)
+        .expect("a checkpoint");
     let mut restarted = Core::new(
         net.keys[1].clone(),
         Config::default(),
         genesis(&net.keys),
         Restored {
             safety: Some(safety),
-            committed,
+            checkpoint: Some(checkpoint),
             blocks: Vec::new(),
         },
     )
@@ -521,6 +521,7 @@ fn certificates_with_too_few_or_repeated_signers_move_nothing() {
         epoch: Epoch(0),
         round: Round(round.0 + 5),
         entries: vec![entry, entry, entry],
+        high_qc: qc.clone(),
     };
     let timeout = Timeout::sign(
         &keys[1],
@@ -610,6 +611,7 @@ fn a_forged_timeout_certificate_is_refused_even_for_a_round_already_certified() 
         epoch: Epoch(0),
         round: Round(1),
         entries: vec![entry(0), entry(1), entry(2)],
+        high_qc: root.clone(),
     };
     // A timeout for round 2 carrying the genuine TC of round 1.
     let timeout = Timeout::sign(
@@ -719,4 +721,175 @@ fn sync_answers_per_peer_are_rate_limited() {
     assert!(answered >= 1, "a catching-up peer is served");
     assert!(answered <= 16, "answered {answered}");
     assert_eq!(answered + refused, 40);
+}
+
+/// A Byzantine peer sends answers nobody asked for, each with a fabricated
+/// high-round child of the high-QC block (its justify is the real high QC)
+/// and a forged final certificate, after every round. None of it may enter
+/// the block tree: the honest core must keep voting and committing real
+/// proposals.
+#[test]
+fn unrequested_and_forged_sync_answers_store_nothing() {
+    let mut net = Net::new(4);
+    net.run(20);
+    let before = net.committed[3].len();
+    let byzantine = net.keys[0].clone();
+    for _ in 0..6 {
+        net.run(1);
+        let high_qc = net.cores[3].safety().high_qc.clone();
+        let Some(parent_ts) = net.cores[3]
+            .block(&high_qc.vote.block)
+            .map(|block| block.timestamp_ms)
+        else {
+            continue;
+        };
+        let base_round = net.cores[3].round().0 + 100;
+        for i in 0..1_030u64 {
+            let round = Round(base_round + i);
+            let block = Block {
+                epoch: Epoch(0),
+                round,
+                height: high_qc.vote.height.next().expect("height"),
+                parent: high_qc.vote.block,
+                justify: high_qc.clone(),
+                timestamp_ms: parent_ts + 1,
+                proposer: net.cores[3].validators().leader(round),
+                payload: i.to_le_bytes().to_vec(),
+                next_validators: None,
+            };
+            let data = VoteData {
+                epoch: Epoch(0),
+                round,
+                block: block.hash(),
+                height: block.height,
+                parent: block.parent,
+                parent_round: high_qc.round(),
+            };
+            let forged = QuorumCert {
+                vote: data,
+                signatures: (0..3)
+                    .map(|signer| (ValidatorId(signer), byzantine.sign(b"forged")))
+                    .collect(),
+            };
+            let hash = block.hash();
+            let answer = Message::SyncResponse(crate::types::SyncResponse {
+                blocks: vec![block],
+                qc: forged,
+            });
+            let actions = net.cores[3].step(message(&byzantine, &answer));
+            assert!(!rejected(&actions).is_empty(), "answer {i} was accepted");
+            assert!(
+                net.cores[3].block(&hash).is_none(),
+                "fabricated block {i} was stored"
+            );
+        }
+    }
+    net.run(20);
+    // It keeps pace with the others (who were not attacked).
+    assert!(
+        net.committed[3].len() > before && net.committed[3].len() + 2 >= net.committed[0].len(),
+        "node 3 committed {} blocks (was {before}), node 0 {}",
+        net.committed[3].len(),
+        net.committed[0].len()
+    );
+}
+
+/// A leader that proposed, crashed and restarted must not propose a second,
+/// different block in the same round (it would equivocate).
+#[test]
+fn a_restarted_leader_does_not_propose_twice_in_a_round() {
+    let keys = keys(4);
+    let boot = |safety: Option<SafetyData>| {
+        Core::new(
+            keys[1].clone(),
+            Config::default(),
+            genesis(&keys),
+            Restored {
+                safety,
+                ..Restored::default()
+            },
+        )
+        .expect("core")
+    };
+    let mut proposals = Vec::new();
+    let mut persisted = None;
+    for (life, payload) in [(0u8, b"first".to_vec()), (1, b"second".to_vec())] {
+        let mut core = boot(persisted.clone());
+        let mut actions = core.step(Input::Tick {
+            now_ms: START_MS + u64::from(life),
+        });
+        actions.extend(core.step(Input::PayloadReady {
+            round: Round(1),
+            payload,
+            next_validators: None,
+        }));
+        for action in actions {
+            match action {
+                Action::PersistSafety(safety) => persisted = Some(*safety),
+                Action::Broadcast(bytes) => {
+                    if let Ok(Message::Proposal(proposal)) = Message::decode(&bytes) {
+                        proposals.push(proposal.block.hash());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(proposals.len(), 1, "proposals in round 1: {proposals:?}");
+}
+
+/// One Byzantine signer claims a high-QC round that no certificate backs;
+/// with two honest timeouts that makes a TC. Honest voters must not let it
+/// block every later proposal: the TC must be refused.
+#[test]
+fn a_timeout_certificate_with_an_unbacked_high_qc_claim_is_refused() {
+    let keys = keys(4);
+    let mut core = Core::new(
+        keys[3].clone(),
+        Config::default(),
+        genesis(&keys),
+        Restored::default(),
+    )
+    .expect("core");
+    core.step(Input::Tick { now_ms: START_MS });
+    let root = QuorumCert::root(Epoch(0), Hash32([9; 32]), Height(0));
+    // Validator 0 is Byzantine: it claims a QC of round 4 that nobody has.
+    let entry5 = |i: usize, claim: u64| TimeoutEntry {
+        signer: ValidatorId(i as u16),
+        high_qc_round: Round(claim),
+        signature: keys[i].sign(&timeout_digest(Epoch(0), Round(5), Round(claim)).0),
+    };
+    let inflated = TimeoutCert {
+        epoch: Epoch(0),
+        round: Round(5),
+        entries: vec![entry5(0, 4), entry5(1, 0), entry5(2, 0)],
+        // The best it can carry is a real certificate: the root's.
+        high_qc: root.clone(),
+    };
+    // Round 6's leader (validator 2) proposes on the root, the highest QC
+    // anybody holds, justified by that TC.
+    let block = Block {
+        epoch: Epoch(0),
+        round: Round(6),
+        height: Height(1),
+        parent: Hash32([9; 32]),
+        justify: root,
+        timestamp_ms: START_MS,
+        proposer: ValidatorId(2),
+        payload: b"x".to_vec(),
+        next_validators: None,
+    };
+    let proposal = Proposal {
+        signature: keys[2].sign(&proposal_digest(&block.hash()).0),
+        block: block.clone(),
+        last_tc: Some(inflated),
+    };
+    let actions = core.step(message(&keys[2], &Message::Proposal(proposal)));
+    let errors = rejected(&actions);
+    // The TC is refused outright: it moves this node nowhere.
+    assert!(
+        matches!(errors[..], [ConsensusError::Invalid { .. }]),
+        "{errors:?}"
+    );
+    assert_eq!(core.round(), Round(1));
 }
