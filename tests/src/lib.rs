@@ -15,7 +15,10 @@
 pub mod rng;
 pub mod sim;
 
-pub use sim::{Behaviour, Cluster, Report, SimConfig, Violation, replay_command, run_seed};
+pub use sim::{
+    Behaviour, Cluster, CoreFix, EpochChange, NEEDS_CORE_FIX, Report, SimConfig, Violation,
+    needs_core_fix, replay_command, run_seed,
+};
 
 /// Runs the seeds in `seeds`, returning the first failure's report.
 pub fn sweep(seeds: impl Iterator<Item = u64>) -> Result<usize, Box<Report>> {

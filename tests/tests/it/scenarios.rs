@@ -2,7 +2,7 @@
 //! must catch.
 
 use yuchain_consensus::BrokenRule;
-use yuchain_tests::{Behaviour, Cluster, Report, SimConfig, Violation};
+use yuchain_tests::{Behaviour, Cluster, EpochChange, Report, SimConfig, Violation};
 
 fn run(config: SimConfig) -> Report {
     Cluster::new(config).run()
@@ -77,7 +77,7 @@ fn every_node_crashing_at_once_resumes_from_persisted_data() {
             let config = SimConfig {
                 crash_all_at_ms: Some(crash_at),
                 fault_phase_ms: 1_000,
-                epoch_change_at: Some(4),
+                epoch_plan: EpochChange::swap_last(validators, 4),
                 ..SimConfig::quiet(seed, validators)
             };
             let report = run(config);
@@ -106,7 +106,7 @@ fn n7_partitions_heal_and_every_node_commits_again() {
 fn epoch_change_swaps_a_validator_and_keeps_committing() {
     for (seed, validators) in [(0, 4), (1, 7), (2, 10)] {
         let config = SimConfig {
-            epoch_change_at: Some(5),
+            epoch_plan: EpochChange::swap_last(validators, 5),
             blocks_after_heal: 10,
             ..SimConfig::quiet(seed, validators)
         };
