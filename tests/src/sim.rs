@@ -12,7 +12,7 @@ use std::fmt;
 
 use yuchain_consensus::{
     Action, Block, BlockHash, BrokenRule, CommittedBlock, Config, Core, Genesis, Input, Message,
-    Proposal, SafetyData, Testing, ValidatorId, types::TimeoutEntry,
+    Proposal, SafetyData, Testing, Timeout, ValidatorId,
 };
 use yuchain_proto::{Hash32, PublicKey, SigningKey};
 
@@ -45,7 +45,8 @@ pub struct Behaviour {
     /// Signs timeout entries claiming a certificate of the round just below
     /// the timed-out one (far above any it holds), aggregates them with the
     /// honest timeouts it received into timeout certificates, and spreads
-    /// them in its own timeouts (withholding its honest ones).
+    /// them in its own timeouts (withholding its honest ones, and never
+    /// proposing, so that rounds time out).
     pub inflated_tc: bool,
     /// As leader, proposes two blocks (to two halves), and every Byzantine
     /// validator signs votes for both, to the next leader.
@@ -161,6 +162,9 @@ pub struct SimConfig {
     pub one_way_partitions: bool,
     /// Bounds of the driver's answer time to payload and check requests.
     pub driver_delay_ms: (u64, u64),
+    /// Every message of one honest validator (the last initial one) takes
+    /// this much longer: a straggler.
+    pub straggler_ms: u64,
     /// The last honest initial validator is down from the start until the
     /// cluster has committed this many blocks; then the liveness phase
     /// starts and it must catch up to the head (sync beyond the core's
@@ -217,8 +221,12 @@ impl SimConfig {
             late_joiner: rng.percent(50),
             epoch_plan: match rng.percent(50).then(|| rng.range(2, 8)) {
                 None => Vec::new(),
-                Some(at) if rng.percent(70) => EpochChange::swap_last(validators, at),
-                Some(at) => EpochChange::grow_and_shrink(validators, at),
+                // 4 -> 7 -> 5 -> 4 (larger sets only in the named scenarios,
+                // to keep the sweep's time).
+                Some(at) if validators == 4 && rng.percent(40) => {
+                    EpochChange::grow_and_shrink(validators, at)
+                }
+                Some(at) => EpochChange::swap_last(validators, at),
             },
             fault_phase_ms: rng.range(1_000, 3_000),
             blocks_after_heal: 3,
@@ -230,6 +238,7 @@ impl SimConfig {
             loss_after_heal_percent: [0, 0, 0, 2][rng.index(4)],
             one_way_partitions: rng.percent(30),
             driver_delay_ms: [(1, 1), (1, 1), (1, 50), (1, 300)][rng.index(4)],
+            straggler_ms: [0, 0, 0, 100][rng.index(4)],
             down_for_blocks: None,
             restart_leader_after_propose_from_ms: None,
             check_double_proposals: !needs_core_fix(CoreFix::PersistedProposerGuard),
@@ -262,6 +271,7 @@ impl SimConfig {
             loss_after_heal_percent: 0,
             one_way_partitions: false,
             driver_delay_ms: (1, 1),
+            straggler_ms: 0,
             down_for_blocks: None,
             restart_leader_after_propose_from_ms: None,
             check_double_proposals: !needs_core_fix(CoreFix::PersistedProposerGuard),
@@ -407,7 +417,7 @@ struct Node {
     /// Byzantine (`inflated_tc`): the timeouts received, by (epoch, round),
     /// for the last few rounds, and the last round it forged a certificate
     /// for.
-    timeouts_seen: BTreeMap<(u64, u64), BTreeMap<ValidatorId, TimeoutEntry>>,
+    timeouts_seen: BTreeMap<(u64, u64), BTreeMap<ValidatorId, Timeout>>,
     inflated_for: Option<(u64, u64)>,
     /// Byzantine (`flood`): its last own proposal, re-signed with other
     /// payloads.
@@ -708,7 +718,9 @@ impl Cluster {
         }
     }
 
-    /// The node kept down by [`SimConfig::down_for_blocks`].
+    /// The node kept down by [`SimConfig::down_for_blocks`], and the
+    /// straggler: the last initial validator (honest: Byzantine ones come
+    /// first, at most f of them).
     fn down_node(&self) -> usize {
         self.config.validators - 1
     }
@@ -730,6 +742,11 @@ impl Cluster {
         if self.rng.percent(self.config.loss_percent) {
             return;
         }
+        let extra_ms = if from == self.down_node() {
+            extra_ms + self.config.straggler_ms
+        } else {
+            extra_ms
+        };
         let (low, high) = self.config.delay_ms;
         if self.rng.percent(self.config.duplicate_percent) {
             let delay = self.rng.range(low, high) + extra_ms;
@@ -1137,10 +1154,13 @@ impl Cluster {
                         .restart_leader_after_propose_from_ms
                         .is_some_and(|from| self.now_ms >= from)
                 {
-                    // Crash once the proposal is out; back at once.
+                    // Crash once the proposal is out and the leader's own vote
+                    // for it persisted (after the payload check); back at
+                    // once, in the round it proposed in.
                     self.restart_armed = true;
-                    self.push(self.now_ms + 1, Event::Crash { node });
-                    self.push(self.now_ms + 2, Event::Restart { node });
+                    let voted = self.now_ms + self.config.driver_delay_ms.1 + 1;
+                    self.push(voted, Event::Crash { node });
+                    self.push(voted + 1, Event::Restart { node });
                 }
                 if !self.config.check_double_proposals {
                     return Ok(());

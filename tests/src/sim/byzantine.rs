@@ -52,8 +52,11 @@ impl Cluster {
                 self.equivocate_and_vote_both(node, proposal);
             }
             // Its honest timeouts would let honest nodes form a certificate
-            // without it: only the inflated ones leave.
-            Some(Message::Timeout(_)) if behaviour.inflated_tc => {}
+            // without it: only the inflated ones leave. And it never
+            // proposes, so rounds time out (while the votes it collected as
+            // next leader give it the round's certificate, which honest
+            // nodes lack: the start of a stall).
+            Some(Message::Timeout(_) | Message::Proposal(_)) if behaviour.inflated_tc => {}
             Some(Message::Proposal(proposal)) => {
                 self.nodes[node].last_proposal = Some(proposal.clone());
                 let proposal = if behaviour.fork {
@@ -265,21 +268,15 @@ impl Cluster {
         if behaviour.inflated_tc
             && let Ok(Message::Timeout(timeout)) = Message::decode(bytes)
         {
+            let (epoch, round) = (timeout.epoch, timeout.round);
             let seen = &mut self.nodes[node].timeouts_seen;
-            seen.entry((timeout.epoch.0, timeout.round.0))
+            seen.entry((epoch.0, round.0))
                 .or_default()
-                .insert(
-                    timeout.signer,
-                    TimeoutEntry {
-                        signer: timeout.signer,
-                        high_qc_round: timeout.high_qc.round(),
-                        signature: timeout.signature,
-                    },
-                );
+                .insert(timeout.signer, timeout);
             while seen.len() > TIMEOUT_ROUNDS_KEPT {
                 seen.pop_first();
             }
-            self.spread_inflated_tc(node, timeout.epoch, timeout.round);
+            self.spread_inflated_tc(node, epoch, round);
         }
     }
 
@@ -424,19 +421,40 @@ impl Cluster {
             return;
         }
         let quorum = core.validators().quorum();
-        let high_qc = core.safety().high_qc.clone();
         let Some(received) = self.nodes[node].timeouts_seen.get(&(epoch.0, round.0)) else {
             return;
         };
-        let mut entries: Vec<TimeoutEntry> = received
+        let honest: Vec<&Timeout> = received
             .values()
-            .filter(|entry| entry.signer != my_id)
-            .copied()
+            .filter(|timeout| timeout.signer != my_id)
             .take(quorum - 1)
             .collect();
-        if entries.len() + 1 < quorum {
+        if honest.len() + 1 < quorum {
             return;
         }
+        // The carrier (its timeout of the next round) holds a certificate
+        // stripped of its signatures: honest nodes take the timeout
+        // certificate first and then refuse the carrier, so it never counts
+        // towards an honest timeout certificate of the next round (nor
+        // shows them a higher certificate it holds, say of the round it led
+        // and withheld).
+        let Some(mut high_qc) = honest
+            .iter()
+            .map(|timeout| &timeout.high_qc)
+            .min_by_key(|qc| qc.round())
+            .cloned()
+        else {
+            return;
+        };
+        high_qc.signatures.clear();
+        let mut entries: Vec<TimeoutEntry> = honest
+            .iter()
+            .map(|timeout| TimeoutEntry {
+                signer: timeout.signer,
+                high_qc_round: timeout.high_qc.round(),
+                signature: timeout.signature,
+            })
+            .collect();
         let claimed = Round(round.0 - 1);
         let key = &self.nodes[node].key;
         entries.push(TimeoutEntry {
@@ -453,8 +471,14 @@ impl Cluster {
         let Ok(next) = round.next() else {
             return;
         };
-        let timeout = Timeout::sign(key, epoch, next, high_qc, Some(tc), my_id);
+        let timeout = Timeout::sign(key, epoch, next, high_qc, Some(tc.clone()), my_id);
         self.nodes[node].inflated_for = Some((epoch.0, round.0));
+        if self.log {
+            println!(
+                "{:>7} node {node} spreads an inflated timeout certificate of round {}",
+                self.now_ms, round.0
+            );
+        }
         let bytes = Message::Timeout(timeout).encode();
         for to in 0..self.nodes.len() {
             self.send(node, to, bytes.clone());
