@@ -76,7 +76,9 @@ pub const NEEDS_CORE_FIX: &[CoreFix] = &[
 pub enum CoreFix {
     /// Sync answers are checked before any block enters the tree
     /// (`forged_sync` fills the tree today: real proposals then fail with
-    /// `BufferFull`).
+    /// `BufferFull`), and future-epoch messages cannot trigger sync
+    /// requests at their own rate (`future_epoch_spam`: up to 8 requests
+    /// per sync interval per node today, 3 without the spam).
     SyncHardening,
     /// A timeout certificate carries the quorum certificate its highest entry
     /// claims (`inflated_tc` stalls rounds today).

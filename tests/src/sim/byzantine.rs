@@ -22,6 +22,8 @@ const FORGED_BURST: usize = 128;
 const FLOOD_PER_STEP: usize = 4;
 /// Rounds of received timeouts a Byzantine node remembers (`inflated_tc`).
 const TIMEOUT_ROUNDS_KEPT: usize = 4;
+/// Messages per Byzantine step for `future_epoch_spam`.
+const FUTURE_SPAM_PER_STEP: usize = 3;
 /// How far ahead `future_epoch_spam` claims to be.
 const FUTURE_EPOCHS: u64 = 1_000;
 
@@ -286,8 +288,10 @@ impl Cluster {
         if behaviour.forged_sync && self.rng.percent(50) {
             self.forged_sync_burst(node);
         }
-        if behaviour.future_epoch_spam && self.rng.percent(50) {
-            self.future_epoch_spam(node);
+        if behaviour.future_epoch_spam {
+            for _ in 0..FUTURE_SPAM_PER_STEP {
+                self.future_epoch_spam(node);
+            }
         }
         if behaviour.flood {
             for _ in 0..FLOOD_PER_STEP {

@@ -271,18 +271,31 @@ fn byzantine_votes_for_both_equivocating_blocks_keep_agreement() {
 /// At most this many sync requests per sync interval per honest node.
 const SYNC_REQUESTS_PER_INTERVAL_MAX: u64 = 4;
 
+/// The bound fails today (CoreFix::SyncHardening): seed 2, n = 4 sends 8
+/// sync requests in one interval (at most 3 in these runs without spam).
 #[test]
 fn future_epoch_spam_does_not_amplify_sync_requests() {
     let behaviour = Behaviour {
         future_epoch_spam: true,
         ..Behaviour::default()
     };
+    // Today every future-epoch message the node has no sync in flight for
+    // sends a request (and each answer clears it), so the count follows the
+    // spam rate: the bound waits for the lead's sync hardening.
+    let bounded = gated(
+        !needs_core_fix(CoreFix::SyncHardening),
+        "future_epoch_spam_does_not_amplify_sync_requests (the bound)",
+    );
     for seed in 0..4 {
         for validators in [4, 7] {
             let report = run(byzantine(seed, validators, behaviour));
             assert_live(&report);
+            println!(
+                "seed {seed}, n = {validators}: at most {} sync requests per interval",
+                report.sync_requests_per_interval_max
+            );
             assert!(
-                report.sync_requests_per_interval_max <= SYNC_REQUESTS_PER_INTERVAL_MAX,
+                !bounded || report.sync_requests_per_interval_max <= SYNC_REQUESTS_PER_INTERVAL_MAX,
                 "seed {seed}, n = {validators}: {} sync requests in one interval",
                 report.sync_requests_per_interval_max
             );
@@ -304,6 +317,9 @@ fn floods_do_not_stop_commits() {
     }
 }
 
+/// Fails today (CoreFix::SyncHardening): seed 0, n = 7 ends in
+/// `Liveness { node: 2, committed: 1 }`, the victims rejecting real
+/// proposals with "block tree buffer is full".
 #[test]
 fn forged_sync_answers_cannot_fill_the_block_tree() {
     if !gated(
@@ -323,6 +339,10 @@ fn forged_sync_answers_cannot_fill_the_block_tree() {
     }
 }
 
+/// Fails today (CoreFix::TcCarriesQc): seed 0, n = 7, a 100 ms straggler
+/// ends in `Liveness { node: 2, committed: 5 }`, honest voters refusing
+/// proposals with "block extends a certificate lower than the timeout
+/// certificate reports".
 #[test]
 fn inflated_timeout_certificates_cannot_stall_rounds() {
     if !gated(
@@ -348,6 +368,8 @@ fn inflated_timeout_certificates_cannot_stall_rounds() {
     }
 }
 
+/// Fails today (CoreFix::PersistedProposerGuard): seed 0 ends in
+/// `DoubleSign { node: 1, what: "proposal", epoch: 0, round: 5 }`.
 #[test]
 fn a_leader_restarted_in_its_round_does_not_propose_twice() {
     if !gated(
@@ -394,6 +416,9 @@ fn the_double_sign_checker_sees_a_restarted_leader_propose_again() {
     );
 }
 
+/// Fails today (DRIVER_SYNC_READY): `Liveness { node: 3, committed: 0 }`,
+/// its sync requests from height 1 refused below the peers' 1,024-block
+/// committed window.
 #[test]
 fn a_node_down_for_more_than_the_committed_window_catches_up() {
     if !gated(
