@@ -390,7 +390,7 @@ pub struct Report {
     pub end_ms: u64,
     /// The highest height committed by any honest node.
     pub committed_height: u64,
-    /// Whether the epoch changed.
+    /// The highest epoch any node reached.
     pub epochs: u64,
     /// Events processed.
     pub events: u64,

@@ -51,6 +51,7 @@ impl Cluster {
         let n = self.nodes.len();
         match message {
             Some(Message::Proposal(proposal)) if behaviour.equivocate_and_vote_both => {
+                self.nodes[node].last_proposal = Some(proposal.clone());
                 self.equivocate_and_vote_both(node, proposal);
             }
             // Its honest timeouts would let honest nodes form a certificate
