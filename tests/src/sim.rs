@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fmt;
 
 use yuchain_consensus::{
-    Action, Block, BlockHash, BrokenRule, CommittedBlock, Config, Core, Genesis, Input, SafetyData,
-    Testing,
+    Action, Block, BlockHash, BrokenRule, CommittedBlock, Config, Core, Genesis, Input, Message,
+    Proposal, SafetyData, Testing, Timeout, ValidatorId,
 };
 use yuchain_proto::{Hash32, PublicKey, SigningKey};
 
@@ -37,6 +37,61 @@ pub struct Behaviour {
     pub fork: bool,
     /// Times out claiming an older highest certificate than it has.
     pub stale_timeouts: bool,
+    /// Answers sync requests, and sends unrequested answers to honest nodes,
+    /// with fabricated blocks: high-round children of its highest
+    /// certificate's block under garbage or badly signed certificates, and
+    /// blocks of another epoch.
+    pub forged_sync: bool,
+    /// Signs timeout entries claiming a certificate of the round just below
+    /// the timed-out one (far above any it holds), aggregates them with the
+    /// honest timeouts it received into timeout certificates, and spreads
+    /// them in its own timeouts (withholding its honest ones, and never
+    /// proposing, so that rounds time out).
+    pub inflated_tc: bool,
+    /// As leader, proposes two blocks (to two halves), and every Byzantine
+    /// validator signs votes for both, to the next leader.
+    pub equivocate_and_vote_both: bool,
+    /// Sends proposals, timeouts, votes and sync requests of epochs far in
+    /// the future, signed with its key.
+    pub future_epoch_spam: bool,
+    /// Floods valid-looking messages: re-signed duplicate proposals with
+    /// other payloads, votes for random blocks, timeouts for far rounds
+    /// (a few per step, so runs stay fast).
+    pub flood: bool,
+}
+
+/// Parts of the adversary and of the checkers that the current core fails;
+/// the lead's fixes remove them from this list. While listed, a behaviour is
+/// never drawn by [`Behaviour::random`] (so the sweep stays green) and a
+/// check is off unless a scenario turns it on; the named scenarios that show
+/// the failure are gated by consts in tests/tests/it/scenarios.rs.
+pub const NEEDS_CORE_FIX: &[CoreFix] = &[
+    CoreFix::SyncHardening,
+    CoreFix::TcCarriesQc,
+    CoreFix::PersistedProposerGuard,
+];
+
+/// A core fix the simulator waits for (see [`NEEDS_CORE_FIX`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoreFix {
+    /// Sync answers are checked before any block enters the tree
+    /// (`forged_sync` fills the tree today: real proposals then fail with
+    /// `BufferFull`), and future-epoch messages cannot trigger sync
+    /// requests at their own rate (`future_epoch_spam`: up to 8 requests
+    /// per sync interval per node today, 3 without the spam).
+    SyncHardening,
+    /// A timeout certificate carries the quorum certificate its highest entry
+    /// claims (`inflated_tc` stalls rounds today).
+    TcCarriesQc,
+    /// The proposer's round is persisted: a leader restarted in the round it
+    /// proposed in proposes the same block or nothing (the double-proposal
+    /// check fails today).
+    PersistedProposerGuard,
+}
+
+/// Whether `fix` is still awaited.
+pub fn needs_core_fix(fix: CoreFix) -> bool {
+    NEEDS_CORE_FIX.contains(&fix)
 }
 
 impl Behaviour {
@@ -49,6 +104,13 @@ impl Behaviour {
             replay: rng.percent(40),
             fork: rng.percent(30),
             stale_timeouts: rng.percent(30),
+            // Drawn even while not used, so fixing the core does not
+            // reshuffle every seed.
+            forged_sync: rng.percent(20) && !needs_core_fix(CoreFix::SyncHardening),
+            inflated_tc: rng.percent(20) && !needs_core_fix(CoreFix::TcCarriesQc),
+            equivocate_and_vote_both: rng.percent(25),
+            future_epoch_spam: rng.percent(25),
+            flood: rng.percent(20),
         };
         if behaviour == Behaviour::default() {
             Behaviour {
@@ -84,13 +146,42 @@ pub struct SimConfig {
     pub crashes: bool,
     /// Crash every node at this time (they restart 200 ms later).
     pub crash_all_at_ms: Option<u64>,
-    /// The node that joins at the epoch change starts only at the heal,
-    /// with an empty store, and must catch up through sync (across the
-    /// epoch boundary when the change is already committed).
+    /// The last node (which joins at the first epoch change) starts only at
+    /// the heal, with an empty store, and must catch up through sync (across
+    /// the epoch boundary when the change is already committed).
     pub late_joiner: bool,
-    /// Propose an epoch change (one validator leaves, a new one joins) at
-    /// this height.
-    pub epoch_change_at: Option<u64>,
+    /// Successive validator sets: the i-th change ends epoch i (see
+    /// [`EpochChange`]). Every node that is ever a validator exists from the
+    /// start and runs as an observer while not in the current set.
+    pub epoch_plan: Vec<EpochChange>,
+    /// Each node's clock is ahead of simulated time by up to this much
+    /// (drawn per node).
+    pub clock_skew_ms_max: u64,
+    /// Percent of messages lost after the heal.
+    pub loss_after_heal_percent: u64,
+    /// Partitions cut one way only: group 0 cannot reach group 1, but group
+    /// 1 still reaches group 0.
+    pub one_way_partitions: bool,
+    /// Bounds of the driver's answer time to payload and check requests.
+    pub driver_delay_ms: (u64, u64),
+    /// Every message of one honest validator (the last initial one) takes
+    /// this much longer: a straggler.
+    pub straggler_ms: u64,
+    /// The last honest initial validator is down from the start until the
+    /// cluster has committed this many blocks; then the liveness phase
+    /// starts and it must catch up to the head (sync beyond the core's
+    /// committed window).
+    pub down_for_blocks: Option<u64>,
+    /// From this time on, crash an honest leader right after its next
+    /// proposal and restart it at once (a restarted leader must not
+    /// propose a second block in that round).
+    pub restart_leader_after_propose_from_ms: Option<u64>,
+    /// Check that no honest node proposes two blocks in one round (off by
+    /// default until [`CoreFix::PersistedProposerGuard`] lands).
+    pub check_double_proposals: bool,
+    /// Honest cores skip their halt on a fork (to show the simulator's own
+    /// agreement checks catch a broken rule).
+    pub halt_on_fork_disabled: bool,
     /// How long faults last; then partitions heal and crashed nodes restart.
     pub fault_phase_ms: u64,
     /// After the heal, every honest node must commit this many new blocks...
@@ -130,13 +221,30 @@ impl SimConfig {
             crashes: rng.percent(50),
             crash_all_at_ms: None,
             late_joiner: rng.percent(50),
-            epoch_change_at: rng.percent(50).then(|| rng.range(2, 8)),
+            epoch_plan: match rng.percent(50).then(|| rng.range(2, 8)) {
+                None => Vec::new(),
+                // 4 -> 7 -> 5 -> 4 (larger sets only in the named scenarios,
+                // to keep the sweep's time).
+                Some(at) if validators == 4 && rng.percent(40) => {
+                    EpochChange::grow_and_shrink(validators, at)
+                }
+                Some(at) => EpochChange::swap_last(validators, at),
+            },
             fault_phase_ms: rng.range(1_000, 3_000),
             blocks_after_heal: 3,
             liveness_bound_ms: 60_000,
             broken_rule: None,
             skip_signature_checks: false,
             round_timeout_ms: 300,
+            clock_skew_ms_max: [100, 500, DRIFT_MS_MAX / 2][rng.index(3)],
+            loss_after_heal_percent: [0, 0, 0, 2][rng.index(4)],
+            one_way_partitions: rng.percent(30),
+            driver_delay_ms: [(1, 1), (1, 1), (1, 50), (1, 300)][rng.index(4)],
+            straggler_ms: [0, 0, 0, 100][rng.index(4)],
+            down_for_blocks: None,
+            restart_leader_after_propose_from_ms: None,
+            check_double_proposals: !needs_core_fix(CoreFix::PersistedProposerGuard),
+            halt_on_fork_disabled: false,
         }
     }
 
@@ -154,14 +262,66 @@ impl SimConfig {
             crashes: false,
             crash_all_at_ms: None,
             late_joiner: false,
-            epoch_change_at: None,
+            epoch_plan: Vec::new(),
             fault_phase_ms: 0,
             blocks_after_heal: 10,
             liveness_bound_ms: 60_000,
             broken_rule: None,
             skip_signature_checks: false,
             round_timeout_ms: 300,
+            clock_skew_ms_max: 100,
+            loss_after_heal_percent: 0,
+            one_way_partitions: false,
+            driver_delay_ms: (1, 1),
+            straggler_ms: 0,
+            down_for_blocks: None,
+            restart_leader_after_propose_from_ms: None,
+            check_double_proposals: !needs_core_fix(CoreFix::PersistedProposerGuard),
+            halt_on_fork_disabled: false,
         }
+    }
+}
+
+/// One planned validator-set change: the first block proposed in epoch i at
+/// or above `at_height` (by the proposer's committed height) carries the
+/// i-th set, and committing it starts epoch i + 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochChange {
+    /// The height from which the change is proposed.
+    pub at_height: u64,
+    /// The next set, as node indices.
+    pub validators: Vec<usize>,
+}
+
+impl EpochChange {
+    /// One change at `at`: validator n - 1 leaves, node n joins.
+    pub fn swap_last(validators: usize, at: u64) -> Vec<EpochChange> {
+        vec![EpochChange {
+            at_height: at,
+            validators: (0..validators - 1).chain([validators]).collect(),
+        }]
+    }
+
+    /// Three changes that change the set's size: n -> n + 3 -> n + 1 -> n
+    /// (4 -> 7 -> 5 -> 4), the last three nodes joining at the first change
+    /// and initial validators leaving at the others. Indices below n - 2
+    /// (the Byzantine ones among them) stay throughout.
+    pub fn grow_and_shrink(validators: usize, at: u64) -> Vec<EpochChange> {
+        let n = validators;
+        vec![
+            EpochChange {
+                at_height: at,
+                validators: (0..n + 3).collect(),
+            },
+            EpochChange {
+                at_height: at + 3,
+                validators: (0..n - 1).chain([n + 1, n + 2]).collect(),
+            },
+            EpochChange {
+                at_height: at + 6,
+                validators: (0..n - 2).chain([n + 2, n + 1]).collect(),
+            },
+        ]
     }
 }
 
@@ -182,6 +342,19 @@ pub enum Violation {
         node: usize,
         /// What was wrong.
         detail: String,
+    },
+    /// An honest node signed two different votes, timeouts (different
+    /// highest-certificate rounds) or proposals in one round of an epoch,
+    /// across restarts.
+    DoubleSign {
+        /// The node.
+        node: usize,
+        /// "vote", "timeout" or "proposal".
+        what: &'static str,
+        /// The epoch.
+        epoch: u64,
+        /// The round.
+        round: u64,
     },
     /// An honest core halted on a conflicting certified chain.
     Halted {
@@ -217,10 +390,12 @@ pub struct Report {
     pub end_ms: u64,
     /// The highest height committed by any honest node.
     pub committed_height: u64,
-    /// Whether the epoch changed.
+    /// The highest epoch any node reached.
     pub epochs: u64,
     /// Events processed.
     pub events: u64,
+    /// The most sync requests one honest node sent in one sync interval.
+    pub sync_requests_per_interval_max: u64,
     /// What failed, if anything.
     pub violation: Option<Violation>,
 }
@@ -241,6 +416,32 @@ struct Node {
     clock_offset_ms: u64,
     seen: VecDeque<Vec<u8>>,
     payload_counter: u64,
+    /// Byzantine (`inflated_tc`): the timeouts received, by (epoch, round),
+    /// for the last few rounds, and the last round it forged a certificate
+    /// for.
+    timeouts_seen: BTreeMap<(u64, u64), BTreeMap<ValidatorId, Timeout>>,
+    inflated_for: Option<(u64, u64)>,
+    /// Byzantine (`flood`): its last own proposal, re-signed with other
+    /// payloads.
+    last_proposal: Option<Proposal>,
+}
+
+/// What one honest node signed in one (epoch, round), by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Signed {
+    Vote,
+    Timeout,
+    Proposal,
+}
+
+impl Signed {
+    fn name(self) -> &'static str {
+        match self {
+            Signed::Vote => "vote",
+            Signed::Timeout => "timeout",
+            Signed::Proposal => "proposal",
+        }
+    }
 }
 
 enum Event {
@@ -269,6 +470,7 @@ enum Event {
     },
     Partition {
         groups: Vec<u8>,
+        one_way: bool,
     },
     Heal,
 }
@@ -298,6 +500,8 @@ impl Ord for Queued {
 
 /// Events beyond this end a run as stuck (a livelock guard).
 const EVENTS_MAX: u64 = 3_000_000;
+/// The cores' bound on how far a block's time may be from a node's clock.
+const DRIFT_MS_MAX: u64 = 2_000;
 /// The genesis time of every simulated chain.
 const GENESIS_MS: u64 = 1_700_000_000_000;
 
@@ -308,11 +512,21 @@ pub struct Cluster {
     nodes: Vec<Node>,
     genesis: Genesis,
     core_config: Config,
-    next_validators: Vec<PublicKey>,
+    /// The planned sets' keys, by the epoch they end.
+    planned_sets: Vec<Vec<PublicKey>>,
     queue: BinaryHeap<Reverse<Queued>>,
     sequence: u64,
     now_ms: u64,
-    partition: Option<Vec<u8>>,
+    /// Each node's group, and whether only group 0 -> group 1 is cut.
+    partition: Option<(Vec<u8>, bool)>,
+    /// What each honest node signed: (node, kind, epoch, round) -> a digest
+    /// of the content. Lives outside the nodes, so it survives crashes.
+    signed: BTreeMap<(usize, Signed, u64, u64), Hash32>,
+    /// Sync requests sent by honest nodes: (node, sync interval) -> count.
+    sync_requests: BTreeMap<(usize, u64), u64>,
+    sync_requests_per_interval_max: u64,
+    /// A leader to crash right after its proposal has been sent.
+    restart_armed: bool,
     /// The first block an honest node committed at each height.
     canonical: BTreeMap<u64, BlockHash>,
     heal_ms: Option<u64>,
@@ -322,11 +536,15 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A cluster for `config`: validators 0..n, plus one spare node that joins
-    /// at the epoch change (when one is planned) while validator n - 1 leaves.
+    /// A cluster for `config`: validators 0..n, plus every node that joins
+    /// at a planned epoch change (an observer until then).
     pub fn new(config: SimConfig) -> Cluster {
         let mut rng = SimRng::new(config.seed);
-        let total = config.validators + usize::from(config.epoch_change_at.is_some());
+        let total = config
+            .epoch_plan
+            .iter()
+            .flat_map(|change| change.validators.iter().map(|&i| i + 1))
+            .fold(config.validators, usize::max);
         let keys: Vec<SigningKey> = (0..total)
             .map(|i| SigningKey::for_test(&format!("sim-validator-{i}")))
             .collect();
@@ -334,10 +552,17 @@ impl Cluster {
             .iter()
             .map(SigningKey::public_key)
             .collect();
-        let mut next_validators = initial.clone();
-        if config.epoch_change_at.is_some() {
-            next_validators[config.validators - 1] = keys[config.validators].public_key();
-        }
+        let planned_sets = config
+            .epoch_plan
+            .iter()
+            .map(|change| {
+                change
+                    .validators
+                    .iter()
+                    .map(|&i| keys[i].public_key())
+                    .collect()
+            })
+            .collect();
         let genesis = Genesis {
             hash: Hash32([0x6e; 32]),
             timestamp_ms: GENESIS_MS,
@@ -346,11 +571,12 @@ impl Cluster {
         let core_config = Config {
             round_timeout_ms: config.round_timeout_ms,
             round_timeout_ms_max: config.round_timeout_ms * 16,
-            timestamp_drift_ms_max: 2_000,
+            timestamp_drift_ms_max: DRIFT_MS_MAX,
             sync_retry_ms: config.round_timeout_ms,
             testing: Testing {
                 broken_rule: None,
                 skip_signature_checks: config.skip_signature_checks,
+                halt_on_fork_disabled: false,
             },
         };
         let behaviour = config.behaviour;
@@ -362,9 +588,12 @@ impl Cluster {
                 core: None,
                 store: Store::default(),
                 byzantine: (i < config.byzantine).then_some(behaviour),
-                clock_offset_ms: rng.range(0, 100),
+                clock_offset_ms: rng.range(0, config.clock_skew_ms_max),
                 seen: VecDeque::new(),
                 payload_counter: 0,
+                timeouts_seen: BTreeMap::new(),
+                inflated_for: None,
+                last_proposal: None,
             })
             .collect();
         let mut cluster = Cluster {
@@ -373,11 +602,15 @@ impl Cluster {
             nodes,
             genesis,
             core_config,
-            next_validators,
+            planned_sets,
             queue: BinaryHeap::new(),
             sequence: 0,
             now_ms: 0,
             partition: None,
+            signed: BTreeMap::new(),
+            sync_requests: BTreeMap::new(),
+            sync_requests_per_interval_max: 0,
+            restart_armed: false,
             canonical: BTreeMap::new(),
             heal_ms: None,
             heights_at_heal: Vec::new(),
@@ -401,6 +634,7 @@ impl Cluster {
         let mut config = self.core_config.clone();
         if self.nodes[node].byzantine.is_none() {
             config.testing.broken_rule = self.config.broken_rule;
+            config.testing.halt_on_fork_disabled = self.config.halt_on_fork_disabled;
         }
         config
     }
@@ -450,7 +684,8 @@ impl Cluster {
             let mut at = self.rng.range(0, phase / 2);
             while at < phase {
                 let groups: Vec<u8> = (0..n).map(|_| self.rng.range(0, 1) as u8).collect();
-                self.push(at, Event::Partition { groups });
+                let one_way = self.config.one_way_partitions && self.rng.percent(50);
+                self.push(at, Event::Partition { groups, one_way });
                 let heal_at = (at + self.rng.range(200, 1_000)).min(phase);
                 self.push(heal_at, Event::Heal);
                 at = heal_at + self.rng.range(100, 800);
@@ -466,9 +701,20 @@ impl Cluster {
                 self.push(back, Event::Restart { node });
             }
         }
-        if self.config.late_joiner && self.config.epoch_change_at.is_some() {
+        if self.config.late_joiner && !self.config.epoch_plan.is_empty() {
             // Down from the start; the heal below boots it.
             self.push(0, Event::Crash { node: n - 1 });
+        }
+        if self.config.down_for_blocks.is_some() {
+            // Down from the start; the heal comes with the height (in
+            // `perform`), not at the end of the fault phase.
+            self.push(
+                0,
+                Event::Crash {
+                    node: self.down_node(),
+                },
+            );
+            return;
         }
         if let Some(at) = self.config.crash_all_at_ms {
             for node in 0..n {
@@ -480,6 +726,13 @@ impl Cluster {
         for node in 0..n {
             self.push(phase, Event::Restart { node });
         }
+    }
+
+    /// The node kept down by [`SimConfig::down_for_blocks`], and the
+    /// straggler: the last initial validator (honest: Byzantine ones come
+    /// first, at most f of them).
+    fn down_node(&self) -> usize {
+        self.config.validators - 1
     }
 
     fn local_time(&self, node: usize) -> u64 {
@@ -499,6 +752,11 @@ impl Cluster {
         if self.rng.percent(self.config.loss_percent) {
             return;
         }
+        let extra_ms = if from == self.down_node() {
+            extra_ms + self.config.straggler_ms
+        } else {
+            extra_ms
+        };
         let (low, high) = self.config.delay_ms;
         if self.rng.percent(self.config.duplicate_percent) {
             let delay = self.rng.range(low, high) + extra_ms;
@@ -539,6 +797,7 @@ impl Cluster {
             committed_height,
             epochs,
             events: self.events,
+            sync_requests_per_interval_max: self.sync_requests_per_interval_max,
             violation,
         }
     }
@@ -581,8 +840,14 @@ impl Cluster {
     }
 
     fn node_live(&self, node: usize) -> bool {
-        let epoch_goal = u64::from(self.config.epoch_change_at.is_some());
-        self.committed_height(node) >= self.heights_at_heal[node] + self.config.blocks_after_heal
+        let epoch_goal = self.config.epoch_plan.len() as u64;
+        // A node kept down must catch up to the head at the heal.
+        let from = if self.config.down_for_blocks.is_some() {
+            self.heights_at_heal.iter().copied().max().unwrap_or(0)
+        } else {
+            self.heights_at_heal[node]
+        };
+        self.committed_height(node) >= from + self.config.blocks_after_heal
             && self.nodes[node]
                 .core
                 .as_ref()
@@ -603,20 +868,17 @@ impl Cluster {
     fn handle(&mut self, event: Event) -> Result<(), Violation> {
         match event {
             Event::Deliver { to, from, bytes } => {
-                if let Some(groups) = &self.partition
+                if let Some((groups, one_way)) = &self.partition
                     && groups[to] != groups[from]
+                    && (!one_way || groups[from] == 0)
                 {
                     return Ok(());
                 }
                 if self.nodes[to].core.is_none() {
                     return Ok(());
                 }
-                if self.nodes[to].byzantine.is_some_and(|b| b.replay) {
-                    let seen = &mut self.nodes[to].seen;
-                    seen.push_back(bytes.clone());
-                    if seen.len() > 32 {
-                        seen.pop_front();
-                    }
+                if let Some(behaviour) = self.nodes[to].byzantine {
+                    self.byzantine_receive(to, behaviour, &bytes);
                 }
                 let input = Input::Message {
                     from: self.nodes[from].key.public_key(),
@@ -651,11 +913,11 @@ impl Cluster {
                 }
                 Ok(())
             }
-            Event::Partition { groups } => {
+            Event::Partition { groups, one_way } => {
                 if self.log {
-                    println!("{:>7} partition {groups:?}", self.now_ms);
+                    println!("{:>7} partition {groups:?} one way {one_way}", self.now_ms);
                 }
-                self.partition = Some(groups);
+                self.partition = Some((groups, one_way));
                 Ok(())
             }
             Event::Heal => {
@@ -665,9 +927,10 @@ impl Cluster {
                         println!("{:>7} heal: liveness phase", self.now_ms);
                     }
                     self.heal_ms = Some(self.now_ms);
-                    // The network heals: no more loss (delays, duplicates and
-                    // reordering stay; Byzantine nodes keep misbehaving).
-                    self.config.loss_percent = 0;
+                    // The network heals: little or no more loss (delays,
+                    // duplicates and reordering stay; Byzantine nodes keep
+                    // misbehaving).
+                    self.config.loss_percent = self.config.loss_after_heal_percent;
                     self.heights_at_heal = (0..self.nodes.len())
                         .map(|i| self.committed_height(i))
                         .collect();
@@ -731,7 +994,9 @@ impl Cluster {
             Action::Broadcast(bytes) => {
                 if let Some(behaviour) = self.nodes[node].byzantine {
                     self.byzantine_broadcast(node, behaviour, bytes);
+                    self.byzantine_extras(node, behaviour);
                 } else {
+                    self.check_signed(node, &bytes)?;
                     for to in 0..self.nodes.len() {
                         self.send(node, to, bytes.clone());
                     }
@@ -741,7 +1006,9 @@ impl Cluster {
                 if let Some(to) = self.index_of(&to) {
                     if let Some(behaviour) = self.nodes[node].byzantine {
                         self.byzantine_send(node, behaviour, to, bytes);
+                        self.byzantine_extras(node, behaviour);
                     } else {
+                        self.check_signed(node, &bytes)?;
                         self.send(node, to, bytes);
                     }
                 }
@@ -753,11 +1020,11 @@ impl Cluster {
                 self.push(at, Event::Tick { node });
             }
             Action::GetPayload { epoch, round, .. } => {
-                let next_validators = (self
-                    .config
-                    .epoch_change_at
-                    .is_some_and(|at| epoch.0 == 0 && self.committed_height(node) + 1 >= at))
-                .then(|| self.next_validators.clone());
+                let next_validators = usize::try_from(epoch.0)
+                    .ok()
+                    .and_then(|epoch| self.config.epoch_plan.get(epoch).map(|c| (epoch, c)))
+                    .filter(|(_, change)| self.committed_height(node) + 1 >= change.at_height)
+                    .map(|(epoch, _)| self.planned_sets[epoch].clone());
                 let counter = self.nodes[node].payload_counter;
                 self.nodes[node].payload_counter += 1;
                 let mut payload = Vec::with_capacity(24);
@@ -768,8 +1035,9 @@ impl Cluster {
                 payload.extend_from_slice(&(node as u64).to_le_bytes());
                 payload.extend_from_slice(&round.0.to_le_bytes());
                 payload.extend_from_slice(&counter.to_le_bytes());
+                let delay = self.driver_delay();
                 self.push(
-                    self.now_ms + 1,
+                    self.now_ms + delay,
                     Event::Payload {
                         node,
                         input: Input::PayloadReady {
@@ -782,8 +1050,9 @@ impl Cluster {
             }
             Action::CheckProposal(block) => {
                 let valid = self.nodes[node].byzantine.is_some() || self.payload_valid(&block);
+                let delay = self.driver_delay();
                 self.push(
-                    self.now_ms + 1,
+                    self.now_ms + delay,
                     Event::Checked {
                         node,
                         block: block.hash(),
@@ -810,6 +1079,17 @@ impl Cluster {
                     .blocks
                     .retain(|block| block.height > height && block.epoch >= epoch);
                 store.committed.push(entry);
+                if self.honest(node)
+                    && self.heal_ms.is_none()
+                    && self
+                        .config
+                        .down_for_blocks
+                        .is_some_and(|blocks| height.0 >= blocks)
+                {
+                    let down = self.down_node();
+                    self.push(self.now_ms, Event::Heal);
+                    self.push(self.now_ms, Event::Restart { node: down });
+                }
             }
             Action::ReadCommitted {
                 peer,
@@ -863,19 +1143,101 @@ impl Cluster {
         Ok(())
     }
 
+    /// How long the driver takes to answer a payload or check request.
+    fn driver_delay(&mut self) -> u64 {
+        let (low, high) = self.config.driver_delay_ms;
+        self.rng.range(low, high)
+    }
+
     /// The simulated ledger's payload rule: the first byte must not be 0xFF,
-    /// and only the planned validator-set change is acceptable, in epoch 0.
+    /// and only the planned validator-set change of the block's epoch is
+    /// acceptable.
     fn payload_valid(&self, block: &Block) -> bool {
         let payload_ok = block.payload.first() != Some(&0xFF);
         let change_ok = match &block.next_validators {
             None => true,
-            Some(keys) => {
-                self.config.epoch_change_at.is_some()
-                    && block.epoch.0 == 0
-                    && *keys == self.next_validators
-            }
+            Some(keys) => usize::try_from(block.epoch.0)
+                .ok()
+                .and_then(|epoch| self.planned_sets.get(epoch))
+                .is_some_and(|planned| planned == keys),
         };
         payload_ok && change_ok
+    }
+
+    /// The double-sign checker, over every message an honest node sends:
+    /// one vote, one timeout (one highest-certificate round) and one
+    /// proposal per signer per (epoch, round), across restarts. Also counts
+    /// the node's sync requests per sync interval.
+    fn check_signed(&mut self, node: usize, bytes: &[u8]) -> Result<(), Violation> {
+        let Ok(message) = Message::decode(bytes) else {
+            return Ok(());
+        };
+        let (kind, epoch, round, digest) = match message {
+            Message::Vote(vote) => (
+                Signed::Vote,
+                vote.data.epoch,
+                vote.data.round,
+                vote.data.signing_digest(),
+            ),
+            Message::Timeout(timeout) => {
+                let mut digest = [0u8; 32];
+                digest[..8].copy_from_slice(&timeout.high_qc.round().0.to_le_bytes());
+                (
+                    Signed::Timeout,
+                    timeout.epoch,
+                    timeout.round,
+                    Hash32(digest),
+                )
+            }
+            Message::Proposal(proposal) => {
+                if self.config.restart_leader_after_propose_from_ms.is_some()
+                    && !self.restart_armed
+                    && self
+                        .config
+                        .restart_leader_after_propose_from_ms
+                        .is_some_and(|from| self.now_ms >= from)
+                {
+                    // Crash once the proposal is out and the leader's own vote
+                    // for it persisted (after the payload check); back at
+                    // once, in the round it proposed in.
+                    self.restart_armed = true;
+                    let voted = self.now_ms + self.config.driver_delay_ms.1 + 1;
+                    self.push(voted, Event::Crash { node });
+                    self.push(voted + 1, Event::Restart { node });
+                }
+                if !self.config.check_double_proposals {
+                    return Ok(());
+                }
+                (
+                    Signed::Proposal,
+                    proposal.block.epoch,
+                    proposal.block.round,
+                    proposal.block.hash(),
+                )
+            }
+            Message::SyncRequest(_) => {
+                let interval = self.now_ms / self.core_config.sync_retry_ms.max(1);
+                let count = self.sync_requests.entry((node, interval)).or_default();
+                *count += 1;
+                self.sync_requests_per_interval_max =
+                    self.sync_requests_per_interval_max.max(*count);
+                return Ok(());
+            }
+            Message::SyncResponse(_) => return Ok(()),
+        };
+        match self.signed.get(&(node, kind, epoch.0, round.0)) {
+            Some(previous) if *previous != digest => Err(Violation::DoubleSign {
+                node,
+                what: kind.name(),
+                epoch: epoch.0,
+                round: round.0,
+            }),
+            Some(_) => Ok(()),
+            None => {
+                self.signed.insert((node, kind, epoch.0, round.0), digest);
+                Ok(())
+            }
+        }
     }
 
     /// Agreement, no commit undone, one chain: checked on every commit.

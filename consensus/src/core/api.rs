@@ -46,6 +46,10 @@ pub struct Testing {
     pub broken_rule: Option<BrokenRule>,
     /// Accept every signature (throughput benchmarks only).
     pub skip_signature_checks: bool,
+    /// On a certified chain that conflicts with a committed block, do not
+    /// halt: skip the conflicting commit and carry on, so a broken rule runs
+    /// on until the simulator's own checkers (agreement, one chain) see it.
+    pub halt_on_fork_disabled: bool,
 }
 
 /// A safety rule to break on purpose.

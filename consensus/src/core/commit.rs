@@ -274,6 +274,10 @@ impl Core {
     }
 
     pub(super) fn halt(&mut self, reason: String, out: &mut Out) -> Result<()> {
+        #[cfg(feature = "testing")]
+        if self.config.testing.halt_on_fork_disabled {
+            return Ok(());
+        }
         self.halted = true;
         out.push(Action::Halt { reason });
         Ok(())
