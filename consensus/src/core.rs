@@ -83,7 +83,12 @@ struct RoundTimeouts {
 struct SyncInFlight {
     peer: PublicKey,
     request: crate::types::SyncRequest,
+    /// Until then no other request is sent.
     deadline_ms: u64,
+    /// Until then a late answer is still accepted.
+    expiry_ms: u64,
+    /// The deadline passed without an answer (counted against the peer).
+    late: bool,
 }
 
 /// The consensus core of one node (validator or observer).
@@ -112,7 +117,7 @@ pub struct Core {
     head: Root,
     verified: VecDeque<Hash32>,
     verified_set: HashSet<Hash32>,
-    sync: Option<SyncInFlight>,
+    sync: VecDeque<SyncInFlight>,
     sync_continue_from: Option<Height>,
     sync_rotation: usize,
     sync_avoid: Option<PublicKey>,
@@ -209,7 +214,7 @@ impl Core {
             head,
             verified: VecDeque::new(),
             verified_set: HashSet::new(),
-            sync: None,
+            sync: VecDeque::new(),
             sync_continue_from: None,
             sync_rotation: 0,
             sync_avoid: None,
@@ -450,13 +455,7 @@ impl Core {
     }
 
     fn on_tick(&mut self, out: &mut Out) {
-        if self
-            .sync
-            .is_some_and(|sync| self.now_ms >= sync.deadline_ms)
-        {
-            // No answer in time: ask somebody else next.
-            self.sync_failed();
-        }
+        self.expire_sync_requests();
         match self.round_deadline_ms {
             None => self.start_round(out),
             Some(deadline) if self.now_ms >= deadline => self.local_timeout(out),
@@ -471,9 +470,11 @@ impl Core {
         self.timer_fires_in_round = self.timer_fires_in_round.saturating_add(1);
         // Stuck (an observer, rounds ending by timeouts, or the same round's
         // timer firing again): maybe this node fell behind; ask a peer.
+        // Ask the epoch's validators in turn, not the last peer heard from:
+        // that one may be as far behind as this node (say, all left in an
+        // epoch that ended elsewhere).
         if self.my_id.is_none() || self.timeouts_in_a_row > 0 || self.timer_fires_in_round > 1 {
-            let peer = self.peer_hint;
-            self.request_sync(peer, None, out);
+            self.request_sync(None, None, out);
         }
         let Some(my_id) = self.my_id else {
             return;
@@ -656,7 +657,7 @@ impl Core {
             let due = self.future_epoch_sync_ms.is_none_or(|last| {
                 self.now_ms >= last.saturating_add(self.config.sync_retry_ms)
             });
-            if due && self.sync.is_none() {
+            if due && !self.sync_request_fresh() {
                 self.future_epoch_sync_ms = Some(self.now_ms);
                 self.request_sync(None, None, out);
             }

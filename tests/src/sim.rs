@@ -65,11 +65,7 @@ pub struct Behaviour {
 /// never drawn by [`Behaviour::random`] (so the sweep stays green) and a
 /// check is off unless a scenario turns it on; the named scenarios that show
 /// the failure are gated by consts in tests/tests/it/scenarios.rs.
-pub const NEEDS_CORE_FIX: &[CoreFix] = &[
-    CoreFix::SyncHardening,
-    CoreFix::TcCarriesQc,
-    CoreFix::PersistedProposerGuard,
-];
+pub const NEEDS_CORE_FIX: &[CoreFix] = &[];
 
 /// A core fix the simulator waits for (see [`NEEDS_CORE_FIX`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -32,6 +32,10 @@ const SERVED_PEERS_MAX: usize = 1024;
 const SYNC_ANSWERS_PER_INTERVAL_MAX: u32 = 16;
 /// Store reads for far-behind peers outstanding at once.
 const READS_PENDING_MAX: usize = 4;
+/// Sync requests whose (late) answers are still accepted.
+const SYNC_OUTSTANDING_MAX: usize = 4;
+/// How many retry intervals a late answer is still accepted for.
+const SYNC_EXPIRY_INTERVALS: u64 = 4;
 
 fn invalid(reason: &'static str) -> ConsensusError {
     ConsensusError::Invalid {
@@ -52,7 +56,8 @@ impl Core {
         want: Option<BlockHash>,
         out: &mut Out,
     ) {
-        if self.sync.is_some() {
+        self.expire_sync_requests();
+        if self.sync_request_fresh() {
             return;
         }
         let peer = match preferred {
@@ -71,10 +76,18 @@ impl Core {
             from_height,
             block: want,
         };
-        self.sync = Some(SyncInFlight {
+        if self.sync.len() >= SYNC_OUTSTANDING_MAX {
+            self.sync.pop_front();
+        }
+        let retry = self.config.sync_retry_ms;
+        self.sync.push_back(SyncInFlight {
             peer,
             request,
-            deadline_ms: self.now_ms.saturating_add(self.config.sync_retry_ms),
+            deadline_ms: self.now_ms.saturating_add(retry),
+            expiry_ms: self
+                .now_ms
+                .saturating_add(retry.saturating_mul(SYNC_EXPIRY_INTERVALS)),
+            late: false,
         });
         out.push(Action::Send {
             to: peer,
@@ -97,12 +110,34 @@ impl Core {
         self.sync_avoid.filter(|peer| *peer != self.me)
     }
 
-    /// The outstanding request timed out or was answered badly: forget it
-    /// and avoid that peer next time.
-    pub(super) fn sync_failed(&mut self) {
-        if let Some(sync) = self.sync.take() {
-            self.sync_avoid = Some(sync.peer);
+    /// Whether a request was sent recently enough that no other may go out.
+    pub(super) fn sync_request_fresh(&self) -> bool {
+        self.sync
+            .iter()
+            .any(|sync| self.now_ms < sync.deadline_ms)
+    }
+
+    /// Requests past their deadline count against their peer (asked last
+    /// next time); past their expiry their answers are no longer accepted.
+    pub(super) fn expire_sync_requests(&mut self) {
+        let now_ms = self.now_ms;
+        let mut avoid = None;
+        for sync in &mut self.sync {
+            if !sync.late && now_ms >= sync.deadline_ms {
+                sync.late = true;
+                avoid = Some(sync.peer);
+            }
         }
+        if avoid.is_some() {
+            self.sync_avoid = avoid;
+        }
+        self.sync.retain(|sync| now_ms < sync.expiry_ms);
+    }
+
+    /// A peer answered badly: forget its requests and avoid it next time.
+    fn sync_failed(&mut self, peer: PublicKey) {
+        self.sync.retain(|sync| sync.peer != peer);
+        self.sync_avoid = Some(peer);
     }
 
     /// Answers with up to [`SYNC_BLOCKS_MAX`] blocks of this node's chain
@@ -359,18 +394,30 @@ impl Core {
         response: SyncResponse,
         out: &mut Out,
     ) -> Result<()> {
-        // Only the answer to the outstanding request, from the peer asked.
-        let Some(sync) = self.sync else {
-            return Err(ConsensusError::NotPending("sync response"));
-        };
-        if sync.peer != from {
+        // Only the answer to an outstanding request, from the peer asked.
+        self.expire_sync_requests();
+        let asked: Vec<(usize, SyncRequest)> = self
+            .sync
+            .iter()
+            .enumerate()
+            .filter(|(_, sync)| sync.peer == from)
+            .map(|(index, sync)| (index, sync.request))
+            .collect();
+        if asked.is_empty() {
             return Err(ConsensusError::NotPending("sync response from this peer"));
         }
-        if let Err(error) = self.check_sync_response(&sync.request, &response) {
-            self.sync_failed();
+        let mut result = Err(invalid("answers no request"));
+        for (index, request) in asked {
+            result = self.check_sync_response(&request, &response);
+            if result.is_ok() {
+                self.sync.remove(index);
+                break;
+            }
+        }
+        if let Err(error) = result {
+            self.sync_failed(from);
             return Err(error);
         }
-        self.sync = None;
         self.sync_avoid = None;
         self.apply_sync_response(from, response, out)
     }

@@ -468,10 +468,21 @@ impl Cluster {
             signature: key.sign(&timeout_digest(epoch, round, claimed).0),
         });
         entries.sort_by_key(|entry| entry.signer);
+        // The best it can carry is a real certificate, the highest of the
+        // honest signers': its round is below the inflated claim.
+        let Some(best) = honest
+            .iter()
+            .map(|timeout| &timeout.high_qc)
+            .max_by_key(|qc| qc.round())
+            .cloned()
+        else {
+            return;
+        };
         let tc = TimeoutCert {
             epoch,
             round,
             entries,
+            high_qc: best,
         };
         let Ok(next) = round.next() else {
             return;

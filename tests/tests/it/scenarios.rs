@@ -9,7 +9,7 @@ use yuchain_tests::{
 /// The lead flips this once the driver serves sync beyond the core's
 /// committed window (`a_node_down_for_more_than_the_committed_window_catches_up`
 /// fails today: the core keeps only 1,024 committed blocks to answer sync).
-const DRIVER_SYNC_READY: bool = false;
+const DRIVER_SYNC_READY: bool = true;
 
 /// Whether a scenario that the current core fails should run: when `ready`
 /// (its fix landed: see `NEEDS_CORE_FIX` in tests/src/sim.rs, and
