@@ -58,7 +58,7 @@ impl Ledger {
         context: &Context,
         touched: &mut Touched,
     ) -> (ResultCode, u64) {
-        let Some(sender) = self.accounts.get_mut(&tx.sender) else {
+        let Some(sender) = self.accounts.get(&tx.sender) else {
             return (ResultCode::UnknownSender, 0);
         };
         if sender.status == AccountStatus::Closed {
@@ -76,9 +76,8 @@ impl Ledger {
         let Some(next_sequence) = sender.next_sequence.checked_add(1) else {
             return (ResultCode::BadSequence, 0);
         };
-        sender.next_sequence = next_sequence;
         let sender_kind = sender.kind;
-        touched.accounts.push(tx.sender);
+        self.account_mut(tx.sender, touched).next_sequence = next_sequence;
 
         let Some(fee) = self.fee_for(&tx.action, sender_kind) else {
             return (ResultCode::Overflow, 0);
@@ -93,7 +92,9 @@ impl Ledger {
     }
 
     fn fee_for(&self, action: &Action, sender_kind: AccountKind) -> Option<u64> {
-        if sender_kind == AccountKind::Issuer {
+        // The treasury pays no fees: not as the issuer, and not from the fee
+        // account, which would only pay them to itself.
+        if matches!(sender_kind, AccountKind::Issuer | AccountKind::Fee) {
             return Some(0);
         }
         let fees = &self.params.fees;
@@ -184,7 +185,7 @@ impl Ledger {
                     Some(_) => {}
                 }
                 self.pay(sender, *merchant, *amount, fee, Some(context), touched)?;
-                self.payments.insert(
+                self.insert_payment(
                     tx.id,
                     Payment {
                         payer: sender,
@@ -193,8 +194,8 @@ impl Ledger {
                         refunded: 0,
                         order_id: order_id.clone(),
                     },
+                    touched,
                 );
-                touched.payments.push(tx.id);
                 Ok(())
             }
             Action::Refund { payment_id, amount } => {
@@ -276,8 +277,7 @@ impl Ledger {
             return Err(ResultCode::AccountExists);
         }
         operator.name = name.to_string();
-        touched.accounts.push(operator.address);
-        self.accounts.insert(operator.address, operator);
+        self.insert_account(operator, touched);
         Ok(())
     }
 
@@ -312,8 +312,7 @@ impl Ledger {
         }
         self.charge_fee(sender, fee, touched)?;
         wallet.operator = Some(sender);
-        touched.accounts.push(wallet.address);
-        self.accounts.insert(wallet.address, wallet);
+        self.insert_account(wallet, touched);
         Ok(())
     }
 
@@ -341,8 +340,7 @@ impl Ledger {
         let mut updated = account.clone();
         change(&self.params, &mut updated)?;
         self.charge_fee(sender, fee, touched)?;
-        touched.accounts.push(wallet);
-        self.accounts.insert(wallet, updated);
+        self.insert_account(updated, touched);
         Ok(())
     }
 
@@ -368,12 +366,12 @@ impl Ledger {
         if refunded > payment.amount {
             return Err(ResultCode::RefundExceedsPayment);
         }
+        let mut payment = payment.clone();
         let payer = payment.payer;
         // A refund is not spending: the merchant's limits do not apply.
         self.pay(sender, payer, amount, fee, None, touched)?;
-        let payment = self.payments.get_mut(&payment_id).expect("checked above");
         payment.refunded = refunded;
-        touched.payments.push(payment_id);
+        self.insert_payment(payment_id, payment, touched);
         Ok(())
     }
 
@@ -454,58 +452,37 @@ impl Ledger {
         }
 
         // Funds: checked after the limits, so a payment over its class's
-        // limit is reported as such whatever the balance.
+        // limit is reported as such whatever the balance. Every balance moves
+        // through one list, so an account in two roles (the fee account
+        // paying, or refunded) is debited and credited on its running
+        // balance, never written twice from stale values.
+        let recipient_kind = recipient.kind;
+        let recipient_tier = recipient.tier;
         let debit = amount.checked_add(fee).ok_or(ResultCode::Overflow)?;
-        let sender_balance = sender
-            .balance
-            .checked_sub(debit)
-            .ok_or(ResultCode::InsufficientFunds)?;
+        let mut balances = BalanceChanges::default();
+        balances.debit(self, from, debit)?;
+        balances.credit(self, to, amount)?;
+        balances.credit(self, fee_account(), fee)?;
 
         // The recipient's balance cap.
-        let recipient_balance = recipient
-            .balance
-            .checked_add(amount)
-            .ok_or(ResultCode::Overflow)?;
-        if recipient.kind == AccountKind::Personal {
+        if recipient_kind == AccountKind::Personal {
             let cap = self
                 .params
-                .limits(recipient.tier)
+                .limits(recipient_tier)
                 .and_then(|limits| limits.balance_max);
-            if cap.is_some_and(|cap| recipient_balance > cap) {
+            if cap.is_some_and(|cap| balances.balance(to) > Some(cap)) {
                 return Err(ResultCode::BalanceLimitExceeded);
             }
         }
-        let fee_account = fee_account();
-        let fee_balance = if fee > 0 {
-            let fees = self
-                .accounts
-                .get(&fee_account)
-                .expect("the fee account exists from genesis");
-            Some(fees.balance.checked_add(fee).ok_or(ResultCode::Overflow)?)
-        } else {
-            None
-        };
 
         // Every check passed: write.
-        let sender = self.account_mut(from, touched);
-        sender.balance = sender_balance;
+        balances.write(self, touched);
         if let Some((day, spent_day, year, spent_year)) = counters {
+            let sender = self.account_mut(from, touched);
             sender.spend_day = day;
             sender.spent_day = spent_day;
             sender.spend_year = year;
             sender.spent_year = spent_year;
-        }
-        if to == fee_account {
-            // Paying the fee account: the fee lands after the amount.
-            let recipient = self.account_mut(to, touched);
-            recipient.balance = recipient_balance
-                .checked_add(fee)
-                .expect("fee account balance checked above");
-        } else {
-            self.account_mut(to, touched).balance = recipient_balance;
-            if let Some(fee_balance) = fee_balance {
-                self.account_mut(fee_account, touched).balance = fee_balance;
-            }
         }
         Ok(())
     }
@@ -515,19 +492,10 @@ impl Ledger {
         if fee == 0 {
             return Ok(());
         }
-        let account = self.accounts.get(&payer).ok_or(ResultCode::UnknownSender)?;
-        let balance = account
-            .balance
-            .checked_sub(fee)
-            .ok_or(ResultCode::InsufficientFunds)?;
-        let fee_account = fee_account();
-        let fees = self
-            .accounts
-            .get(&fee_account)
-            .expect("the fee account exists from genesis");
-        let fee_balance = fees.balance.checked_add(fee).ok_or(ResultCode::Overflow)?;
-        self.account_mut(payer, touched).balance = balance;
-        self.account_mut(fee_account, touched).balance = fee_balance;
+        let mut balances = BalanceChanges::default();
+        balances.debit(self, payer, fee)?;
+        balances.credit(self, fee_account(), fee)?;
+        balances.write(self, touched);
         Ok(())
     }
 
@@ -538,10 +506,80 @@ impl Ledger {
         }
     }
 
-    fn account_mut(&mut self, address: Address, touched: &mut Touched) -> &mut Account {
-        touched.accounts.push(address);
+    /// The account at `address`, to change it; remembers its value before
+    /// the block's first change, for the block's conservation check.
+    pub(crate) fn account_mut(&mut self, address: Address, touched: &mut Touched) -> &mut Account {
+        touched.remember_account(&self.accounts, address);
         self.accounts
             .get_mut(&address)
             .expect("checked to exist before writing")
+    }
+
+    /// Writes a whole account (new or changed).
+    fn insert_account(&mut self, account: Account, touched: &mut Touched) {
+        touched.remember_account(&self.accounts, account.address);
+        self.accounts.insert(account.address, account);
+    }
+
+    /// Writes a merchant payment record (new or changed).
+    fn insert_payment(&mut self, id: Hash32, payment: Payment, touched: &mut Touched) {
+        touched.remember_payment(&self.payments, id);
+        self.payments.insert(id, payment);
+    }
+}
+
+/// The new balances of the few accounts one payment moves, computed with
+/// checked arithmetic before anything is written.
+#[derive(Default)]
+struct BalanceChanges {
+    /// (account, its balance after the changes so far); at most three.
+    balances: Vec<(Address, u64)>,
+}
+
+impl BalanceChanges {
+    /// The running balance of `address` (from the ledger on first use).
+    fn slot(&mut self, ledger: &Ledger, address: Address) -> Result<&mut u64, ResultCode> {
+        let index = match self.balances.iter().position(|(a, _)| *a == address) {
+            Some(index) => index,
+            None => {
+                let account = ledger
+                    .accounts
+                    .get(&address)
+                    .ok_or(ResultCode::UnknownAccount)?;
+                self.balances.push((address, account.balance));
+                self.balances.len() - 1
+            }
+        };
+        Ok(&mut self.balances[index].1)
+    }
+
+    fn debit(&mut self, ledger: &Ledger, address: Address, amount: u64) -> Outcome {
+        let balance = self.slot(ledger, address)?;
+        *balance = balance
+            .checked_sub(amount)
+            .ok_or(ResultCode::InsufficientFunds)?;
+        Ok(())
+    }
+
+    fn credit(&mut self, ledger: &Ledger, address: Address, amount: u64) -> Outcome {
+        if amount == 0 {
+            return Ok(());
+        }
+        let balance = self.slot(ledger, address)?;
+        *balance = balance.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        Ok(())
+    }
+
+    fn balance(&self, address: Address) -> Option<u64> {
+        self.balances
+            .iter()
+            .find(|(a, _)| *a == address)
+            .map(|(_, balance)| *balance)
+    }
+
+    fn write(self, ledger: &mut Ledger, touched: &mut Touched) {
+        for (address, balance) in self.balances {
+            ledger.account_mut(address, touched).balance = balance;
+        }
     }
 }

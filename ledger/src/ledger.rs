@@ -91,11 +91,39 @@ pub struct Ledger {
 }
 
 /// Accounts and payments a block touched (with repeats; sorted and
-/// deduplicated when the block is committed).
+/// deduplicated when the block is committed), and the value each had before
+/// the block first changed it: what the block's conservation check compares
+/// against, and what undoes a refused block.
 #[derive(Default)]
 pub(crate) struct Touched {
     pub(crate) accounts: Vec<Address>,
     pub(crate) payments: Vec<Hash32>,
+    /// Looked up by key only; never iterated where order matters.
+    prior_accounts: HashMap<Address, Option<Account>>,
+    prior_payments: HashMap<Hash32, Option<Payment>>,
+}
+
+impl Touched {
+    /// Records that `address` is about to change, and its value before the
+    /// block's first change (`None`: the block creates it).
+    pub(crate) fn remember_account(
+        &mut self,
+        accounts: &HashMap<Address, Account>,
+        address: Address,
+    ) {
+        self.accounts.push(address);
+        self.prior_accounts
+            .entry(address)
+            .or_insert_with(|| accounts.get(&address).cloned());
+    }
+
+    /// Records that the payment `id` is about to change, likewise.
+    pub(crate) fn remember_payment(&mut self, payments: &HashMap<Hash32, Payment>, id: Hash32) {
+        self.payments.push(id);
+        self.prior_payments
+            .entry(id)
+            .or_insert_with(|| payments.get(&id).cloned());
+    }
 }
 
 impl Ledger {
@@ -375,7 +403,27 @@ impl Ledger {
         transactions: &[DecodedTx],
     ) -> Result<AppliedBlock, BlockError> {
         self.check_header(header, transactions.len())?;
+        let totals_before = self.totals;
         let (receipts, history, touched) = self.execute_all(header, transactions);
+        self.finish_block(header, totals_before, receipts, history, touched)
+    }
+
+    /// Checks that an executed block conserved money and commits it; a block
+    /// that did not is undone and refused.
+    pub(crate) fn finish_block(
+        &mut self,
+        header: &pb::BlockHeader,
+        totals_before: ChainTotals,
+        receipts: Vec<pb::Receipt>,
+        history: Vec<(Address, u32, Hash32)>,
+        mut touched: Touched,
+    ) -> Result<AppliedBlock, BlockError> {
+        touched.accounts.sort_unstable();
+        touched.accounts.dedup();
+        if let Err(error) = self.check_block_conservation(header.height, &touched, &totals_before) {
+            self.undo(touched, totals_before);
+            return Err(error);
+        }
         let height = header.height;
         let block_hash = block_hash(header);
         let receipts_root = receipts_root(&receipts);
@@ -384,7 +432,6 @@ impl Ledger {
         self.totals.block_hash = block_hash;
         self.totals.receipts_root = receipts_root;
         let (state_changes, tree_diff) = self.commit_state(height, touched);
-        debug_assert!(self.check_conservation().is_ok(), "money is conserved");
         Ok(AppliedBlock {
             height,
             block_hash,
@@ -395,6 +442,60 @@ impl Ledger {
             tree_diff,
             history,
         })
+    }
+
+    /// Conservation over one block, from what it changed alone: the balances
+    /// of the accounts it touched moved by exactly what it issued minus what
+    /// it redeemed. (With conservation at genesis, this keeps the sum of all
+    /// balances equal to issued minus redeemed at every height.)
+    fn check_block_conservation(
+        &self,
+        height: u64,
+        touched: &Touched,
+        totals_before: &ChainTotals,
+    ) -> Result<(), BlockError> {
+        // Each term is below 2^64 and a block touches fewer than 2^63
+        // accounts, so the i128 sums cannot overflow.
+        let mut balance_delta: i128 = 0;
+        for address in &touched.accounts {
+            let after = self.accounts.get(address).map_or(0, |a| a.balance);
+            let before = touched
+                .prior_accounts
+                .get(address)
+                .and_then(|prior| prior.as_ref())
+                .map_or(0, |a| a.balance);
+            balance_delta += i128::from(after) - i128::from(before);
+        }
+        let issued = i128::from(self.totals.issued) - i128::from(totals_before.issued);
+        let redeemed = i128::from(self.totals.redeemed) - i128::from(totals_before.redeemed);
+        let supply_delta = issued - redeemed;
+        if balance_delta == supply_delta {
+            Ok(())
+        } else {
+            Err(BlockError::ConservationViolated {
+                height,
+                balance_delta,
+                supply_delta,
+            })
+        }
+    }
+
+    /// Puts back every account, payment and total a block changed.
+    fn undo(&mut self, touched: Touched, totals_before: ChainTotals) {
+        // Each key is restored on its own, so the order does not matter.
+        for (address, prior) in touched.prior_accounts {
+            match prior {
+                Some(account) => self.accounts.insert(address, account),
+                None => self.accounts.remove(&address),
+            };
+        }
+        for (id, prior) in touched.prior_payments {
+            match prior {
+                Some(payment) => self.payments.insert(id, payment),
+                None => self.payments.remove(&id),
+            };
+        }
+        self.totals = totals_before;
     }
 
     /// Executes transactions with no header checks and no state commitment,
@@ -410,7 +511,7 @@ impl Ledger {
     }
 
     /// Runs every transaction of a block, in order.
-    fn execute_all(
+    pub(crate) fn execute_all(
         &mut self,
         header: &pb::BlockHeader,
         transactions: &[DecodedTx],
@@ -513,6 +614,7 @@ impl Ledger {
         let Touched {
             mut accounts,
             mut payments,
+            ..
         } = touched;
         accounts.sort_unstable();
         accounts.dedup();

@@ -706,3 +706,103 @@ fn a_ledger_reloaded_from_its_persisted_changes_continues_identically() {
         Err(crate::LoadError::RootMismatch { .. })
     ));
 }
+
+#[test]
+fn the_fee_account_paying_with_fees_creates_no_money() {
+    // The issuer's key signs for the fee account. With a non-zero fee, the
+    // fee account's payment used to credit it with the fee computed from
+    // its balance before the debit, so `amount + fee` fen appeared.
+    let mut params = ChainParams::default();
+    params.fees.transfer = FeeRule {
+        flat: 5,
+        basis_points: 100,
+        max: None,
+    };
+    params.fees.merchant_payment = params.fees.transfer.clone();
+    params.fees.refund = params.fees.transfer.clone();
+    let mut f = Fixture::with_params(params);
+    let (alice, bob, shop) = (f.alice.clone(), f.bob.clone(), f.shop.clone());
+    let issuer = f.chain.issuer.clone();
+    // Fill the fee account with real fees: 5 + 1% of 50,000 = 505 fen.
+    let setup_fees = f.chain.balance(&fee_account());
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&bob), 50_000, "")),
+        ResultCode::Ok
+    );
+    let fees = f.chain.balance(&fee_account());
+    assert_eq!(fees, setup_fees + 505);
+    let bob_before = f.balance(&bob);
+    let supply = f.chain.ledger.totals().outstanding();
+    let tx = f
+        .chain
+        .tx_for(fee_account(), &issuer, transfer(address_of(&bob), 100, ""));
+    let applied = f.chain.apply(vec![tx]).expect("the block applies");
+    assert_eq!(TestChain::codes(&applied), vec![ResultCode::Ok]);
+    // The fee account pays no fee: it would pay it to itself.
+    assert_eq!(applied.receipts[0].fee, 0);
+    assert_eq!(f.balance(&bob), bob_before + 100);
+    assert_eq!(f.chain.balance(&fee_account()), fees - 100);
+    assert_eq!(f.chain.ledger.totals().outstanding(), supply);
+    // A merchant payment by the fee account, refunded to it: the refund's
+    // fee is the merchant's, the fee account is the recipient.
+    let payment = f.chain.tx_for(
+        fee_account(),
+        &issuer,
+        merchant_payment(address_of(&shop), 200, "o-1"),
+    );
+    let payment_id = id_of(&payment);
+    let applied = f.chain.apply(vec![payment]).expect("block");
+    assert_eq!(TestChain::codes(&applied), vec![ResultCode::Ok]);
+    assert_eq!(applied.receipts[0].fee, 0);
+    f.chain.ledger.check_conservation().expect("conservation");
+    assert_eq!(f.balance(&shop), 200);
+    // The merchant pays the refund fee (5 + 1 fen) to the fee account.
+    assert_eq!(f.run(&shop, refund(payment_id, 100)), ResultCode::Ok);
+    assert_eq!(f.balance(&shop), 200 - 100 - 6);
+    assert_eq!(f.chain.balance(&fee_account()), fees - 100 - 200 + 100 + 6);
+    assert_eq!(f.chain.ledger.totals().outstanding(), supply);
+}
+
+#[test]
+fn a_block_that_would_break_conservation_is_refused_and_undone() {
+    // No action breaks conservation any more, so a bug is simulated: after
+    // executing a real block, one more fen is written into a balance.
+    let mut f = Fixture::new();
+    let (alice, bob, shop) = (f.alice.clone(), f.bob.clone(), f.shop.clone());
+    let issuer = f.chain.issuer.clone();
+    let txs = vec![
+        f.chain
+            .tx(&alice, merchant_payment(address_of(&shop), 300, "o-2")),
+        f.chain.tx(&issuer, issue(address_of(&f.bank), 1_000)),
+        f.chain.tx(&bob, register_personal(&bob, KycTier::Class1)),
+    ];
+    let ledger = &mut f.chain.ledger;
+    let root = ledger.state_root();
+    let totals = ledger.totals();
+    let accounts = ledger.accounts.clone();
+    let payments = ledger.payments.clone();
+    let block = ledger.build_block(txs, f.chain.time_ms);
+    let header = block.header.clone().expect("header");
+    let decoded = ledger.check_block(&block).expect("valid block");
+    let (receipts, history, mut touched) = ledger.execute_all(&header, &decoded);
+    assert_eq!(receipts[0].code, ResultCode::Ok as i32);
+    assert_eq!(receipts[1].code, ResultCode::Ok as i32);
+    ledger.account_mut(address_of(&bob), &mut touched).balance += 1;
+    let result = ledger.finish_block(&header, totals, receipts, history, touched);
+    assert_eq!(
+        result.map(|applied| applied.height),
+        Err(crate::BlockError::ConservationViolated {
+            height: header.height,
+            balance_delta: 1_001,
+            supply_delta: 1_000,
+        })
+    );
+    // Nothing changed: balances, sequences, the payment record, the totals,
+    // the root.
+    assert_eq!(ledger.accounts, accounts);
+    assert_eq!(ledger.payments, payments);
+    assert_eq!(ledger.totals(), totals);
+    assert_eq!(ledger.state_root(), root);
+    // The same block, without the bug, applies.
+    assert!(ledger.apply_block(&block).is_ok());
+}
