@@ -7,7 +7,7 @@
 //! expired, closed sender) changes nothing at all.
 
 use yuchain_proto::pb::{AccountKind, AccountStatus, FreezeMode, ResultCode};
-use yuchain_proto::tx::{Action, DecodedTx, WalletKind};
+use yuchain_proto::tx::{Action, VerifiedTx, WalletKind};
 use yuchain_proto::{Address, Hash32, PublicKey};
 
 use crate::ledger::{Ledger, Touched};
@@ -24,7 +24,7 @@ pub(crate) struct Context {
 type Outcome = Result<(), ResultCode>;
 
 /// The accounts a transaction involves, for their histories (sender first).
-pub(crate) fn participants(tx: &DecodedTx, ledger: &Ledger) -> Vec<Address> {
+pub(crate) fn participants(tx: &VerifiedTx, ledger: &Ledger) -> Vec<Address> {
     let other = match &tx.action {
         Action::Issue { operator, .. } | Action::Redeem { operator, .. } => Some(*operator),
         Action::RegisterOperator { public_key, .. } | Action::RegisterWallet { public_key, .. } => {
@@ -54,7 +54,7 @@ impl Ledger {
     /// charged.
     pub(crate) fn execute(
         &mut self,
-        tx: &DecodedTx,
+        tx: &VerifiedTx,
         context: &Context,
         touched: &mut Touched,
     ) -> (ResultCode, u64) {
@@ -108,7 +108,7 @@ impl Ledger {
 
     fn execute_action(
         &mut self,
-        tx: &DecodedTx,
+        tx: &VerifiedTx,
         fee: u64,
         context: &Context,
         touched: &mut Touched,

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use prost::Message as _;
 use yuchain_proto::hash::merkle_root;
 use yuchain_proto::pb::{self, AccountKind, ResultCode};
-use yuchain_proto::tx::{self, DecodedTx};
+use yuchain_proto::tx::{self, VerifiedTx};
 use yuchain_proto::{Address, Domain, Hash32};
 
 use crate::error::{BlockError, GenesisError, LoadError};
@@ -364,8 +364,8 @@ impl Ledger {
 
     /// Checks a block against this ledger and verifies every signature
     /// (batched, on all cores), without changing anything. Returns the
-    /// decoded transactions for [`Ledger::apply_checked`].
-    pub fn check_block(&self, block: &pb::Block) -> Result<Vec<DecodedTx>, BlockError> {
+    /// verified transactions for [`Ledger::apply_checked`].
+    pub fn check_block(&self, block: &pb::Block) -> Result<Vec<VerifiedTx>, BlockError> {
         let header = block.header.as_ref().ok_or(BlockError::MissingHeader)?;
         self.check_header(header, block.transactions.len())?;
         let results = tx::decode_and_verify_all(&block.transactions, &self.chain_id);
@@ -396,11 +396,12 @@ impl Ledger {
 
     /// Applies a block whose transactions were already decoded and verified
     /// (by [`Ledger::check_block`], or by the node's admission pipeline, which
-    /// verifies each transaction once). The header is checked again.
+    /// verifies each transaction once): a [`VerifiedTx`] only comes from
+    /// signature verification. The header is checked again.
     pub fn apply_checked(
         &mut self,
         header: &pb::BlockHeader,
-        transactions: &[DecodedTx],
+        transactions: &[VerifiedTx],
     ) -> Result<AppliedBlock, BlockError> {
         self.check_header(header, transactions.len())?;
         let totals_before = self.totals;
@@ -505,7 +506,7 @@ impl Ledger {
     pub fn execute_without_commitment(
         &mut self,
         header: &pb::BlockHeader,
-        transactions: &[DecodedTx],
+        transactions: &[VerifiedTx],
     ) -> Vec<pb::Receipt> {
         self.execute_all(header, transactions).0
     }
@@ -514,7 +515,7 @@ impl Ledger {
     pub(crate) fn execute_all(
         &mut self,
         header: &pb::BlockHeader,
-        transactions: &[DecodedTx],
+        transactions: &[VerifiedTx],
     ) -> (Vec<pb::Receipt>, Vec<(Address, u32, Hash32)>, Touched) {
         let height = header.height;
         let day = shanghai_day(header.timestamp_ms);
