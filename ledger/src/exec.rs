@@ -38,6 +38,10 @@ pub(crate) fn participants(tx: &VerifiedTx, ledger: &Ledger) -> Vec<Address> {
         Action::Transfer { to, .. } => Some(*to),
         Action::MerchantPayment { merchant, .. } => Some(*merchant),
         Action::Refund { payment_id, .. } => ledger.payment(payment_id).map(|p| p.payer),
+        Action::SuspendOperator { operator }
+        | Action::ReinstateOperator { operator }
+        | Action::RotateOperatorKey { operator, .. } => Some(*operator),
+        Action::RotateIssuerKey { .. } => Some(fee_account()),
     };
     let mut accounts = vec![tx.sender];
     if let Some(other) = other
@@ -201,6 +205,77 @@ impl Ledger {
             Action::Refund { payment_id, amount } => {
                 self.refund(sender, *payment_id, *amount, fee, touched)
             }
+            Action::SuspendOperator { operator } => {
+                self.govern_operator(sender, *operator, touched, |account| {
+                    if account.status == AccountStatus::Suspended {
+                        return Err(ResultCode::AlreadySuspended);
+                    }
+                    account.status = AccountStatus::Suspended;
+                    Ok(())
+                })
+            }
+            Action::ReinstateOperator { operator } => {
+                self.govern_operator(sender, *operator, touched, |account| {
+                    if account.status != AccountStatus::Suspended {
+                        return Err(ResultCode::NotSuspended);
+                    }
+                    account.status = AccountStatus::Active;
+                    Ok(())
+                })
+            }
+            Action::RotateOperatorKey {
+                operator,
+                new_public_key,
+            } => self.govern_operator(sender, *operator, touched, |account| {
+                account.auth_key = *new_public_key;
+                Ok(())
+            }),
+            Action::RotateIssuerKey { new_public_key } => {
+                self.require_kind(sender, AccountKind::Issuer)?;
+                // The treasury's key signs for the issuer and the fee
+                // account alike: both move, or the old key would keep the
+                // fee account.
+                self.account_mut(sender, touched).auth_key = *new_public_key;
+                self.account_mut(fee_account(), touched).auth_key = *new_public_key;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the issuer's change on an operator: the sender must be the
+    /// issuer and the target an operator.
+    fn govern_operator(
+        &mut self,
+        sender: Address,
+        operator: Address,
+        touched: &mut Touched,
+        change: impl FnOnce(&mut Account) -> Outcome,
+    ) -> Outcome {
+        self.require_kind(sender, AccountKind::Issuer)?;
+        let account = self
+            .accounts
+            .get(&operator)
+            .ok_or(ResultCode::UnknownAccount)?;
+        if account.kind != AccountKind::Operator {
+            return Err(ResultCode::NotAnOperator);
+        }
+        let mut updated = account.clone();
+        change(&mut updated)?;
+        self.insert_account(updated, touched);
+        Ok(())
+    }
+
+    /// Checks that `sender` is an operator that is not suspended.
+    fn require_active_operator(&self, sender: Address) -> Outcome {
+        match self.accounts.get(&sender) {
+            Some(account) if account.kind == AccountKind::Operator => {
+                if account.status == AccountStatus::Suspended {
+                    Err(ResultCode::OperatorSuspended)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(ResultCode::Unauthorized),
         }
     }
 
@@ -225,10 +300,15 @@ impl Ledger {
         amount: u64,
         touched: &mut Touched,
     ) -> Outcome {
-        let balance = self
-            .reserve_for_issuer(sender, operator)?
-            .checked_add(amount)
-            .ok_or(ResultCode::Overflow)?;
+        let balance = self.reserve_for_issuer(sender, operator)?;
+        if self
+            .accounts
+            .get(&operator)
+            .is_some_and(|account| account.status == AccountStatus::Suspended)
+        {
+            return Err(ResultCode::OperatorSuspended);
+        }
+        let balance = balance.checked_add(amount).ok_or(ResultCode::Overflow)?;
         let issued = self
             .totals
             .issued
@@ -289,7 +369,7 @@ impl Ledger {
         fee: u64,
         touched: &mut Touched,
     ) -> Outcome {
-        self.require_kind(sender, AccountKind::Operator)?;
+        self.require_active_operator(sender)?;
         let mut wallet = match kind {
             WalletKind::Personal(tier) => {
                 let mut wallet = Account::new(public_key, AccountKind::Personal);
@@ -334,6 +414,7 @@ impl Ledger {
         if account.operator != Some(sender) {
             return Err(ResultCode::Unauthorized);
         }
+        self.require_active_operator(sender)?;
         if account.status == AccountStatus::Closed {
             return Err(ResultCode::RecipientClosed);
         }
@@ -406,13 +487,16 @@ impl Ledger {
             AccountStatus::Frozen | AccountStatus::ReceiveOnly => {
                 return Err(ResultCode::SenderFrozen);
             }
+            AccountStatus::Suspended => return Err(ResultCode::OperatorSuspended),
             AccountStatus::Closed | AccountStatus::Unspecified => {
                 return Err(ResultCode::SenderClosed);
             }
         }
         let recipient = self.accounts.get(&to).ok_or(ResultCode::UnknownAccount)?;
         match recipient.status {
-            AccountStatus::Active | AccountStatus::ReceiveOnly => {}
+            // A suspended operator still receives, like a receive-only
+            // wallet: its customers may pay it back.
+            AccountStatus::Active | AccountStatus::ReceiveOnly | AccountStatus::Suspended => {}
             AccountStatus::Frozen => return Err(ResultCode::RecipientFrozen),
             AccountStatus::Closed | AccountStatus::Unspecified => {
                 return Err(ResultCode::RecipientClosed);

@@ -290,6 +290,35 @@ pub fn refund(payment_id: Hash32, amount: u64) -> Action {
     })
 }
 
+/// `SuspendOperator` action.
+pub fn suspend_operator(operator: Address) -> Action {
+    Action::SuspendOperator(pb::SuspendOperator {
+        operator: operator.0.to_vec(),
+    })
+}
+
+/// `ReinstateOperator` action.
+pub fn reinstate_operator(operator: Address) -> Action {
+    Action::ReinstateOperator(pb::ReinstateOperator {
+        operator: operator.0.to_vec(),
+    })
+}
+
+/// `RotateOperatorKey` action.
+pub fn rotate_operator_key(operator: Address, new_key: &SigningKey) -> Action {
+    Action::RotateOperatorKey(pb::RotateOperatorKey {
+        operator: operator.0.to_vec(),
+        new_public_key: new_key.public_key().0.to_vec(),
+    })
+}
+
+/// `RotateIssuerKey` action.
+pub fn rotate_issuer_key(new_key: &SigningKey) -> Action {
+    Action::RotateIssuerKey(pb::RotateIssuerKey {
+        new_public_key: new_key.public_key().0.to_vec(),
+    })
+}
+
 /// The id of a signed transaction.
 pub fn id_of(signed: &pb::SignedTransaction) -> Hash32 {
     tx::tx_id(&signed.body, &signed.signature)

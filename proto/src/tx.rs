@@ -163,6 +163,29 @@ pub enum Action {
         /// Fen, positive.
         amount: u64,
     },
+    /// Issuer: suspend an operator.
+    SuspendOperator {
+        /// The operator.
+        operator: Address,
+    },
+    /// Issuer: lift an operator's suspension.
+    ReinstateOperator {
+        /// The operator.
+        operator: Address,
+    },
+    /// Issuer: replace an operator's auth key.
+    RotateOperatorKey {
+        /// The operator.
+        operator: Address,
+        /// Its new key (usable: a curve point, not of small order).
+        new_public_key: PublicKey,
+    },
+    /// Issuer: replace the issuer key (and the fee account's, which it
+    /// controls).
+    RotateIssuerKey {
+        /// The new key (usable).
+        new_public_key: PublicKey,
+    },
 }
 
 /// A transaction whose bytes are well formed. Whether its signature is valid
@@ -505,6 +528,25 @@ fn decode_action(action: pb::transaction_body::Action) -> Result<Action, TxError
                 }
             })?,
             amount: amount(refund.amount)?,
+        },
+        A::SuspendOperator(suspend) => Action::SuspendOperator {
+            operator: address(&suspend.operator, "suspend_operator.operator")?,
+        },
+        A::ReinstateOperator(reinstate) => Action::ReinstateOperator {
+            operator: address(&reinstate.operator, "reinstate_operator.operator")?,
+        },
+        A::RotateOperatorKey(rotate) => Action::RotateOperatorKey {
+            operator: address(&rotate.operator, "rotate_operator_key.operator")?,
+            new_public_key: authority_key(
+                &rotate.new_public_key,
+                "rotate_operator_key.new_public_key",
+            )?,
+        },
+        A::RotateIssuerKey(rotate) => Action::RotateIssuerKey {
+            new_public_key: authority_key(
+                &rotate.new_public_key,
+                "rotate_issuer_key.new_public_key",
+            )?,
         },
     })
 }

@@ -806,3 +806,291 @@ fn a_block_that_would_break_conservation_is_refused_and_undone() {
     // The same block, without the bug, applies.
     assert!(ledger.apply_block(&block).is_ok());
 }
+
+/// A block holding `action` from `signer` (for `sender`) is refused whole
+/// because the key it names is not usable, and changes nothing.
+fn assert_key_refused(
+    f: &mut Fixture,
+    sender: Address,
+    signer: &SigningKey,
+    action: yuchain_proto::pb::transaction_body::Action,
+    field: &str,
+) {
+    let root = f.chain.ledger.state_root();
+    let tx = f.chain.tx_for(sender, signer, action);
+    let result = f.chain.apply(vec![tx]);
+    f.chain.unbump(sender);
+    match result {
+        Err(crate::BlockError::InvalidTransaction {
+            error: yuchain_proto::error::TxError::InvalidField { field: got, .. },
+            ..
+        }) => assert_eq!(got, field),
+        other => panic!("expected a refused key in {field}, got {other:?}"),
+    }
+    assert_eq!(f.chain.ledger.state_root(), root);
+}
+
+/// Keys no one may be given: the identity (small order) and bytes that are
+/// no curve point.
+fn unusable_keys() -> [yuchain_proto::PublicKey; 2] {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut off_curve = [0u8; 32];
+    off_curve[0] = 2;
+    [
+        yuchain_proto::PublicKey(identity),
+        yuchain_proto::PublicKey(off_curve),
+    ]
+}
+
+#[test]
+fn the_issuer_suspends_and_reinstates_an_operator() {
+    let mut f = Fixture::new();
+    let (bank, alice, bob) = (f.bank.clone(), f.alice.clone(), f.bob.clone());
+    let issuer = f.chain.issuer.clone();
+    let bank_address = address_of(&bank);
+    // Only the issuer, only on an operator.
+    let other_bank = f.chain.operators[1].clone();
+    assert_eq!(
+        f.run(&other_bank, suspend_operator(bank_address)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&alice, suspend_operator(bank_address)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&issuer, suspend_operator(Address::system("nobody"))),
+        ResultCode::UnknownAccount
+    );
+    assert_eq!(
+        f.run(&issuer, suspend_operator(address_of(&alice))),
+        ResultCode::NotAnOperator
+    );
+    assert_eq!(
+        f.run(&issuer, reinstate_operator(bank_address)),
+        ResultCode::NotSuspended
+    );
+    assert_eq!(
+        f.run(&issuer, suspend_operator(bank_address)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.chain.ledger.account(&bank_address).map(|a| a.status),
+        Some(AccountStatus::Suspended)
+    );
+    assert_eq!(
+        f.run(&issuer, suspend_operator(bank_address)),
+        ResultCode::AlreadySuspended
+    );
+    // A suspended operator does nothing an operator does, and gets nothing
+    // issued.
+    let carol = SigningKey::for_test("carol");
+    let alice_address = address_of(&alice);
+    for action in [
+        register_personal(&carol, KycTier::Class2),
+        set_tier(alice_address, KycTier::Class1),
+        freeze(alice_address, FreezeMode::Full),
+        unfreeze(alice_address),
+        rotate_key(alice_address, &carol),
+        close_wallet(address_of(&bob)),
+        transfer(alice_address, 1, ""),
+    ] {
+        assert_eq!(f.run(&bank, action), ResultCode::OperatorSuspended);
+    }
+    assert_eq!(
+        f.run(&issuer, issue(bank_address, 1)),
+        ResultCode::OperatorSuspended
+    );
+    // The issuer may still redeem from it, its customers may still pay it,
+    // and its wallets keep working.
+    assert_eq!(f.run(&issuer, redeem(bank_address, 1)), ResultCode::Ok);
+    assert_eq!(f.run(&alice, transfer(bank_address, 2, "")), ResultCode::Ok);
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&bob), 3, "")),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&alice, merchant_payment(address_of(&f.shop), 4, "o-3")),
+        ResultCode::Ok
+    );
+    // Reinstated, it acts again.
+    assert_eq!(
+        f.run(&issuer, reinstate_operator(bank_address)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&issuer, reinstate_operator(bank_address)),
+        ResultCode::NotSuspended
+    );
+    assert_eq!(
+        f.run(&bank, register_personal(&carol, KycTier::Class2)),
+        ResultCode::Ok
+    );
+    assert_eq!(f.run(&issuer, issue(bank_address, 1)), ResultCode::Ok);
+}
+
+#[test]
+fn the_issuer_rotates_an_operator_key() {
+    let mut f = Fixture::new();
+    let (bank, alice) = (f.bank.clone(), f.alice.clone());
+    let issuer = f.chain.issuer.clone();
+    let bank_address = address_of(&bank);
+    let new_key = SigningKey::for_test("bank new key");
+    assert_eq!(
+        f.run(&bank, rotate_operator_key(bank_address, &new_key)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&alice, rotate_operator_key(bank_address, &new_key)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(
+            &issuer,
+            rotate_operator_key(Address::system("nobody"), &new_key)
+        ),
+        ResultCode::UnknownAccount
+    );
+    assert_eq!(
+        f.run(&issuer, rotate_operator_key(address_of(&alice), &new_key)),
+        ResultCode::NotAnOperator
+    );
+    let issuer_address = address_of(&issuer);
+    for key in unusable_keys() {
+        let action = yuchain_proto::pb::transaction_body::Action::RotateOperatorKey(
+            yuchain_proto::pb::RotateOperatorKey {
+                operator: bank_address.0.to_vec(),
+                new_public_key: key.0.to_vec(),
+            },
+        );
+        assert_key_refused(
+            &mut f,
+            issuer_address,
+            &issuer,
+            action,
+            "rotate_operator_key.new_public_key",
+        );
+    }
+    // A suspended operator's key may be rotated too (suspend, re-key,
+    // reinstate is how a stolen bank key is handled).
+    assert_eq!(
+        f.run(&issuer, suspend_operator(bank_address)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&issuer, rotate_operator_key(bank_address, &new_key)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&issuer, reinstate_operator(bank_address)),
+        ResultCode::Ok
+    );
+    // The old key no longer signs for the operator; the new one does, and
+    // the address, reserve and wallets stay.
+    let carol = SigningKey::for_test("carol");
+    assert_eq!(
+        f.run(&bank, register_personal(&carol, KycTier::Class2)),
+        ResultCode::WrongKey
+    );
+    let reserve = f.chain.balance(&bank_address);
+    assert_eq!(
+        f.run_for(
+            bank_address,
+            &new_key,
+            register_personal(&carol, KycTier::Class2)
+        ),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run_for(
+            bank_address,
+            &new_key,
+            freeze(address_of(&alice), FreezeMode::Full)
+        ),
+        ResultCode::Ok
+    );
+    assert_eq!(f.chain.balance(&bank_address), reserve);
+}
+
+#[test]
+fn the_issuer_key_is_rotated_by_the_issuer_key() {
+    let mut f = Fixture::new();
+    let (bank, alice, bob) = (f.bank.clone(), f.alice.clone(), f.bob.clone());
+    let issuer = f.chain.issuer.clone();
+    let issuer_address = address_of(&issuer);
+    let bank_address = address_of(&bank);
+    let new_issuer = SigningKey::for_test("issuer new key");
+    assert_eq!(
+        f.run(&bank, rotate_issuer_key(&new_issuer)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&alice, rotate_issuer_key(&new_issuer)),
+        ResultCode::Unauthorized
+    );
+    // The fee account shares the issuer key but is not the issuer.
+    assert_eq!(
+        f.run_for(fee_account(), &issuer, rotate_issuer_key(&new_issuer)),
+        ResultCode::Unauthorized
+    );
+    // Someone else's key naming the issuer as sender has no effect at all.
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, rotate_issuer_key(&new_issuer)),
+        ResultCode::WrongKey
+    );
+    for key in unusable_keys() {
+        let action = yuchain_proto::pb::transaction_body::Action::RotateIssuerKey(
+            yuchain_proto::pb::RotateIssuerKey {
+                new_public_key: key.0.to_vec(),
+            },
+        );
+        assert_key_refused(
+            &mut f,
+            issuer_address,
+            &issuer,
+            action,
+            "rotate_issuer_key.new_public_key",
+        );
+    }
+    assert_eq!(
+        f.run(&issuer, rotate_issuer_key(&new_issuer)),
+        ResultCode::Ok
+    );
+    for address in [issuer_address, fee_account()] {
+        assert_eq!(
+            f.chain.ledger.account(&address).map(|a| a.auth_key),
+            Some(new_issuer.public_key())
+        );
+    }
+    // The old key no longer signs for the issuer or the fee account.
+    assert_eq!(f.run(&issuer, issue(bank_address, 1)), ResultCode::WrongKey);
+    assert_eq!(
+        f.run(&issuer, register_operator(&bob, "Bob Bank")),
+        ResultCode::WrongKey
+    );
+    assert_eq!(
+        f.run_for(fee_account(), &issuer, transfer(address_of(&bob), 1, "")),
+        ResultCode::WrongKey
+    );
+    // The new key does everything the issuer does, the address stays.
+    let totals = f.chain.ledger.totals();
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, issue(bank_address, 10)),
+        ResultCode::Ok
+    );
+    assert_eq!(f.chain.ledger.totals().issued, totals.issued + 10);
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, suspend_operator(bank_address)),
+        ResultCode::Ok
+    );
+    let newer = SigningKey::for_test("issuer newer key");
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, rotate_issuer_key(&newer)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, issue(bank_address, 1)),
+        ResultCode::WrongKey
+    );
+}
