@@ -29,6 +29,8 @@ enum Op {
     Freeze { wallet: usize },
     Unfreeze { wallet: usize },
     SetTier { wallet: usize, tier: usize },
+    Suspend,
+    Reinstate,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -42,6 +44,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (3..PARTIES).prop_map(|wallet| Op::Freeze { wallet }),
         1 => (3..PARTIES).prop_map(|wallet| Op::Unfreeze { wallet }),
         1 => (3..7usize, 0..4usize).prop_map(|(wallet, tier)| Op::SetTier { wallet, tier }),
+        1 => Just(Op::Suspend),
+        1 => Just(Op::Reinstate),
     ]
 }
 
@@ -178,6 +182,8 @@ fn sign_ops(world: &mut World, ops: &[Op]) -> Vec<pb::SignedTransaction> {
                 let wallet = world.parties[*wallet].0;
                 world.chain.tx(&bank, set_tier(wallet, TIERS[*tier]))
             }
+            Op::Suspend => world.chain.tx(&issuer, suspend_operator(bank_address)),
+            Op::Reinstate => world.chain.tx(&issuer, reinstate_operator(bank_address)),
         };
         txs.push(tx);
     }
