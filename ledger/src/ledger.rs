@@ -637,7 +637,7 @@ impl Ledger {
             let payment = self.payments.get(&id).expect("touched payments exist");
             entries.push((StateKey::Payment(id), Some(encode(&payment.to_proto()))));
         }
-        debug_assert!(
+        assert!(
             height == self.totals.height,
             "the chain entry names the height"
         );
