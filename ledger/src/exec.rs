@@ -544,6 +544,8 @@ impl Ledger {
         let recipient_tier = recipient.tier;
         let debit = amount.checked_add(fee).ok_or(ResultCode::Overflow)?;
         let mut balances = BalanceChanges::default();
+        balances.seed(from, sender.balance);
+        balances.seed(to, recipient.balance);
         balances.debit(self, from, debit)?;
         balances.credit(self, to, amount)?;
         balances.credit(self, fee_account(), fee)?;
@@ -560,13 +562,17 @@ impl Ledger {
         }
 
         // Every check passed: write.
-        balances.write(self, touched);
-        if let Some((day, spent_day, year, spent_year)) = counters {
-            let sender = self.account_mut(from, touched);
-            sender.spend_day = day;
-            sender.spent_day = spent_day;
-            sender.spend_year = year;
-            sender.spent_year = spent_year;
+        for (address, balance) in balances.entries() {
+            let account = self.account_mut(address, touched);
+            account.balance = balance;
+            if address == from
+                && let Some((day, spent_day, year, spent_year)) = counters
+            {
+                account.spend_day = day;
+                account.spent_day = spent_day;
+                account.spend_year = year;
+                account.spent_year = spent_year;
+            }
         }
         Ok(())
     }
@@ -612,26 +618,51 @@ impl Ledger {
     }
 }
 
-/// The new balances of the few accounts one payment moves, computed with
-/// checked arithmetic before anything is written.
+/// The new balances of the few accounts one payment moves (sender,
+/// recipient, fee account: at most three), computed with checked arithmetic
+/// before anything is written. Kept inline, with no allocation: it runs for
+/// every payment.
 #[derive(Default)]
 struct BalanceChanges {
-    /// (account, its balance after the changes so far); at most three.
-    balances: Vec<(Address, u64)>,
+    /// (account, its balance after the changes so far), `len` of them used.
+    balances: [(Address, u64); 3],
+    len: usize,
 }
 
 impl BalanceChanges {
+    /// Starts `address` at `balance`, read by the caller from the ledger.
+    fn seed(&mut self, address: Address, balance: u64) {
+        if self.position(address).is_none() {
+            self.push(address, balance);
+        }
+    }
+
+    fn position(&self, address: Address) -> Option<usize> {
+        self.balances[..self.len]
+            .iter()
+            .position(|(a, _)| *a == address)
+    }
+
+    fn push(&mut self, address: Address, balance: u64) -> usize {
+        assert!(
+            self.len < self.balances.len(),
+            "a payment moves at most three balances"
+        );
+        self.balances[self.len] = (address, balance);
+        self.len += 1;
+        self.len - 1
+    }
+
     /// The running balance of `address` (from the ledger on first use).
     fn slot(&mut self, ledger: &Ledger, address: Address) -> Result<&mut u64, ResultCode> {
-        let index = match self.balances.iter().position(|(a, _)| *a == address) {
+        let index = match self.position(address) {
             Some(index) => index,
             None => {
                 let account = ledger
                     .accounts
                     .get(&address)
                     .ok_or(ResultCode::UnknownAccount)?;
-                self.balances.push((address, account.balance));
-                self.balances.len() - 1
+                self.push(address, account.balance)
             }
         };
         Ok(&mut self.balances[index].1)
@@ -655,14 +686,16 @@ impl BalanceChanges {
     }
 
     fn balance(&self, address: Address) -> Option<u64> {
-        self.balances
-            .iter()
-            .find(|(a, _)| *a == address)
-            .map(|(_, balance)| *balance)
+        self.position(address).map(|index| self.balances[index].1)
+    }
+
+    /// Every changed account and its new balance.
+    fn entries(&self) -> impl Iterator<Item = (Address, u64)> + '_ {
+        self.balances[..self.len].iter().copied()
     }
 
     fn write(self, ledger: &mut Ledger, touched: &mut Touched) {
-        for (address, balance) in self.balances {
+        for (address, balance) in self.entries() {
             ledger.account_mut(address, touched).balance = balance;
         }
     }

@@ -104,6 +104,17 @@ pub(crate) struct Touched {
 }
 
 impl Touched {
+    /// Room for a block of `transactions` (about two accounts each).
+    pub(crate) fn with_capacity(transactions: usize) -> Touched {
+        let accounts = transactions.saturating_mul(2);
+        Touched {
+            accounts: Vec::with_capacity(accounts.saturating_mul(2)),
+            payments: Vec::new(),
+            prior_accounts: HashMap::with_capacity(accounts),
+            prior_payments: HashMap::new(),
+        }
+    }
+
     /// Records that `address` is about to change, and its value before the
     /// block's first change (`None`: the block creates it).
     pub(crate) fn remember_account(
@@ -524,7 +535,7 @@ impl Ledger {
             day,
             year: civil_year(day),
         };
-        let mut touched = Touched::default();
+        let mut touched = Touched::with_capacity(transactions.len());
         let mut receipts = Vec::with_capacity(transactions.len());
         let mut history = Vec::new();
         for (index, tx) in transactions.iter().enumerate() {
