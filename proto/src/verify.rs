@@ -21,7 +21,11 @@
 //! node), and every signature of a failing batch is judged by single
 //! verification, which is the rule itself.
 //!
-//! A failing batch is split into [`FALLBACK_GROUPS`] groups, each checked as
+//! A batch is cut into chunks of a fixed 128 signatures, one equation each,
+//! spread over the cores; the chunks never depend on the number of threads,
+//! so every node checks the same equations.
+//!
+//! A failing batch is split into `FALLBACK_GROUPS` (8) groups, each checked as
 //! a batch, and the signatures of failing groups are checked one by one. A
 //! few bad signatures among many cost little more than the batch, and a
 //! batch of nothing but bad signatures costs about twice single checks, not
