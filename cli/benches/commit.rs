@@ -19,7 +19,7 @@ use std::sync::Arc;
 use yuchain_cli::persist::{Committer, block_commit};
 use yuchain_ledger::testkit::TransferLoad;
 use yuchain_proto::pb;
-use yuchain_proto::tx::{Action, DecodedTx};
+use yuchain_proto::tx::{Action, VerifiedTx};
 use yuchain_storage::{BlockStore, RocksStore};
 
 #[path = "../../ledger/benches/common/mod.rs"]
@@ -33,7 +33,7 @@ use common::{BLOCK_TRANSFERS, accounts, reference};
 fn next_block(
     load: &mut TransferLoad,
     chain_id: &str,
-) -> (pb::BlockHeader, Vec<DecodedTx>, pb::Block) {
+) -> (pb::BlockHeader, Vec<VerifiedTx>, pb::Block) {
     let (header, txs) = load.block(BLOCK_TRANSFERS);
     let transactions = txs
         .iter()

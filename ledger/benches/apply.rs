@@ -6,8 +6,8 @@
 //! same run, for the ratios. (c), with the synced RocksDB commit, is
 //! `cargo bench -p yuchain-cli --bench commit`.
 //!
-//! `cargo bench -p yuchain-ledger --bench apply`; set `APPLY_ACCOUNTS` for a
-//! smaller state while iterating.
+//! `cargo bench -p yuchain-ledger --bench apply --features bench-load`; set
+//! `APPLY_ACCOUNTS` for a smaller state while iterating.
 
 #![allow(missing_docs)]
 

@@ -72,6 +72,20 @@ pub enum BlockError {
         /// The limit.
         limit: usize,
     },
+    /// Executing the block would have broken conservation: the balances it
+    /// changed moved by another amount than it issued minus redeemed. This
+    /// is a ledger bug, never bad input; the block is undone and refused.
+    #[error(
+        "block {height} would move balances by {balance_delta} fen while issuing minus redeeming {supply_delta} fen"
+    )]
+    ConservationViolated {
+        /// The block's height.
+        height: u64,
+        /// The sum of the balance changes.
+        balance_delta: i128,
+        /// Issued minus redeemed in the block.
+        supply_delta: i128,
+    },
     /// A transaction that can never be valid (bad bytes or signature): an
     /// honest proposer never includes one.
     #[error("transaction {index} is invalid: {error}")]

@@ -7,7 +7,7 @@
 //! expired, closed sender) changes nothing at all.
 
 use yuchain_proto::pb::{AccountKind, AccountStatus, FreezeMode, ResultCode};
-use yuchain_proto::tx::{Action, DecodedTx, WalletKind};
+use yuchain_proto::tx::{Action, VerifiedTx, WalletKind};
 use yuchain_proto::{Address, Hash32, PublicKey};
 
 use crate::ledger::{Ledger, Touched};
@@ -24,7 +24,7 @@ pub(crate) struct Context {
 type Outcome = Result<(), ResultCode>;
 
 /// The accounts a transaction involves, for their histories (sender first).
-pub(crate) fn participants(tx: &DecodedTx, ledger: &Ledger) -> Vec<Address> {
+pub(crate) fn participants(tx: &VerifiedTx, ledger: &Ledger) -> Vec<Address> {
     let other = match &tx.action {
         Action::Issue { operator, .. } | Action::Redeem { operator, .. } => Some(*operator),
         Action::RegisterOperator { public_key, .. } | Action::RegisterWallet { public_key, .. } => {
@@ -38,6 +38,10 @@ pub(crate) fn participants(tx: &DecodedTx, ledger: &Ledger) -> Vec<Address> {
         Action::Transfer { to, .. } => Some(*to),
         Action::MerchantPayment { merchant, .. } => Some(*merchant),
         Action::Refund { payment_id, .. } => ledger.payment(payment_id).map(|p| p.payer),
+        Action::SuspendOperator { operator }
+        | Action::ReinstateOperator { operator }
+        | Action::RotateOperatorKey { operator, .. } => Some(*operator),
+        Action::RotateIssuerKey { .. } => Some(fee_account()),
     };
     let mut accounts = vec![tx.sender];
     if let Some(other) = other
@@ -54,11 +58,11 @@ impl Ledger {
     /// charged.
     pub(crate) fn execute(
         &mut self,
-        tx: &DecodedTx,
+        tx: &VerifiedTx,
         context: &Context,
         touched: &mut Touched,
     ) -> (ResultCode, u64) {
-        let Some(sender) = self.accounts.get_mut(&tx.sender) else {
+        let Some(sender) = self.accounts.get(&tx.sender) else {
             return (ResultCode::UnknownSender, 0);
         };
         if sender.status == AccountStatus::Closed {
@@ -76,9 +80,8 @@ impl Ledger {
         let Some(next_sequence) = sender.next_sequence.checked_add(1) else {
             return (ResultCode::BadSequence, 0);
         };
-        sender.next_sequence = next_sequence;
         let sender_kind = sender.kind;
-        touched.accounts.push(tx.sender);
+        self.account_mut(tx.sender, touched).next_sequence = next_sequence;
 
         let Some(fee) = self.fee_for(&tx.action, sender_kind) else {
             return (ResultCode::Overflow, 0);
@@ -93,7 +96,9 @@ impl Ledger {
     }
 
     fn fee_for(&self, action: &Action, sender_kind: AccountKind) -> Option<u64> {
-        if sender_kind == AccountKind::Issuer {
+        // The treasury pays no fees: not as the issuer, and not from the fee
+        // account, which would only pay them to itself.
+        if matches!(sender_kind, AccountKind::Issuer | AccountKind::Fee) {
             return Some(0);
         }
         let fees = &self.params.fees;
@@ -107,7 +112,7 @@ impl Ledger {
 
     fn execute_action(
         &mut self,
-        tx: &DecodedTx,
+        tx: &VerifiedTx,
         fee: u64,
         context: &Context,
         touched: &mut Touched,
@@ -184,7 +189,7 @@ impl Ledger {
                     Some(_) => {}
                 }
                 self.pay(sender, *merchant, *amount, fee, Some(context), touched)?;
-                self.payments.insert(
+                self.insert_payment(
                     tx.id,
                     Payment {
                         payer: sender,
@@ -193,13 +198,84 @@ impl Ledger {
                         refunded: 0,
                         order_id: order_id.clone(),
                     },
+                    touched,
                 );
-                touched.payments.push(tx.id);
                 Ok(())
             }
             Action::Refund { payment_id, amount } => {
                 self.refund(sender, *payment_id, *amount, fee, touched)
             }
+            Action::SuspendOperator { operator } => {
+                self.govern_operator(sender, *operator, touched, |account| {
+                    if account.status == AccountStatus::Suspended {
+                        return Err(ResultCode::AlreadySuspended);
+                    }
+                    account.status = AccountStatus::Suspended;
+                    Ok(())
+                })
+            }
+            Action::ReinstateOperator { operator } => {
+                self.govern_operator(sender, *operator, touched, |account| {
+                    if account.status != AccountStatus::Suspended {
+                        return Err(ResultCode::NotSuspended);
+                    }
+                    account.status = AccountStatus::Active;
+                    Ok(())
+                })
+            }
+            Action::RotateOperatorKey {
+                operator,
+                new_public_key,
+            } => self.govern_operator(sender, *operator, touched, |account| {
+                account.auth_key = *new_public_key;
+                Ok(())
+            }),
+            Action::RotateIssuerKey { new_public_key } => {
+                self.require_kind(sender, AccountKind::Issuer)?;
+                // The treasury's key signs for the issuer and the fee
+                // account alike: both move, or the old key would keep the
+                // fee account.
+                self.account_mut(sender, touched).auth_key = *new_public_key;
+                self.account_mut(fee_account(), touched).auth_key = *new_public_key;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the issuer's change on an operator: the sender must be the
+    /// issuer and the target an operator.
+    fn govern_operator(
+        &mut self,
+        sender: Address,
+        operator: Address,
+        touched: &mut Touched,
+        change: impl FnOnce(&mut Account) -> Outcome,
+    ) -> Outcome {
+        self.require_kind(sender, AccountKind::Issuer)?;
+        let account = self
+            .accounts
+            .get(&operator)
+            .ok_or(ResultCode::UnknownAccount)?;
+        if account.kind != AccountKind::Operator {
+            return Err(ResultCode::NotAnOperator);
+        }
+        let mut updated = account.clone();
+        change(&mut updated)?;
+        self.insert_account(updated, touched);
+        Ok(())
+    }
+
+    /// Checks that `sender` is an operator that is not suspended.
+    fn require_active_operator(&self, sender: Address) -> Outcome {
+        match self.accounts.get(&sender) {
+            Some(account) if account.kind == AccountKind::Operator => {
+                if account.status == AccountStatus::Suspended {
+                    Err(ResultCode::OperatorSuspended)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(ResultCode::Unauthorized),
         }
     }
 
@@ -224,10 +300,15 @@ impl Ledger {
         amount: u64,
         touched: &mut Touched,
     ) -> Outcome {
-        let balance = self
-            .reserve_for_issuer(sender, operator)?
-            .checked_add(amount)
-            .ok_or(ResultCode::Overflow)?;
+        let balance = self.reserve_for_issuer(sender, operator)?;
+        if self
+            .accounts
+            .get(&operator)
+            .is_some_and(|account| account.status == AccountStatus::Suspended)
+        {
+            return Err(ResultCode::OperatorSuspended);
+        }
+        let balance = balance.checked_add(amount).ok_or(ResultCode::Overflow)?;
         let issued = self
             .totals
             .issued
@@ -276,8 +357,7 @@ impl Ledger {
             return Err(ResultCode::AccountExists);
         }
         operator.name = name.to_string();
-        touched.accounts.push(operator.address);
-        self.accounts.insert(operator.address, operator);
+        self.insert_account(operator, touched);
         Ok(())
     }
 
@@ -289,7 +369,7 @@ impl Ledger {
         fee: u64,
         touched: &mut Touched,
     ) -> Outcome {
-        self.require_kind(sender, AccountKind::Operator)?;
+        self.require_active_operator(sender)?;
         let mut wallet = match kind {
             WalletKind::Personal(tier) => {
                 let mut wallet = Account::new(public_key, AccountKind::Personal);
@@ -312,8 +392,7 @@ impl Ledger {
         }
         self.charge_fee(sender, fee, touched)?;
         wallet.operator = Some(sender);
-        touched.accounts.push(wallet.address);
-        self.accounts.insert(wallet.address, wallet);
+        self.insert_account(wallet, touched);
         Ok(())
     }
 
@@ -335,14 +414,14 @@ impl Ledger {
         if account.operator != Some(sender) {
             return Err(ResultCode::Unauthorized);
         }
+        self.require_active_operator(sender)?;
         if account.status == AccountStatus::Closed {
             return Err(ResultCode::RecipientClosed);
         }
         let mut updated = account.clone();
         change(&self.params, &mut updated)?;
         self.charge_fee(sender, fee, touched)?;
-        touched.accounts.push(wallet);
-        self.accounts.insert(wallet, updated);
+        self.insert_account(updated, touched);
         Ok(())
     }
 
@@ -368,12 +447,12 @@ impl Ledger {
         if refunded > payment.amount {
             return Err(ResultCode::RefundExceedsPayment);
         }
+        let mut payment = payment.clone();
         let payer = payment.payer;
         // A refund is not spending: the merchant's limits do not apply.
         self.pay(sender, payer, amount, fee, None, touched)?;
-        let payment = self.payments.get_mut(&payment_id).expect("checked above");
         payment.refunded = refunded;
-        touched.payments.push(payment_id);
+        self.insert_payment(payment_id, payment, touched);
         Ok(())
     }
 
@@ -408,13 +487,16 @@ impl Ledger {
             AccountStatus::Frozen | AccountStatus::ReceiveOnly => {
                 return Err(ResultCode::SenderFrozen);
             }
+            AccountStatus::Suspended => return Err(ResultCode::OperatorSuspended),
             AccountStatus::Closed | AccountStatus::Unspecified => {
                 return Err(ResultCode::SenderClosed);
             }
         }
         let recipient = self.accounts.get(&to).ok_or(ResultCode::UnknownAccount)?;
         match recipient.status {
-            AccountStatus::Active | AccountStatus::ReceiveOnly => {}
+            // A suspended operator still receives, like a receive-only
+            // wallet: its customers may pay it back.
+            AccountStatus::Active | AccountStatus::ReceiveOnly | AccountStatus::Suspended => {}
             AccountStatus::Frozen => return Err(ResultCode::RecipientFrozen),
             AccountStatus::Closed | AccountStatus::Unspecified => {
                 return Err(ResultCode::RecipientClosed);
@@ -454,57 +536,42 @@ impl Ledger {
         }
 
         // Funds: checked after the limits, so a payment over its class's
-        // limit is reported as such whatever the balance.
+        // limit is reported as such whatever the balance. Every balance moves
+        // through one list, so an account in two roles (the fee account
+        // paying, or refunded) is debited and credited on its running
+        // balance, never written twice from stale values.
+        let recipient_kind = recipient.kind;
+        let recipient_tier = recipient.tier;
         let debit = amount.checked_add(fee).ok_or(ResultCode::Overflow)?;
-        let sender_balance = sender
-            .balance
-            .checked_sub(debit)
-            .ok_or(ResultCode::InsufficientFunds)?;
+        let mut balances = BalanceChanges::default();
+        balances.seed(from, sender.balance);
+        balances.seed(to, recipient.balance);
+        balances.debit(self, from, debit)?;
+        balances.credit(self, to, amount)?;
+        balances.credit(self, fee_account(), fee)?;
 
         // The recipient's balance cap.
-        let recipient_balance = recipient
-            .balance
-            .checked_add(amount)
-            .ok_or(ResultCode::Overflow)?;
-        if recipient.kind == AccountKind::Personal {
+        if recipient_kind == AccountKind::Personal {
             let cap = self
                 .params
-                .limits(recipient.tier)
+                .limits(recipient_tier)
                 .and_then(|limits| limits.balance_max);
-            if cap.is_some_and(|cap| recipient_balance > cap) {
+            if cap.is_some_and(|cap| balances.balance(to) > Some(cap)) {
                 return Err(ResultCode::BalanceLimitExceeded);
             }
         }
-        let fee_account = fee_account();
-        let fee_balance = if fee > 0 {
-            let fees = self
-                .accounts
-                .get(&fee_account)
-                .expect("the fee account exists from genesis");
-            Some(fees.balance.checked_add(fee).ok_or(ResultCode::Overflow)?)
-        } else {
-            None
-        };
 
         // Every check passed: write.
-        let sender = self.account_mut(from, touched);
-        sender.balance = sender_balance;
-        if let Some((day, spent_day, year, spent_year)) = counters {
-            sender.spend_day = day;
-            sender.spent_day = spent_day;
-            sender.spend_year = year;
-            sender.spent_year = spent_year;
-        }
-        if to == fee_account {
-            // Paying the fee account: the fee lands after the amount.
-            let recipient = self.account_mut(to, touched);
-            recipient.balance = recipient_balance
-                .checked_add(fee)
-                .expect("fee account balance checked above");
-        } else {
-            self.account_mut(to, touched).balance = recipient_balance;
-            if let Some(fee_balance) = fee_balance {
-                self.account_mut(fee_account, touched).balance = fee_balance;
+        for (address, balance) in balances.entries() {
+            let account = self.account_mut(address, touched);
+            account.balance = balance;
+            if address == from
+                && let Some((day, spent_day, year, spent_year)) = counters
+            {
+                account.spend_day = day;
+                account.spent_day = spent_day;
+                account.spend_year = year;
+                account.spent_year = spent_year;
             }
         }
         Ok(())
@@ -515,19 +582,10 @@ impl Ledger {
         if fee == 0 {
             return Ok(());
         }
-        let account = self.accounts.get(&payer).ok_or(ResultCode::UnknownSender)?;
-        let balance = account
-            .balance
-            .checked_sub(fee)
-            .ok_or(ResultCode::InsufficientFunds)?;
-        let fee_account = fee_account();
-        let fees = self
-            .accounts
-            .get(&fee_account)
-            .expect("the fee account exists from genesis");
-        let fee_balance = fees.balance.checked_add(fee).ok_or(ResultCode::Overflow)?;
-        self.account_mut(payer, touched).balance = balance;
-        self.account_mut(fee_account, touched).balance = fee_balance;
+        let mut balances = BalanceChanges::default();
+        balances.debit(self, payer, fee)?;
+        balances.credit(self, fee_account(), fee)?;
+        balances.write(self, touched);
         Ok(())
     }
 
@@ -538,10 +596,107 @@ impl Ledger {
         }
     }
 
-    fn account_mut(&mut self, address: Address, touched: &mut Touched) -> &mut Account {
-        touched.accounts.push(address);
+    /// The account at `address`, to change it; remembers its value before
+    /// the block's first change, for the block's conservation check.
+    pub(crate) fn account_mut(&mut self, address: Address, touched: &mut Touched) -> &mut Account {
+        touched.remember_account(&self.accounts, address);
         self.accounts
             .get_mut(&address)
             .expect("checked to exist before writing")
+    }
+
+    /// Writes a whole account (new or changed).
+    fn insert_account(&mut self, account: Account, touched: &mut Touched) {
+        touched.remember_account(&self.accounts, account.address);
+        self.accounts.insert(account.address, account);
+    }
+
+    /// Writes a merchant payment record (new or changed).
+    fn insert_payment(&mut self, id: Hash32, payment: Payment, touched: &mut Touched) {
+        touched.remember_payment(&self.payments, id);
+        self.payments.insert(id, payment);
+    }
+}
+
+/// The new balances of the few accounts one payment moves (sender,
+/// recipient, fee account: at most three), computed with checked arithmetic
+/// before anything is written. Kept inline, with no allocation: it runs for
+/// every payment.
+#[derive(Default)]
+struct BalanceChanges {
+    /// (account, its balance after the changes so far), `len` of them used.
+    balances: [(Address, u64); 3],
+    len: usize,
+}
+
+impl BalanceChanges {
+    /// Starts `address` at `balance`, read by the caller from the ledger.
+    fn seed(&mut self, address: Address, balance: u64) {
+        if self.position(address).is_none() {
+            self.push(address, balance);
+        }
+    }
+
+    fn position(&self, address: Address) -> Option<usize> {
+        self.balances[..self.len]
+            .iter()
+            .position(|(a, _)| *a == address)
+    }
+
+    fn push(&mut self, address: Address, balance: u64) -> usize {
+        assert!(
+            self.len < self.balances.len(),
+            "a payment moves at most three balances"
+        );
+        self.balances[self.len] = (address, balance);
+        self.len += 1;
+        self.len - 1
+    }
+
+    /// The running balance of `address` (from the ledger on first use).
+    fn slot(&mut self, ledger: &Ledger, address: Address) -> Result<&mut u64, ResultCode> {
+        let index = match self.position(address) {
+            Some(index) => index,
+            None => {
+                let account = ledger
+                    .accounts
+                    .get(&address)
+                    .ok_or(ResultCode::UnknownAccount)?;
+                self.push(address, account.balance)
+            }
+        };
+        Ok(&mut self.balances[index].1)
+    }
+
+    fn debit(&mut self, ledger: &Ledger, address: Address, amount: u64) -> Outcome {
+        let balance = self.slot(ledger, address)?;
+        *balance = balance
+            .checked_sub(amount)
+            .ok_or(ResultCode::InsufficientFunds)?;
+        Ok(())
+    }
+
+    fn credit(&mut self, ledger: &Ledger, address: Address, amount: u64) -> Outcome {
+        if amount == 0 {
+            return Ok(());
+        }
+        let balance = self.slot(ledger, address)?;
+        *balance = balance.checked_add(amount).ok_or(ResultCode::Overflow)?;
+        Ok(())
+    }
+
+    fn balance(&self, address: Address) -> Option<u64> {
+        self.position(address).map(|index| self.balances[index].1)
+    }
+
+    /// Every changed account and its new balance.
+    fn entries(&self) -> impl Iterator<Item = (Address, u64)> + '_ {
+        self.balances[..self.len].iter().copied()
+    }
+
+    fn write(self, ledger: &mut Ledger, touched: &mut Touched) {
+        for (address, balance) in self.entries() {
+            ledger.account_mut(address, touched).balance = balance;
+        }
     }
 }

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use prost::Message as _;
 use yuchain_proto::hash::merkle_root;
 use yuchain_proto::pb::{self, AccountKind, ResultCode};
-use yuchain_proto::tx::{self, DecodedTx};
+use yuchain_proto::tx::{self, VerifiedTx};
 use yuchain_proto::{Address, Domain, Hash32};
 
 use crate::error::{BlockError, GenesisError, LoadError};
@@ -91,11 +91,50 @@ pub struct Ledger {
 }
 
 /// Accounts and payments a block touched (with repeats; sorted and
-/// deduplicated when the block is committed).
+/// deduplicated when the block is committed), and the value each had before
+/// the block first changed it: what the block's conservation check compares
+/// against, and what undoes a refused block.
 #[derive(Default)]
 pub(crate) struct Touched {
     pub(crate) accounts: Vec<Address>,
     pub(crate) payments: Vec<Hash32>,
+    /// Looked up by key only; never iterated where order matters.
+    prior_accounts: HashMap<Address, Option<Account>>,
+    prior_payments: HashMap<Hash32, Option<Payment>>,
+}
+
+impl Touched {
+    /// Room for a block of `transactions` (about two accounts each).
+    pub(crate) fn with_capacity(transactions: usize) -> Touched {
+        let accounts = transactions.saturating_mul(2);
+        Touched {
+            accounts: Vec::with_capacity(accounts.saturating_mul(2)),
+            payments: Vec::new(),
+            prior_accounts: HashMap::with_capacity(accounts),
+            prior_payments: HashMap::new(),
+        }
+    }
+
+    /// Records that `address` is about to change, and its value before the
+    /// block's first change (`None`: the block creates it).
+    pub(crate) fn remember_account(
+        &mut self,
+        accounts: &HashMap<Address, Account>,
+        address: Address,
+    ) {
+        self.accounts.push(address);
+        self.prior_accounts
+            .entry(address)
+            .or_insert_with(|| accounts.get(&address).cloned());
+    }
+
+    /// Records that the payment `id` is about to change, likewise.
+    pub(crate) fn remember_payment(&mut self, payments: &HashMap<Hash32, Payment>, id: Hash32) {
+        self.payments.push(id);
+        self.prior_payments
+            .entry(id)
+            .or_insert_with(|| payments.get(&id).cloned());
+    }
 }
 
 impl Ledger {
@@ -336,8 +375,8 @@ impl Ledger {
 
     /// Checks a block against this ledger and verifies every signature
     /// (batched, on all cores), without changing anything. Returns the
-    /// decoded transactions for [`Ledger::apply_checked`].
-    pub fn check_block(&self, block: &pb::Block) -> Result<Vec<DecodedTx>, BlockError> {
+    /// verified transactions for [`Ledger::apply_checked`].
+    pub fn check_block(&self, block: &pb::Block) -> Result<Vec<VerifiedTx>, BlockError> {
         let header = block.header.as_ref().ok_or(BlockError::MissingHeader)?;
         self.check_header(header, block.transactions.len())?;
         let results = tx::decode_and_verify_all(&block.transactions, &self.chain_id);
@@ -368,14 +407,35 @@ impl Ledger {
 
     /// Applies a block whose transactions were already decoded and verified
     /// (by [`Ledger::check_block`], or by the node's admission pipeline, which
-    /// verifies each transaction once). The header is checked again.
+    /// verifies each transaction once): a [`VerifiedTx`] only comes from
+    /// signature verification. The header is checked again.
     pub fn apply_checked(
         &mut self,
         header: &pb::BlockHeader,
-        transactions: &[DecodedTx],
+        transactions: &[VerifiedTx],
     ) -> Result<AppliedBlock, BlockError> {
         self.check_header(header, transactions.len())?;
+        let totals_before = self.totals;
         let (receipts, history, touched) = self.execute_all(header, transactions);
+        self.finish_block(header, totals_before, receipts, history, touched)
+    }
+
+    /// Checks that an executed block conserved money and commits it; a block
+    /// that did not is undone and refused.
+    pub(crate) fn finish_block(
+        &mut self,
+        header: &pb::BlockHeader,
+        totals_before: ChainTotals,
+        receipts: Vec<pb::Receipt>,
+        history: Vec<(Address, u32, Hash32)>,
+        mut touched: Touched,
+    ) -> Result<AppliedBlock, BlockError> {
+        touched.accounts.sort_unstable();
+        touched.accounts.dedup();
+        if let Err(error) = self.check_block_conservation(header.height, &touched, &totals_before) {
+            self.undo(touched, totals_before);
+            return Err(error);
+        }
         let height = header.height;
         let block_hash = block_hash(header);
         let receipts_root = receipts_root(&receipts);
@@ -384,7 +444,6 @@ impl Ledger {
         self.totals.block_hash = block_hash;
         self.totals.receipts_root = receipts_root;
         let (state_changes, tree_diff) = self.commit_state(height, touched);
-        debug_assert!(self.check_conservation().is_ok(), "money is conserved");
         Ok(AppliedBlock {
             height,
             block_hash,
@@ -397,6 +456,60 @@ impl Ledger {
         })
     }
 
+    /// Conservation over one block, from what it changed alone: the balances
+    /// of the accounts it touched moved by exactly what it issued minus what
+    /// it redeemed. (With conservation at genesis, this keeps the sum of all
+    /// balances equal to issued minus redeemed at every height.)
+    fn check_block_conservation(
+        &self,
+        height: u64,
+        touched: &Touched,
+        totals_before: &ChainTotals,
+    ) -> Result<(), BlockError> {
+        // Each term is below 2^64 and a block touches fewer than 2^63
+        // accounts, so the i128 sums cannot overflow.
+        let mut balance_delta: i128 = 0;
+        for address in &touched.accounts {
+            let after = self.accounts.get(address).map_or(0, |a| a.balance);
+            let before = touched
+                .prior_accounts
+                .get(address)
+                .and_then(|prior| prior.as_ref())
+                .map_or(0, |a| a.balance);
+            balance_delta += i128::from(after) - i128::from(before);
+        }
+        let issued = i128::from(self.totals.issued) - i128::from(totals_before.issued);
+        let redeemed = i128::from(self.totals.redeemed) - i128::from(totals_before.redeemed);
+        let supply_delta = issued - redeemed;
+        if balance_delta == supply_delta {
+            Ok(())
+        } else {
+            Err(BlockError::ConservationViolated {
+                height,
+                balance_delta,
+                supply_delta,
+            })
+        }
+    }
+
+    /// Puts back every account, payment and total a block changed.
+    fn undo(&mut self, touched: Touched, totals_before: ChainTotals) {
+        // Each key is restored on its own, so the order does not matter.
+        for (address, prior) in touched.prior_accounts {
+            match prior {
+                Some(account) => self.accounts.insert(address, account),
+                None => self.accounts.remove(&address),
+            };
+        }
+        for (id, prior) in touched.prior_payments {
+            match prior {
+                Some(payment) => self.payments.insert(id, payment),
+                None => self.payments.remove(&id),
+            };
+        }
+        self.totals = totals_before;
+    }
+
     /// Executes transactions with no header checks and no state commitment,
     /// leaving the tree behind the accounts: only for measuring execution
     /// alone. A ledger used this way must not apply blocks afterwards.
@@ -404,16 +517,16 @@ impl Ledger {
     pub fn execute_without_commitment(
         &mut self,
         header: &pb::BlockHeader,
-        transactions: &[DecodedTx],
+        transactions: &[VerifiedTx],
     ) -> Vec<pb::Receipt> {
         self.execute_all(header, transactions).0
     }
 
     /// Runs every transaction of a block, in order.
-    fn execute_all(
+    pub(crate) fn execute_all(
         &mut self,
         header: &pb::BlockHeader,
-        transactions: &[DecodedTx],
+        transactions: &[VerifiedTx],
     ) -> (Vec<pb::Receipt>, Vec<(Address, u32, Hash32)>, Touched) {
         let height = header.height;
         let day = shanghai_day(header.timestamp_ms);
@@ -422,7 +535,7 @@ impl Ledger {
             day,
             year: civil_year(day),
         };
-        let mut touched = Touched::default();
+        let mut touched = Touched::with_capacity(transactions.len());
         let mut receipts = Vec::with_capacity(transactions.len());
         let mut history = Vec::new();
         for (index, tx) in transactions.iter().enumerate() {
@@ -513,6 +626,7 @@ impl Ledger {
         let Touched {
             mut accounts,
             mut payments,
+            ..
         } = touched;
         accounts.sort_unstable();
         accounts.dedup();
@@ -534,7 +648,7 @@ impl Ledger {
             let payment = self.payments.get(&id).expect("touched payments exist");
             entries.push((StateKey::Payment(id), Some(encode(&payment.to_proto()))));
         }
-        debug_assert!(
+        assert!(
             height == self.totals.height,
             "the chain entry names the height"
         );

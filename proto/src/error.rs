@@ -84,6 +84,13 @@ pub enum TxError {
     /// The bytes are not a protobuf message of the right type.
     #[error("malformed transaction: {0}")]
     Malformed(String),
+    /// The body bytes decode, but are not the body's canonical encoding (the
+    /// one prost writes: fields in number order, each at most once, none at
+    /// its default value, no unknown fields, minimal varints). Only the
+    /// canonical form is accepted, so one intent has one byte form and one
+    /// id.
+    #[error("transaction body is not in canonical protobuf encoding")]
+    NonCanonical,
     /// A field has the wrong length or an unknown enum value.
     #[error("invalid field {field}: {reason}")]
     InvalidField {

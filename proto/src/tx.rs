@@ -2,10 +2,17 @@
 //!
 //! A transaction is `{body, signature}`; the signature covers
 //! [`TX_SIGNATURE_PREFIX`] followed by the exact body bytes, and the body is
-//! decoded from those bytes, never re-encoded, so a wallet in any language
-//! can sign. [`decode`] turns a signed transaction into a typed
-//! [`DecodedTx`] with every shape check done; [`decode_and_verify_all`] adds
-//! the signature check, batched on all cores.
+//! decoded from those bytes, so a wallet in any language can sign. The bytes
+//! must be the body's canonical protobuf encoding — fields in field-number
+//! order, each at most once, none at its default value (0, empty), no
+//! unknown fields, minimal varints and lengths — or the transaction is
+//! refused ([`TxError::NonCanonical`]): one intent has one byte form and one
+//! id. The encoding prost (and most protobuf libraries' deterministic mode)
+//! writes is canonical; wallets should re-check theirs against it. [`decode`] turns a signed transaction into a typed
+//! [`DecodedTx`] with every shape check done; [`decode_and_verify_all`] (and
+//! [`decode_and_verify`] for one) adds the signature check, batched on all
+//! cores, and is the only way to get a [`VerifiedTx`], the only thing the
+//! ledger executes.
 
 use prost::Message as _;
 
@@ -156,6 +163,29 @@ pub enum Action {
         /// Fen, positive.
         amount: u64,
     },
+    /// Issuer: suspend an operator.
+    SuspendOperator {
+        /// The operator.
+        operator: Address,
+    },
+    /// Issuer: lift an operator's suspension.
+    ReinstateOperator {
+        /// The operator.
+        operator: Address,
+    },
+    /// Issuer: replace an operator's auth key.
+    RotateOperatorKey {
+        /// The operator.
+        operator: Address,
+        /// Its new key (usable: a curve point, not of small order).
+        new_public_key: PublicKey,
+    },
+    /// Issuer: replace the issuer key (and the fee account's, which it
+    /// controls).
+    RotateIssuerKey {
+        /// The new key (usable).
+        new_public_key: PublicKey,
+    },
 }
 
 /// A transaction whose bytes are well formed. Whether its signature is valid
@@ -180,9 +210,58 @@ pub struct DecodedTx {
     pub action: Action,
 }
 
+/// A transaction whose signature verified under the consensus rule: only
+/// [`decode_and_verify_all`] and [`decode_and_verify`] build one (its field
+/// is private), so code that takes a `VerifiedTx` cannot be handed an
+/// unchecked signature. It reads as the [`DecodedTx`] it wraps.
+///
+/// Decoding alone gives no `VerifiedTx`, and one cannot be assembled by
+/// hand:
+///
+/// ```compile_fail
+/// use yuchain_proto::tx::{DecodedTx, VerifiedTx};
+/// fn forge(tx: DecodedTx) -> VerifiedTx {
+///     VerifiedTx(tx)
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedTx(DecodedTx);
+
+impl VerifiedTx {
+    /// The decoded transaction.
+    pub fn decoded(&self) -> &DecodedTx {
+        &self.0
+    }
+
+    /// Gives up the proof of verification.
+    pub fn into_decoded(self) -> DecodedTx {
+        self.0
+    }
+
+    /// Treats `tx` as verified without checking anything. Only with the
+    /// `bench-unverified` feature, which benchmarks of execution enable for
+    /// synthetic loads whose keys are not even curve points; a node or CLI
+    /// build never has it (`cargo tree -e features -i yuchain-proto` shows
+    /// who enables it).
+    #[cfg(feature = "bench-unverified")]
+    #[doc(hidden)]
+    pub fn assume_verified_for_benchmarks(tx: DecodedTx) -> VerifiedTx {
+        VerifiedTx(tx)
+    }
+}
+
+impl std::ops::Deref for VerifiedTx {
+    type Target = DecodedTx;
+
+    fn deref(&self) -> &DecodedTx {
+        &self.0
+    }
+}
+
 /// Decodes a signed transaction and checks everything that needs no state and
-/// no signature check: size, encoding, field lengths, enum values, positive
-/// amounts and the chain id.
+/// no signature check: size, encoding (which must be canonical: see
+/// [`TxError::NonCanonical`]), field lengths, enum values, positive amounts
+/// and the chain id.
 pub fn decode(signed: &pb::SignedTransaction, chain_id: &str) -> Result<DecodedTx, TxError> {
     let size = signed.encoded_len();
     if size > TX_SIZE_BYTES_MAX {
@@ -198,6 +277,12 @@ pub fn decode(signed: &pb::SignedTransaction, chain_id: &str) -> Result<DecodedT
         })?;
     let body = pb::TransactionBody::decode(signed.body.as_slice())
         .map_err(|error| TxError::Malformed(error.to_string()))?;
+    // One intent, one byte form: prost skips unknown fields, keeps the last
+    // of a repeated scalar and reads non-minimal varints, so many byte
+    // strings decode to this body. Only the one prost writes is accepted.
+    if body.encoded_len() != signed.body.len() || body.encode_to_vec() != signed.body {
+        return Err(TxError::NonCanonical);
+    }
     if body.chain_id != chain_id {
         return Err(TxError::WrongChain {
             expected: chain_id.to_string(),
@@ -231,12 +316,27 @@ pub fn decode_bytes(bytes: &[u8], chain_id: &str) -> Result<DecodedTx, TxError> 
     decode(&signed, chain_id)
 }
 
+/// Decodes one transaction and verifies its signature (singly, under the
+/// consensus rule).
+pub fn decode_and_verify(
+    signed: &pb::SignedTransaction,
+    chain_id: &str,
+) -> Result<VerifiedTx, TxError> {
+    let tx = decode(signed, chain_id)?;
+    crate::verify::verify_one(
+        &tx.public_key,
+        &signing_message(&signed.body),
+        &tx.signature,
+    )?;
+    Ok(VerifiedTx(tx))
+}
+
 /// Decodes every transaction and verifies all their signatures in one batch
 /// on all cores. The result has one entry per input, in order.
 pub fn decode_and_verify_all(
     signed: &[pb::SignedTransaction],
     chain_id: &str,
-) -> Vec<Result<DecodedTx, TxError>> {
+) -> Vec<Result<VerifiedTx, TxError>> {
     let mut results: Vec<Result<DecodedTx, TxError>> =
         signed.iter().map(|tx| decode(tx, chain_id)).collect();
     let messages: Vec<(usize, Vec<u8>)> = results
@@ -266,7 +366,11 @@ pub fn decode_and_verify_all(
         .unwrap_or(crate::error::SignatureError::Invalid);
         results[index] = Err(TxError::BadSignature(error));
     }
+    // Every entry still `Ok` is one whose signature the batch accepted.
     results
+        .into_iter()
+        .map(|result| result.map(VerifiedTx))
+        .collect()
 }
 
 fn truncated(text: &str, limit: usize) -> String {
@@ -425,6 +529,25 @@ fn decode_action(action: pb::transaction_body::Action) -> Result<Action, TxError
             })?,
             amount: amount(refund.amount)?,
         },
+        A::SuspendOperator(suspend) => Action::SuspendOperator {
+            operator: address(&suspend.operator, "suspend_operator.operator")?,
+        },
+        A::ReinstateOperator(reinstate) => Action::ReinstateOperator {
+            operator: address(&reinstate.operator, "reinstate_operator.operator")?,
+        },
+        A::RotateOperatorKey(rotate) => Action::RotateOperatorKey {
+            operator: address(&rotate.operator, "rotate_operator_key.operator")?,
+            new_public_key: authority_key(
+                &rotate.new_public_key,
+                "rotate_operator_key.new_public_key",
+            )?,
+        },
+        A::RotateIssuerKey(rotate) => Action::RotateIssuerKey {
+            new_public_key: authority_key(
+                &rotate.new_public_key,
+                "rotate_issuer_key.new_public_key",
+            )?,
+        },
     })
 }
 
@@ -533,6 +656,27 @@ mod tests {
     }
 
     #[test]
+    fn only_a_good_signature_gives_a_verified_transaction() {
+        let key = SigningKey::for_test("alice");
+        let good = sign(&transfer_body(&key, 500), &key);
+        let verified = decode_and_verify(&good, CHAIN).expect("valid");
+        assert_eq!(verified.decoded(), &decode(&good, CHAIN).expect("decodes"));
+        let mut forged = good.clone();
+        forged.signature[5] ^= 1;
+        // Decoding does not look at the signature; verification does.
+        assert!(decode(&forged, CHAIN).is_ok());
+        assert!(matches!(
+            decode_and_verify(&forged, CHAIN),
+            Err(TxError::BadSignature(_))
+        ));
+        let by_another = sign(&transfer_body(&key, 500), &SigningKey::for_test("mallory"));
+        assert!(matches!(
+            decode_and_verify(&by_another, CHAIN),
+            Err(TxError::BadSignature(_))
+        ));
+    }
+
+    #[test]
     fn oversized_bytes_are_refused_before_decoding() {
         let bytes = vec![0u8; TX_SIZE_BYTES_MAX + 1];
         assert!(matches!(
@@ -541,25 +685,133 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn the_signature_covers_the_exact_body_bytes_not_a_re_encoding() {
-        // Append an unknown field to the body: prost ignores it on decode, so a
-        // re-encoding would drop it. The signature must still be over the
-        // bytes as sent, and the id must differ from the plain body's.
-        let key = SigningKey::for_test("alice");
-        let mut body = transfer_body(&key, 1).encode_to_vec();
-        let plain_id = {
-            let signature = key.sign(&signing_message(&body));
-            tx_id(&body, &signature.0)
-        };
-        body.extend_from_slice(&[0xf8, 0x06, 0x01]); // field 111, varint 1
+    /// Signs raw body bytes as they are.
+    fn sign_bytes(body: Vec<u8>, key: &SigningKey) -> pb::SignedTransaction {
         let signature = key.sign(&signing_message(&body));
-        let signed = pb::SignedTransaction {
+        pb::SignedTransaction {
             body,
             signature: signature.0.to_vec(),
+        }
+    }
+
+    #[test]
+    fn only_the_canonical_encoding_of_a_body_is_accepted() {
+        // One payment, one byte form, one id: every other encoding that
+        // decodes to the same body is refused, even though it is signed.
+        let key = SigningKey::for_test("alice");
+        let mut body = transfer_body(&key, 500);
+        body.sequence = 7;
+        body.max_fee = 3;
+        // Each field encoded alone; the canonical body is them in field
+        // order.
+        let only = |f: &dyn Fn(&mut pb::TransactionBody)| {
+            let mut part = pb::TransactionBody::default();
+            f(&mut part);
+            part.encode_to_vec()
         };
-        let results = decode_and_verify_all(std::slice::from_ref(&signed), CHAIN);
-        let tx = results[0].as_ref().expect("valid with unknown field");
-        assert_ne!(tx.id, plain_id);
+        let chain = only(&|b| b.chain_id = body.chain_id.clone());
+        let sender = only(&|b| b.sender = body.sender.clone());
+        let public_key = only(&|b| b.public_key = body.public_key.clone());
+        let sequence = only(&|b| b.sequence = body.sequence);
+        let expiry = only(&|b| b.expiry_height = body.expiry_height);
+        let max_fee = only(&|b| b.max_fee = body.max_fee);
+        let action = only(&|b| b.action = body.action.clone());
+        assert_eq!(sequence, vec![0x20, 0x07]);
+        let join = |parts: &[&Vec<u8>]| {
+            parts
+                .iter()
+                .flat_map(|p| p.iter().copied())
+                .collect::<Vec<u8>>()
+        };
+        let canonical = join(&[
+            &chain,
+            &sender,
+            &public_key,
+            &sequence,
+            &expiry,
+            &max_fee,
+            &action,
+        ]);
+        assert_eq!(canonical, body.encode_to_vec());
+
+        let mut unknown_field = canonical.clone();
+        unknown_field.extend_from_slice(&[0xf8, 0x06, 0x01]); // field 111, varint 1
+        let repeated_scalar = join(&[
+            &chain,
+            &sender,
+            &public_key,
+            &sequence,
+            &sequence,
+            &expiry,
+            &max_fee,
+            &action,
+        ]);
+        let non_minimal_varint = join(&[
+            &chain,
+            &sender,
+            &public_key,
+            &vec![0x20, 0x87, 0x00], // 7 in two bytes
+            &expiry,
+            &max_fee,
+            &action,
+        ]);
+        let swapped = join(&[
+            &sender,
+            &chain,
+            &public_key,
+            &sequence,
+            &expiry,
+            &max_fee,
+            &action,
+        ]);
+        let explicit_default = join(&[
+            &chain,
+            &sender,
+            &public_key,
+            &sequence,
+            &expiry,
+            &max_fee,
+            &vec![0x30, 0x00], // max_fee = 0 again, written out
+            &action,
+        ]);
+        let mut long_length = chain.clone();
+        long_length[1] |= 0x80; // the chain id's length in two bytes
+        long_length.insert(2, 0x00);
+        let non_minimal_length = join(&[
+            &long_length,
+            &sender,
+            &public_key,
+            &sequence,
+            &expiry,
+            &max_fee,
+            &action,
+        ]);
+
+        let variants = [
+            ("unknown field", unknown_field),
+            ("repeated scalar", repeated_scalar),
+            ("non-minimal varint", non_minimal_varint),
+            ("fields out of order", swapped),
+            ("default value written out", explicit_default),
+            ("non-minimal length", non_minimal_length),
+        ];
+        let mut inputs = vec![sign_bytes(canonical.clone(), &key)];
+        for (name, bytes) in &variants {
+            // Each still decodes to the same body: only its form is wrong.
+            let decoded = pb::TransactionBody::decode(bytes.as_slice()).expect(name);
+            assert_eq!(decoded.chain_id, body.chain_id, "{name}");
+            assert_eq!(decoded.sequence, 7, "{name}");
+            inputs.push(sign_bytes(bytes.clone(), &key));
+        }
+        let results = decode_and_verify_all(&inputs, CHAIN);
+        let tx = results[0].as_ref().expect("the canonical body is accepted");
+        assert_eq!(tx.id, tx_id(&canonical, &inputs[0].signature));
+        for ((name, _), result) in variants.iter().zip(&results[1..]) {
+            assert_eq!(
+                result.as_ref().err(),
+                Some(&TxError::NonCanonical),
+                "{name}"
+            );
+        }
     }
 }

@@ -21,7 +21,11 @@
 //! node), and every signature of a failing batch is judged by single
 //! verification, which is the rule itself.
 //!
-//! A failing batch is split into [`FALLBACK_GROUPS`] groups, each checked as
+//! A batch is cut into chunks of a fixed 128 signatures, one equation each,
+//! spread over the cores; the chunks never depend on the number of threads,
+//! so every node checks the same equations.
+//!
+//! A failing batch is split into `FALLBACK_GROUPS` (8) groups, each checked as
 //! a batch, and the signatures of failing groups are checked one by one. A
 //! few bad signatures among many cost little more than the batch, and a
 //! batch of nothing but bad signatures costs about twice single checks, not
@@ -46,9 +50,13 @@ use crate::keys::{PublicKey, Signature};
 /// equation's fixed cost is not worth it.
 const BATCH_SIZE_MIN: usize = 4;
 
-/// The most signatures one thread checks in one batch equation. Larger chunks
-/// gain little and split work across cores worse.
-const CHUNK_SIZE_MAX: usize = 256;
+/// How many consecutive signatures of a batch share one batch equation (the
+/// last chunk may hold fewer). A fixed number, never derived from the
+/// machine: nodes with different core counts must check exactly the same
+/// equations, or a bad signature that slips through one equation (with
+/// probability about 2^-128) would split them. Chunks are spread over the
+/// cores; larger ones gain little per signature and balance worse.
+pub(crate) const EQUATION_CHUNK_SIZE: usize = 128;
 
 /// Into how many groups a failing batch is split before single checks.
 const FALLBACK_GROUPS: usize = 8;
@@ -78,30 +86,35 @@ pub struct SignedMessage<'a> {
 }
 
 /// Verifies many signatures under the consensus rule, on all cores of the
-/// current rayon pool. Returns the indices of the invalid ones, in ascending
-/// order; empty means all are valid. The answer is exactly what
+/// current rayon pool, one batch equation per 128 consecutive signatures
+/// (the same equations on every machine). Returns the indices of the
+/// invalid ones, in ascending order; empty means all are valid. The answer is exactly what
 /// [`verify_one`] would say for each item.
 pub fn verify_batch(items: &[SignedMessage<'_>]) -> Vec<usize> {
     if items.is_empty() {
         return Vec::new();
     }
-    let threads = rayon::current_num_threads().max(1);
-    let chunk_size = items
-        .len()
-        .div_ceil(threads)
-        .clamp(BATCH_SIZE_MIN, CHUNK_SIZE_MAX);
-    let mut bad: Vec<usize> = items
-        .par_chunks(chunk_size)
-        .enumerate()
-        .flat_map_iter(|(chunk_index, chunk)| {
-            let offset = chunk_index * chunk_size;
+    let mut bad: Vec<usize> = equation_chunks(items.len())
+        .into_par_iter()
+        .flat_map_iter(|range| {
+            let offset = range.start;
             let mut bad = Vec::new();
-            verify_chunk(chunk, offset, &mut bad);
+            verify_chunk(&items[range], offset, &mut bad);
             bad
         })
         .collect();
     bad.sort_unstable();
     bad
+}
+
+/// The ranges of a batch of `len` signatures that each get one batch
+/// equation: consecutive runs of [`EQUATION_CHUNK_SIZE`], whatever the
+/// number of threads.
+pub(crate) fn equation_chunks(len: usize) -> Vec<std::ops::Range<usize>> {
+    (0..len)
+        .step_by(EQUATION_CHUNK_SIZE)
+        .map(|start| start..start.saturating_add(EQUATION_CHUNK_SIZE).min(len))
+        .collect()
 }
 
 /// Checks `items` (which start at `offset` in the caller's slice) and pushes
@@ -285,6 +298,37 @@ mod tests {
             .expect("pool");
         let bad = pool.install(|| verify_batch(&items(&keys, &signatures, &messages)));
         assert_eq!(bad, vec![3]);
+    }
+
+    #[test]
+    fn the_batch_equations_do_not_depend_on_the_number_of_threads() {
+        // Every node must check the same equations for the same batch, or a
+        // batch holding a bad signature could pass on some nodes (with
+        // probability about 2^-128 each) and not on others.
+        let in_pool = |threads: usize, len: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool")
+                .install(|| equation_chunks(len))
+        };
+        for len in [
+            0, 1, 3, 4, 5, 63, 64, 65, 127, 128, 129, 1_000, 1_024, 10_000,
+        ] {
+            let one = in_pool(1, len);
+            assert_eq!(one, in_pool(2, len), "{len} signatures, 2 threads");
+            assert_eq!(one, in_pool(3, len), "{len} signatures, 3 threads");
+            assert_eq!(one, equation_chunks(len), "{len} signatures, default pool");
+            // The chunks cover the batch in order, each at most the fixed size.
+            let mut next = 0;
+            for range in &one {
+                assert_eq!(range.start, next);
+                assert!(range.end > range.start);
+                assert!(range.len() <= EQUATION_CHUNK_SIZE);
+                next = range.end;
+            }
+            assert_eq!(next, len);
+        }
     }
 
     /// `signature` with s replaced by s + delta (mod ℓ).

@@ -706,3 +706,391 @@ fn a_ledger_reloaded_from_its_persisted_changes_continues_identically() {
         Err(crate::LoadError::RootMismatch { .. })
     ));
 }
+
+#[test]
+fn the_fee_account_paying_with_fees_creates_no_money() {
+    // The issuer's key signs for the fee account. With a non-zero fee, the
+    // fee account's payment used to credit it with the fee computed from
+    // its balance before the debit, so `amount + fee` fen appeared.
+    let mut params = ChainParams::default();
+    params.fees.transfer = FeeRule {
+        flat: 5,
+        basis_points: 100,
+        max: None,
+    };
+    params.fees.merchant_payment = params.fees.transfer.clone();
+    params.fees.refund = params.fees.transfer.clone();
+    let mut f = Fixture::with_params(params);
+    let (alice, bob, shop) = (f.alice.clone(), f.bob.clone(), f.shop.clone());
+    let issuer = f.chain.issuer.clone();
+    // Fill the fee account with real fees: 5 + 1% of 50,000 = 505 fen.
+    let setup_fees = f.chain.balance(&fee_account());
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&bob), 50_000, "")),
+        ResultCode::Ok
+    );
+    let fees = f.chain.balance(&fee_account());
+    assert_eq!(fees, setup_fees + 505);
+    let bob_before = f.balance(&bob);
+    let supply = f.chain.ledger.totals().outstanding();
+    let tx = f
+        .chain
+        .tx_for(fee_account(), &issuer, transfer(address_of(&bob), 100, ""));
+    let applied = f.chain.apply(vec![tx]).expect("the block applies");
+    assert_eq!(TestChain::codes(&applied), vec![ResultCode::Ok]);
+    // The fee account pays no fee: it would pay it to itself.
+    assert_eq!(applied.receipts[0].fee, 0);
+    assert_eq!(f.balance(&bob), bob_before + 100);
+    assert_eq!(f.chain.balance(&fee_account()), fees - 100);
+    assert_eq!(f.chain.ledger.totals().outstanding(), supply);
+    // A merchant payment by the fee account, refunded to it: the refund's
+    // fee is the merchant's, the fee account is the recipient.
+    let payment = f.chain.tx_for(
+        fee_account(),
+        &issuer,
+        merchant_payment(address_of(&shop), 200, "o-1"),
+    );
+    let payment_id = id_of(&payment);
+    let applied = f.chain.apply(vec![payment]).expect("block");
+    assert_eq!(TestChain::codes(&applied), vec![ResultCode::Ok]);
+    assert_eq!(applied.receipts[0].fee, 0);
+    f.chain.ledger.check_conservation().expect("conservation");
+    assert_eq!(f.balance(&shop), 200);
+    // The merchant pays the refund fee (5 + 1 fen) to the fee account.
+    assert_eq!(f.run(&shop, refund(payment_id, 100)), ResultCode::Ok);
+    assert_eq!(f.balance(&shop), 200 - 100 - 6);
+    assert_eq!(f.chain.balance(&fee_account()), fees - 100 - 200 + 100 + 6);
+    assert_eq!(f.chain.ledger.totals().outstanding(), supply);
+}
+
+#[test]
+fn a_block_that_would_break_conservation_is_refused_and_undone() {
+    // No action breaks conservation any more, so a bug is simulated: after
+    // executing a real block, one more fen is written into a balance.
+    let mut f = Fixture::new();
+    let (alice, bob, shop) = (f.alice.clone(), f.bob.clone(), f.shop.clone());
+    let issuer = f.chain.issuer.clone();
+    let txs = vec![
+        f.chain
+            .tx(&alice, merchant_payment(address_of(&shop), 300, "o-2")),
+        f.chain.tx(&issuer, issue(address_of(&f.bank), 1_000)),
+        f.chain.tx(&bob, register_personal(&bob, KycTier::Class1)),
+    ];
+    let ledger = &mut f.chain.ledger;
+    let root = ledger.state_root();
+    let totals = ledger.totals();
+    let accounts = ledger.accounts.clone();
+    let payments = ledger.payments.clone();
+    let block = ledger.build_block(txs, f.chain.time_ms);
+    let header = block.header.clone().expect("header");
+    let decoded = ledger.check_block(&block).expect("valid block");
+    let (receipts, history, mut touched) = ledger.execute_all(&header, &decoded);
+    assert_eq!(receipts[0].code, ResultCode::Ok as i32);
+    assert_eq!(receipts[1].code, ResultCode::Ok as i32);
+    ledger.account_mut(address_of(&bob), &mut touched).balance += 1;
+    let result = ledger.finish_block(&header, totals, receipts, history, touched);
+    assert_eq!(
+        result.map(|applied| applied.height),
+        Err(crate::BlockError::ConservationViolated {
+            height: header.height,
+            balance_delta: 1_001,
+            supply_delta: 1_000,
+        })
+    );
+    // Nothing changed: balances, sequences, the payment record, the totals,
+    // the root.
+    assert_eq!(ledger.accounts, accounts);
+    assert_eq!(ledger.payments, payments);
+    assert_eq!(ledger.totals(), totals);
+    assert_eq!(ledger.state_root(), root);
+    // The same block, without the bug, applies.
+    assert!(ledger.apply_block(&block).is_ok());
+}
+
+/// A block holding `action` from `signer` (for `sender`) is refused whole
+/// because the key it names is not usable, and changes nothing.
+fn assert_key_refused(
+    f: &mut Fixture,
+    sender: Address,
+    signer: &SigningKey,
+    action: yuchain_proto::pb::transaction_body::Action,
+    field: &str,
+) {
+    let root = f.chain.ledger.state_root();
+    let tx = f.chain.tx_for(sender, signer, action);
+    let result = f.chain.apply(vec![tx]);
+    f.chain.unbump(sender);
+    match result {
+        Err(crate::BlockError::InvalidTransaction {
+            error: yuchain_proto::error::TxError::InvalidField { field: got, .. },
+            ..
+        }) => assert_eq!(got, field),
+        other => panic!("expected a refused key in {field}, got {other:?}"),
+    }
+    assert_eq!(f.chain.ledger.state_root(), root);
+}
+
+/// Keys no one may be given: the identity (small order) and bytes that are
+/// no curve point.
+fn unusable_keys() -> [yuchain_proto::PublicKey; 2] {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut off_curve = [0u8; 32];
+    off_curve[0] = 2;
+    [
+        yuchain_proto::PublicKey(identity),
+        yuchain_proto::PublicKey(off_curve),
+    ]
+}
+
+#[test]
+fn the_issuer_suspends_and_reinstates_an_operator() {
+    let mut f = Fixture::new();
+    let (bank, alice, bob) = (f.bank.clone(), f.alice.clone(), f.bob.clone());
+    let issuer = f.chain.issuer.clone();
+    let bank_address = address_of(&bank);
+    // Only the issuer, only on an operator.
+    let other_bank = f.chain.operators[1].clone();
+    assert_eq!(
+        f.run(&other_bank, suspend_operator(bank_address)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&alice, suspend_operator(bank_address)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&issuer, suspend_operator(Address::system("nobody"))),
+        ResultCode::UnknownAccount
+    );
+    assert_eq!(
+        f.run(&issuer, suspend_operator(address_of(&alice))),
+        ResultCode::NotAnOperator
+    );
+    assert_eq!(
+        f.run(&issuer, reinstate_operator(bank_address)),
+        ResultCode::NotSuspended
+    );
+    assert_eq!(
+        f.run(&issuer, suspend_operator(bank_address)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.chain.ledger.account(&bank_address).map(|a| a.status),
+        Some(AccountStatus::Suspended)
+    );
+    assert_eq!(
+        f.run(&issuer, suspend_operator(bank_address)),
+        ResultCode::AlreadySuspended
+    );
+    // A suspended operator does nothing an operator does, and gets nothing
+    // issued.
+    let carol = SigningKey::for_test("carol");
+    let alice_address = address_of(&alice);
+    for action in [
+        register_personal(&carol, KycTier::Class2),
+        set_tier(alice_address, KycTier::Class1),
+        freeze(alice_address, FreezeMode::Full),
+        unfreeze(alice_address),
+        rotate_key(alice_address, &carol),
+        close_wallet(address_of(&bob)),
+        transfer(alice_address, 1, ""),
+    ] {
+        assert_eq!(f.run(&bank, action), ResultCode::OperatorSuspended);
+    }
+    assert_eq!(
+        f.run(&issuer, issue(bank_address, 1)),
+        ResultCode::OperatorSuspended
+    );
+    // The issuer may still redeem from it, its customers may still pay it,
+    // and its wallets keep working.
+    assert_eq!(f.run(&issuer, redeem(bank_address, 1)), ResultCode::Ok);
+    assert_eq!(f.run(&alice, transfer(bank_address, 2, "")), ResultCode::Ok);
+    assert_eq!(
+        f.run(&alice, transfer(address_of(&bob), 3, "")),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&alice, merchant_payment(address_of(&f.shop), 4, "o-3")),
+        ResultCode::Ok
+    );
+    // Reinstated, it acts again.
+    assert_eq!(
+        f.run(&issuer, reinstate_operator(bank_address)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&issuer, reinstate_operator(bank_address)),
+        ResultCode::NotSuspended
+    );
+    assert_eq!(
+        f.run(&bank, register_personal(&carol, KycTier::Class2)),
+        ResultCode::Ok
+    );
+    assert_eq!(f.run(&issuer, issue(bank_address, 1)), ResultCode::Ok);
+}
+
+#[test]
+fn the_issuer_rotates_an_operator_key() {
+    let mut f = Fixture::new();
+    let (bank, alice) = (f.bank.clone(), f.alice.clone());
+    let issuer = f.chain.issuer.clone();
+    let bank_address = address_of(&bank);
+    let new_key = SigningKey::for_test("bank new key");
+    assert_eq!(
+        f.run(&bank, rotate_operator_key(bank_address, &new_key)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&alice, rotate_operator_key(bank_address, &new_key)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(
+            &issuer,
+            rotate_operator_key(Address::system("nobody"), &new_key)
+        ),
+        ResultCode::UnknownAccount
+    );
+    assert_eq!(
+        f.run(&issuer, rotate_operator_key(address_of(&alice), &new_key)),
+        ResultCode::NotAnOperator
+    );
+    let issuer_address = address_of(&issuer);
+    for key in unusable_keys() {
+        let action = yuchain_proto::pb::transaction_body::Action::RotateOperatorKey(
+            yuchain_proto::pb::RotateOperatorKey {
+                operator: bank_address.0.to_vec(),
+                new_public_key: key.0.to_vec(),
+            },
+        );
+        assert_key_refused(
+            &mut f,
+            issuer_address,
+            &issuer,
+            action,
+            "rotate_operator_key.new_public_key",
+        );
+    }
+    // A suspended operator's key may be rotated too (suspend, re-key,
+    // reinstate is how a stolen bank key is handled).
+    assert_eq!(
+        f.run(&issuer, suspend_operator(bank_address)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&issuer, rotate_operator_key(bank_address, &new_key)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run(&issuer, reinstate_operator(bank_address)),
+        ResultCode::Ok
+    );
+    // The old key no longer signs for the operator; the new one does, and
+    // the address, reserve and wallets stay.
+    let carol = SigningKey::for_test("carol");
+    assert_eq!(
+        f.run(&bank, register_personal(&carol, KycTier::Class2)),
+        ResultCode::WrongKey
+    );
+    let reserve = f.chain.balance(&bank_address);
+    assert_eq!(
+        f.run_for(
+            bank_address,
+            &new_key,
+            register_personal(&carol, KycTier::Class2)
+        ),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run_for(
+            bank_address,
+            &new_key,
+            freeze(address_of(&alice), FreezeMode::Full)
+        ),
+        ResultCode::Ok
+    );
+    assert_eq!(f.chain.balance(&bank_address), reserve);
+}
+
+#[test]
+fn the_issuer_key_is_rotated_by_the_issuer_key() {
+    let mut f = Fixture::new();
+    let (bank, alice, bob) = (f.bank.clone(), f.alice.clone(), f.bob.clone());
+    let issuer = f.chain.issuer.clone();
+    let issuer_address = address_of(&issuer);
+    let bank_address = address_of(&bank);
+    let new_issuer = SigningKey::for_test("issuer new key");
+    assert_eq!(
+        f.run(&bank, rotate_issuer_key(&new_issuer)),
+        ResultCode::Unauthorized
+    );
+    assert_eq!(
+        f.run(&alice, rotate_issuer_key(&new_issuer)),
+        ResultCode::Unauthorized
+    );
+    // The fee account shares the issuer key but is not the issuer.
+    assert_eq!(
+        f.run_for(fee_account(), &issuer, rotate_issuer_key(&new_issuer)),
+        ResultCode::Unauthorized
+    );
+    // Someone else's key naming the issuer as sender has no effect at all.
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, rotate_issuer_key(&new_issuer)),
+        ResultCode::WrongKey
+    );
+    for key in unusable_keys() {
+        let action = yuchain_proto::pb::transaction_body::Action::RotateIssuerKey(
+            yuchain_proto::pb::RotateIssuerKey {
+                new_public_key: key.0.to_vec(),
+            },
+        );
+        assert_key_refused(
+            &mut f,
+            issuer_address,
+            &issuer,
+            action,
+            "rotate_issuer_key.new_public_key",
+        );
+    }
+    assert_eq!(
+        f.run(&issuer, rotate_issuer_key(&new_issuer)),
+        ResultCode::Ok
+    );
+    for address in [issuer_address, fee_account()] {
+        assert_eq!(
+            f.chain.ledger.account(&address).map(|a| a.auth_key),
+            Some(new_issuer.public_key())
+        );
+    }
+    // The old key no longer signs for the issuer or the fee account.
+    assert_eq!(f.run(&issuer, issue(bank_address, 1)), ResultCode::WrongKey);
+    assert_eq!(
+        f.run(&issuer, register_operator(&bob, "Bob Bank")),
+        ResultCode::WrongKey
+    );
+    assert_eq!(
+        f.run_for(fee_account(), &issuer, transfer(address_of(&bob), 1, "")),
+        ResultCode::WrongKey
+    );
+    // The new key does everything the issuer does, the address stays.
+    let totals = f.chain.ledger.totals();
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, issue(bank_address, 10)),
+        ResultCode::Ok
+    );
+    assert_eq!(f.chain.ledger.totals().issued, totals.issued + 10);
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, suspend_operator(bank_address)),
+        ResultCode::Ok
+    );
+    let newer = SigningKey::for_test("issuer newer key");
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, rotate_issuer_key(&newer)),
+        ResultCode::Ok
+    );
+    assert_eq!(
+        f.run_for(issuer_address, &new_issuer, issue(bank_address, 1)),
+        ResultCode::WrongKey
+    );
+}
