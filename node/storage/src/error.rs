@@ -129,6 +129,19 @@ pub enum Error {
         detail: String,
     },
 
+    /// Another safety store, in this process or another, has the record
+    /// open. Two writers of one record could each let out a vote the other
+    /// does not know about.
+    #[error(
+        "consensus safety record {path} is in use by another process or handle (its lock file \
+         {path}.lock is held): stop the other validator process on this home first",
+        path = .path.display()
+    )]
+    SafetyRecordInUse {
+        /// The record file.
+        path: PathBuf,
+    },
+
     /// A safety write would pass one of the store's bounds; nothing was
     /// written.
     #[error("safety data rejected: {what} is {size}, the maximum is {max}")]

@@ -15,6 +15,12 @@
 //! let a validator vote again in a round it already voted in. A missing file
 //! is [`Error::NotFound`]: only [`FileSafetyStore::create`] makes one.
 //!
+//! A store holds an exclusive `flock` on `<file>.lock` for its lifetime, so
+//! a second process (or a second handle) on the same record is refused with
+//! [`Error::SafetyRecordInUse`]: two writers of one record could each let a
+//! vote out that the other does not know about. The lock file is left in
+//! place when the store closes; it holds no data.
+//!
 //! The record, all integers big-endian:
 //!
 //! | bytes | field |
@@ -203,6 +209,8 @@ impl<'a> Reader<'a> {
 pub struct FileSafetyStore {
     path: PathBuf,
     temporary: PathBuf,
+    /// `<file>.lock`, exclusively locked while this store lives.
+    _lock: File,
     /// Serialises writers, who share the temporary file. Held across the
     /// fsyncs; readers never take it.
     writes: Mutex<()>,
@@ -216,29 +224,41 @@ impl FileSafetyStore {
     /// record is never reset); the directory must exist.
     pub fn create(path: impl AsRef<Path>) -> Result<FileSafetyStore> {
         let path = path.as_ref();
+        // Locked before the check, so two creators cannot both pass it.
+        let lock = lock_record(path)?;
         if path.symlink_metadata().is_ok() {
             return Err(Error::AlreadyExists {
                 what: "safety record",
                 path: path.to_path_buf(),
             });
         }
-        let store = FileSafetyStore::at(path, Records::new());
+        let store = FileSafetyStore::at(path, Records::new(), lock);
         store.write_file(&encode_records(&Records::new())?)?;
         Ok(store)
     }
 
     /// Opens the record file at `path` and checks it. Fails with
     /// [`Error::NotFound`] if there is none, and with
-    /// [`Error::SafetyRecordCorrupt`] if it is damaged.
+    /// [`Error::SafetyRecordCorrupt`] if it is damaged, and with
+    /// [`Error::SafetyRecordInUse`] if another store has it open.
     pub fn open(path: impl AsRef<Path>) -> Result<FileSafetyStore> {
         let path = path.as_ref();
+        let not_found = || Error::NotFound {
+            what: "safety record",
+            path: path.to_path_buf(),
+        };
+        // Checked first so that opening a missing record creates nothing,
+        // not even the lock file.
+        if path.symlink_metadata().is_err() {
+            return Err(not_found());
+        }
+        // Locked before reading, so no other writer replaces the record
+        // between the read and the first write.
+        let lock = lock_record(path)?;
         let file = match File::open(path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound {
-                    what: "safety record",
-                    path: path.to_path_buf(),
-                });
+                return Err(not_found());
             }
             Err(error) => return Err(Error::io("opening", path)(error)),
         };
@@ -258,7 +278,7 @@ impl FileSafetyStore {
             )));
         }
         let records = decode_records(&bytes).map_err(corrupt)?;
-        Ok(FileSafetyStore::at(path, records))
+        Ok(FileSafetyStore::at(path, records, lock))
     }
 
     /// The record file.
@@ -266,12 +286,11 @@ impl FileSafetyStore {
         &self.path
     }
 
-    fn at(path: &Path, records: Records) -> FileSafetyStore {
-        let mut temporary = path.as_os_str().to_owned();
-        temporary.push(".tmp");
+    fn at(path: &Path, records: Records, lock: File) -> FileSafetyStore {
         FileSafetyStore {
             path: path.to_path_buf(),
-            temporary: PathBuf::from(temporary),
+            temporary: with_suffix(path, ".tmp"),
+            _lock: lock,
             writes: Mutex::new(()),
             records: RwLock::new(records),
         }
@@ -314,6 +333,32 @@ impl FileSafetyStore {
         File::open(directory)
             .and_then(|directory| directory.sync_all())
             .map_err(Error::io("syncing the directory", directory))
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Takes the exclusive lock of the record at `path`, creating its lock file
+/// if needed.
+fn lock_record(path: &Path) -> Result<File> {
+    let lock_path = with_suffix(path, ".lock");
+    let lock = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(Error::io("creating the lock file", &lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::SafetyRecordInUse {
+            path: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(error)) => Err(Error::io("locking", &lock_path)(error)),
     }
 }
 

@@ -114,7 +114,7 @@ fn a_validator_home_with_a_chain_but_no_safety_record_refuses_to_start() {
     let safety = assumed.safety.expect("safety");
     assert_eq!(safety.safety(b"last_vote").expect("get"), None);
     // RocksDB allows one open handle per database.
-    drop(assumed.blocks);
+    drop((assumed.blocks, safety));
     let opened = open_node_home(&home, Role::Validator, &RocksConfig::default()).expect("open");
     assert_fixture_chain(&opened.blocks, 2);
 }
@@ -135,7 +135,7 @@ fn assume_never_voted_keeps_an_existing_record_and_still_refuses_a_corrupt_one()
         safety.safety(b"last_vote").expect("get"),
         Some(b"round 5".to_vec())
     );
-    drop(opened.blocks);
+    drop((opened.blocks, safety));
     std::fs::write(safety_record_path(&home), b"garbage").expect("damage");
     for role in [Role::Validator, Role::ValidatorAssumeNeverVoted] {
         let result = open_node_home(&home, role, &RocksConfig::default());

@@ -152,11 +152,12 @@ fn a_reopened_file_store_has_every_entry_of_the_last_write() {
         Some(b"block a".to_vec())
     );
     // No temporary file is left behind after a completed write.
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .expect("list")
         .map(|entry| entry.expect("entry").file_name())
         .collect();
-    assert_eq!(names, ["safety"]);
+    names.sort();
+    assert_eq!(names, ["safety", "safety.lock"]);
 }
 
 #[test]
@@ -268,9 +269,32 @@ fn a_leftover_temporary_file_does_not_affect_the_record() {
     store
         .put_safety(b"last_vote", b"epoch 1 round 43")
         .expect("put");
+    drop(store);
     let store = FileSafetyStore::open(&path).expect("reopen");
     assert_eq!(
         store.safety(b"last_vote").expect("get"),
         Some(b"epoch 1 round 43".to_vec())
+    );
+}
+
+#[test]
+fn a_safety_record_open_elsewhere_is_refused_until_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("safety");
+    let first = FileSafetyStore::create(&path).expect("create");
+    for attempt in [FileSafetyStore::open(&path), FileSafetyStore::create(&path)] {
+        match attempt {
+            Err(error @ Error::SafetyRecordInUse { .. }) => {
+                assert!(error.to_string().contains("in use"), "{error}");
+            }
+            other => panic!("expected SafetyRecordInUse, got {other:?}"),
+        }
+    }
+    first.put_safety(b"last_vote", b"round 3").expect("put");
+    drop(first);
+    let second = FileSafetyStore::open(&path).expect("open after close");
+    assert_eq!(
+        second.safety(b"last_vote").expect("get"),
+        Some(b"round 3".to_vec())
     );
 }
