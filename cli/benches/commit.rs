@@ -71,7 +71,7 @@ fn commit(c: &mut Criterion) {
     let count = accounts();
     let mut load = TransferLoad::new(count, 1_000_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(RocksStore::open(dir.path().join("db")).expect("open"));
+    let store = Arc::new(RocksStore::create(dir.path().join("db")).expect("create"));
     store
         .commit(&block_commit(None, &load.genesis_applied))
         .expect("genesis commit");

@@ -229,7 +229,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     .map(|name| name.to_string())
     .collect();
     let chain = TestChain::with_operators(&bank_names, ChainParams::default());
-    let store = RocksStore::open(data_dir.join("db")).context("opening RocksDB")?;
+    let store = RocksStore::create(data_dir.join("db")).context("creating RocksDB")?;
     store
         .commit(&block_commit(None, &chain.genesis_applied))
         .context("committing genesis")?;

@@ -129,7 +129,7 @@ fn block_commit(height: u64, shape: &Shape) -> BlockCommit {
 
 fn bench_commit(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = RocksStore::open(dir.path()).expect("open");
+    let store = RocksStore::create(dir.path()).expect("create");
     for height in 0..PREFILL_BLOCKS {
         store
             .commit(&block_commit(height, &REALISTIC))

@@ -8,12 +8,21 @@
 //! [`BlockStore::commit`] returned, possibly plus the one in flight, never a
 //! part of a block.
 //!
-//! Two implementations behave identically and pass one test suite:
+//! Two implementations of each store behave identically and pass one test
+//! suite:
 //!
 //! - [`RocksStore`]: RocksDB, one column family per kind of data (see
 //!   [`rocks`]), synced `WriteBatch` per commit and a consistency check on
-//!   open;
-//! - [`MemStore`]: `BTreeMap`s behind a lock, for tests and the simulator.
+//!   open; [`MemStore`]: `BTreeMap`s behind a lock, for tests and the
+//!   simulator;
+//! - [`FileSafetyStore`]: the consensus safety record in a file of its own,
+//!   replaced atomically and durably on every write and checksummed (see
+//!   [`safety`]); [`MemSafetyStore`]: its in-memory twin.
+//!
+//! A node keeps both in its home directory ([`home`]): [`create_node_home`]
+//! makes one, [`open_node_home`] opens it and never creates anything, and a
+//! validator whose home has a block database but no safety record refuses to
+//! start ([`Error::SafetyRecordMissing`]).
 //!
 //! The API, in two traits (as the consensus driver needs only the second):
 //!
@@ -25,9 +34,7 @@
 //!   [`history`](BlockStore::history) newest first, in pages of at most
 //!   [`HISTORY_PAGE_ENTRIES_MAX`];
 //! - [`SafetyStore`]: small consensus safety records (last vote, locks),
-//!   each written synced on its own, apart from the block data.
-//!
-//! [`Store`] is both, for code that holds one handle to everything.
+//!   each write durable before it returns, apart from the block data.
 //!
 //! ```
 //! use yuchain_proto::{Address, Hash32};
@@ -62,12 +69,16 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod error;
+pub mod home;
 mod mem;
 pub mod rocks;
+pub mod safety;
 
 pub use error::{Error, Result};
-pub use mem::MemStore;
+pub use home::{NodeHome, Role, create_node_home, open_node_home};
+pub use mem::{MemStore, SyncHook};
 pub use rocks::{RocksConfig, RocksStore};
+pub use safety::{FileSafetyStore, MemSafetyStore};
 
 use yuchain_proto::{Address, Hash32};
 
@@ -211,18 +222,19 @@ pub trait BlockStore: Send + Sync {
 
 /// Consensus safety data (last vote, locked block), kept apart from the block
 /// data and written synced, so a validator never votes twice after a crash.
+/// At most [`safety::SAFETY_ENTRIES_MAX`] keys of at most
+/// [`safety::SAFETY_KEY_BYTES_MAX`] bytes, and
+/// [`safety::SAFETY_RECORD_BYTES_MAX`] bytes in all
+/// ([`Error::SafetyLimit`] otherwise, writing nothing).
 pub trait SafetyStore: Send + Sync {
-    /// Stores `value` under `key`, synced before returning.
+    /// Stores `value` under `key`, durable before returning. After an error
+    /// the write must be treated as not done (nothing that depends on it may
+    /// leave the node).
     fn put_safety(&self, key: &[u8], value: &[u8]) -> Result<()>;
 
     /// The value stored under `key`.
     fn safety(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
 }
-
-/// A store of both block data and safety data.
-pub trait Store: BlockStore + SafetyStore {}
-
-impl<T: BlockStore + SafetyStore> Store for T {}
 
 /// History keys are address ‖ height (big-endian) ‖ index (big-endian), so
 /// an account's entries are adjacent and ordered by position.

@@ -1,5 +1,6 @@
 //! The in-memory twin of [`RocksStore`](crate::RocksStore), for tests and
-//! the deterministic simulator.
+//! the deterministic simulator. Its safety-data twin is
+//! [`MemSafetyStore`](crate::MemSafetyStore).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -7,16 +8,36 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use yuchain_proto::{Address, Hash32};
 
 use crate::{
-    BlockCommit, BlockStore, Error, HISTORY_PAGE_ENTRIES_MAX, Head, HistoryEntry, Result,
-    SafetyStore, Visitor, check_next_height,
+    BlockCommit, BlockStore, Error, HISTORY_PAGE_ENTRIES_MAX, Head, HistoryEntry, Result, Visitor,
+    check_next_height,
 };
+
+/// Called by [`MemStore::commit`](BlockStore::commit) with the commit's
+/// height where [`RocksStore`](crate::RocksStore) syncs its write.
+pub type SyncHook = Box<dyn Fn(u64) + Send + Sync>;
 
 /// An in-memory store with the same behaviour as
 /// [`RocksStore`](crate::RocksStore): `BTreeMap`s in bytewise key order
 /// behind one lock, so a commit is atomic with respect to every reader.
-#[derive(Debug, Default)]
+///
+/// Like RocksStore, a commit is checked, then "synced" (the
+/// [`SyncHook`], if any) without the data lock, then applied: readers never
+/// wait for the sync, and see the commit only once it is complete.
+#[derive(Default)]
 pub struct MemStore {
     data: Mutex<Data>,
+    /// Serialises commits across the check, the sync and the apply.
+    commits: Mutex<()>,
+    sync_hook: Option<SyncHook>,
+}
+
+impl std::fmt::Debug for MemStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemStore")
+            .field("head", &self.lock().head)
+            .field("sync_hook", &self.sync_hook.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -29,13 +50,22 @@ struct Data {
     state: BTreeMap<Vec<u8>, Vec<u8>>,
     tree_nodes: BTreeMap<Vec<u8>, Vec<u8>>,
     history: BTreeMap<(Address, u64, u32), Hash32>,
-    safety: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl MemStore {
     /// An empty store.
     pub fn new() -> MemStore {
         MemStore::default()
+    }
+
+    /// An empty store that calls `hook` in every commit at the point where a
+    /// durable store syncs, with no lock held that readers take: tests hold a
+    /// commit there (a slow disk) and check what readers see meanwhile.
+    pub fn with_sync_hook(hook: SyncHook) -> MemStore {
+        MemStore {
+            sync_hook: Some(hook),
+            ..MemStore::default()
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Data> {
@@ -76,15 +106,24 @@ fn copy_entries(map: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 impl BlockStore for MemStore {
     fn commit(&self, commit: &BlockCommit) -> Result<()> {
-        let mut data = self.lock();
-        check_next_height(data.head.as_ref(), commit)?;
-        if let Some(&existing_height) = data.block_hashes.get(&commit.block_hash) {
-            return Err(Error::DuplicateBlockHash {
-                height: commit.height,
-                block_hash: commit.block_hash,
-                existing_height,
-            });
+        // Only commits change the data, and they wait for this lock, so what
+        // is checked below still holds when the commit is applied.
+        let _committing = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        {
+            let data = self.lock();
+            check_next_height(data.head.as_ref(), commit)?;
+            if let Some(&existing_height) = data.block_hashes.get(&commit.block_hash) {
+                return Err(Error::DuplicateBlockHash {
+                    height: commit.height,
+                    block_hash: commit.block_hash,
+                    existing_height,
+                });
+            }
         }
+        if let Some(hook) = &self.sync_hook {
+            hook(commit.height);
+        }
+        let mut data = self.lock();
         data.blocks.insert(commit.height, commit.block.clone());
         data.block_hashes.insert(commit.block_hash, commit.height);
         for (tx_id, bytes) in &commit.transactions {
@@ -167,16 +206,5 @@ impl BlockStore for MemStore {
                 tx_id,
             })
             .collect())
-    }
-}
-
-impl SafetyStore for MemStore {
-    fn put_safety(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.lock().safety.insert(key.to_vec(), value.to_vec());
-        Ok(())
-    }
-
-    fn safety(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.lock().safety.get(key).cloned())
     }
 }

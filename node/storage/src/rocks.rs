@@ -11,7 +11,6 @@
 //! | `state` | state key | value |
 //! | `tree_nodes` | Merkle node key | node bytes |
 //! | `history` | address (20) ‖ height (u64 BE) ‖ index (u32 BE) | tx id (32 bytes) |
-//! | `safety` | consensus safety key | value |
 //! | `meta` | `head`, `schema_version` | height ‖ block hash ‖ state root; u32 BE |
 //!
 //! Big-endian integers make byte order equal numeric order, so the last
@@ -24,9 +23,20 @@
 //! [`commit`](crate::BlockStore::commit) returns makes a returned commit
 //! survive `kill -9` and power loss. [`RocksStore::open`] checks that the head
 //! agrees with the blocks before anything reads the store.
+//!
+//! A database is made once, by [`RocksStore::create`], and afterwards only
+//! opened: [`RocksStore::open`] of a missing database is [`Error::NotFound`],
+//! never a fresh, empty one. Consensus safety data is not kept here but in
+//! [`FileSafetyStore`](crate::FileSafetyStore) (schema 1 had a `safety`
+//! column family; schema 2 has none).
+//!
+//! A commit holds the commit lock across its synced write, but not the lock
+//! of the cached head: readers of [`head`](crate::BlockStore::head) never
+//! wait for a commit's fsync, and the new head is published only after the
+//! write is durable.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
@@ -37,7 +47,7 @@ use yuchain_proto::{Address, Hash32};
 
 use crate::{
     BlockCommit, BlockStore, Error, HISTORY_KEY_LENGTH, HISTORY_PAGE_ENTRIES_MAX, Head,
-    HistoryEntry, Result, SafetyStore, Visitor, check_next_height,
+    HistoryEntry, Result, Visitor, check_next_height,
 };
 
 /// Column family of encoded blocks by height.
@@ -54,13 +64,11 @@ pub const CF_STATE: &str = "state";
 pub const CF_TREE_NODES: &str = "tree_nodes";
 /// Column family of per-account history.
 pub const CF_HISTORY: &str = "history";
-/// Column family of consensus safety data.
-pub const CF_SAFETY: &str = "safety";
 /// Column family of the head and the schema version.
 pub const CF_META: &str = "meta";
 
 /// Every column family of the database.
-pub const COLUMN_FAMILIES: [&str; 9] = [
+pub const COLUMN_FAMILIES: [&str; 8] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_TRANSACTIONS,
@@ -68,12 +76,12 @@ pub const COLUMN_FAMILIES: [&str; 9] = [
     CF_STATE,
     CF_TREE_NODES,
     CF_HISTORY,
-    CF_SAFETY,
     CF_META,
 ];
 
-/// The layout version this build reads and writes, recorded on first open.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout version this build reads and writes, recorded at creation.
+/// Version 2 moved consensus safety data out of the database.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_HEAD: &[u8] = b"head";
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -118,48 +126,96 @@ impl Default for RocksConfig {
 pub struct RocksStore {
     db: DB,
     path: PathBuf,
-    /// The head, cached; the lock also serialises commits so two callers can
-    /// never both write the same next height.
-    head: Mutex<Option<Head>>,
+    /// Serialises commits, so two callers can never both write the same next
+    /// height; held across the synced write.
+    commits: Mutex<()>,
+    /// The head, cached; written only under `commits` and after the write is
+    /// durable, and never held across I/O.
+    head: RwLock<Option<Head>>,
     synced: WriteOptions,
+    /// Called by `commit` just before its synced write, so unit tests can
+    /// hold a commit there and check what readers see meanwhile.
+    #[cfg(test)]
+    before_write: Option<Box<dyn Fn(u64) + Send + Sync>>,
+}
+
+/// How [`open_db`] treats what is (or is not) at the path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    /// A new database; the path must be missing or an empty directory.
+    Create,
+    /// An existing database with exactly this schema's column families.
+    Open,
 }
 
 impl std::fmt::Debug for RocksStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RocksStore")
             .field("path", &self.path)
-            .field("head", &*self.lock_head())
+            .field("head", &self.cached_head())
             .finish_non_exhaustive()
     }
 }
 
 impl RocksStore {
-    /// Opens (or creates) the database at `path` with the default
+    /// Creates an empty database at `path` with the default [`RocksConfig`].
+    pub fn create(path: impl AsRef<Path>) -> Result<RocksStore> {
+        RocksStore::create_with(path, &RocksConfig::default())
+    }
+
+    /// Creates an empty database at `path`, which must be missing or an
+    /// empty directory ([`Error::AlreadyExists`] otherwise), and records the
+    /// schema version, synced.
+    pub fn create_with(path: impl AsRef<Path>, config: &RocksConfig) -> Result<RocksStore> {
+        let path = path.as_ref().to_path_buf();
+        let db = open_db(&path, config, OpenMode::Create)?;
+        let store = RocksStore::wrap(db, path);
+        store
+            .db
+            .put_cf_opt(
+                store.cf(CF_META)?,
+                META_SCHEMA_VERSION,
+                SCHEMA_VERSION.to_be_bytes(),
+                &store.synced,
+            )
+            .map_err(Error::rocks("recording the schema version"))?;
+        Ok(store)
+    }
+
+    /// Opens the existing database at `path` with the default
     /// [`RocksConfig`] and checks its consistency.
     pub fn open(path: impl AsRef<Path>) -> Result<RocksStore> {
         RocksStore::open_with(path, &RocksConfig::default())
     }
 
-    /// Opens (or creates) the database at `path` and checks that the head
-    /// agrees with the blocks: a head implies its block, its hash index and
-    /// no block above it; no head implies no blocks. Fails with
-    /// [`Error::Corruption`] otherwise.
+    /// Opens the existing database at `path` ([`Error::NotFound`] if there
+    /// is none: opening never creates one) and checks that the head agrees
+    /// with the blocks: a head implies its block, its hash index and no block
+    /// above it; no head implies no blocks. Fails with [`Error::Corruption`]
+    /// otherwise.
     pub fn open_with(path: impl AsRef<Path>, config: &RocksConfig) -> Result<RocksStore> {
         let path = path.as_ref().to_path_buf();
-        let db = open_db(&path, config)?;
-        let mut synced = WriteOptions::default();
-        synced.set_sync(true);
-        let store = RocksStore {
-            db,
-            path,
-            head: Mutex::new(None),
-            synced,
-        };
+        let db = open_db(&path, config, OpenMode::Open)?;
+        let store = RocksStore::wrap(db, path);
         store.check_schema_version()?;
         let head = store.read_head()?;
         store.check_consistency(head.as_ref())?;
-        *store.lock_head() = head;
+        *store.head.write().unwrap_or_else(PoisonError::into_inner) = head;
         Ok(store)
+    }
+
+    fn wrap(db: DB, path: PathBuf) -> RocksStore {
+        let mut synced = WriteOptions::default();
+        synced.set_sync(true);
+        RocksStore {
+            db,
+            path,
+            commits: Mutex::new(()),
+            head: RwLock::new(None),
+            synced,
+            #[cfg(test)]
+            before_write: None,
+        }
     }
 
     /// The directory of the database.
@@ -167,10 +223,18 @@ impl RocksStore {
         &self.path
     }
 
-    fn lock_head(&self) -> MutexGuard<'_, Option<Head>> {
-        // The cached head is replaced only after a successful write, so it is
-        // right even if a panic poisoned the lock.
-        self.head.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_commits(&self) -> MutexGuard<'_, ()> {
+        // The guard protects no data: the cached head is replaced only after
+        // a successful write, so it is right even if a panic poisoned a lock.
+        self.commits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn cached_head(&self) -> Option<Head> {
+        *self.head.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish_head(&self, head: Head) {
+        *self.head.write().unwrap_or_else(PoisonError::into_inner) = Some(head);
     }
 
     fn cf(&self, name: &'static str) -> Result<&ColumnFamily> {
@@ -205,15 +269,12 @@ impl RocksStore {
                     })
                 }
             }
-            None => self
-                .db
-                .put_cf_opt(
-                    self.cf(CF_META)?,
-                    META_SCHEMA_VERSION,
-                    SCHEMA_VERSION.to_be_bytes(),
-                    &self.synced,
-                )
-                .map_err(Error::rocks("recording the schema version")),
+            None => Err(Error::corruption(format!(
+                "the database at {} records no schema version: its creation was interrupted \
+                 (it holds no blocks then; delete it and create it again) or it is not a \
+                 yuchain database",
+                self.path.display()
+            ))),
         }
     }
 
@@ -270,12 +331,52 @@ impl RocksStore {
     }
 }
 
-/// Opens the database with every column family, creating what is missing.
-pub(crate) fn open_db(path: &Path, config: &RocksConfig) -> Result<DB> {
-    let cache = Cache::new_lru_cache(config.block_cache_bytes);
+/// Opens the database with every column family: a new one for
+/// [`OpenMode::Create`], an existing one with exactly [`COLUMN_FAMILIES`]
+/// for [`OpenMode::Open`].
+pub(crate) fn open_db(path: &Path, config: &RocksConfig, mode: OpenMode) -> Result<DB> {
     let mut options = Options::default();
-    options.create_if_missing(true);
-    options.create_missing_column_families(true);
+    match mode {
+        OpenMode::Create => {
+            let empty = match std::fs::read_dir(path) {
+                Ok(mut entries) => entries.next().is_none(),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
+                Err(error) => return Err(Error::io("listing", path)(error)),
+            };
+            if !empty {
+                return Err(Error::AlreadyExists {
+                    what: "block database",
+                    path: path.to_path_buf(),
+                });
+            }
+            options.create_if_missing(true);
+            options.create_missing_column_families(true);
+            options.set_error_if_exists(true);
+        }
+        OpenMode::Open => {
+            if !path.join("CURRENT").is_file() {
+                return Err(Error::NotFound {
+                    what: "block database",
+                    path: path.to_path_buf(),
+                });
+            }
+            options.create_if_missing(false);
+            options.create_missing_column_families(false);
+            let found =
+                DB::list_cf(&options, path).map_err(Error::rocks("listing column families"))?;
+            if let Some(unknown) = found.iter().find(|name| {
+                name.as_str() != "default" && !COLUMN_FAMILIES.contains(&name.as_str())
+            }) {
+                return Err(Error::corruption(format!(
+                    "the database at {} has a column family {unknown:?} that schema version \
+                     {SCHEMA_VERSION} does not have (schema 1 kept safety data in \"safety\"; \
+                     move a validator's safety record out of it before upgrading)",
+                    path.display()
+                )));
+            }
+        }
+    }
+    let cache = Cache::new_lru_cache(config.block_cache_bytes);
     // Point-in-time recovery replays the write-ahead log up to the first
     // damaged record. Commits are whole batches, so it never stops inside
     // one; and a synced batch is complete, so it is never the one dropped.
@@ -419,7 +520,9 @@ fn updates(entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<(&[u8], Option<&[u8]>)
 
 impl BlockStore for RocksStore {
     fn commit(&self, commit: &BlockCommit) -> Result<()> {
-        let mut head = self.lock_head();
+        let _committing = self.lock_commits();
+        // Only commits change the head, and they wait for the lock above.
+        let head = self.cached_head();
         check_next_height(head.as_ref(), commit)?;
         if let Some(existing_height) = self.block_height(&commit.block_hash)? {
             return Err(Error::DuplicateBlockHash {
@@ -461,15 +564,21 @@ impl BlockStore for RocksStore {
                 .collect(),
         );
         batch.put_cf(self.cf(CF_META)?, META_HEAD, encode_head(&new_head));
+        #[cfg(test)]
+        if let Some(hook) = &self.before_write {
+            hook(commit.height);
+        }
+        // The fsync happens here, with no lock readers need: `head` keeps
+        // answering the previous head until the write is durable.
         self.db
             .write_opt(batch, &self.synced)
             .map_err(Error::rocks("writing a block commit"))?;
-        *head = Some(new_head);
+        self.publish_head(new_head);
         Ok(())
     }
 
     fn head(&self) -> Result<Option<Head>> {
-        Ok(*self.lock_head())
+        Ok(self.cached_head())
     }
 
     fn block(&self, height: u64) -> Result<Option<Vec<u8>>> {
@@ -545,18 +654,6 @@ impl BlockStore for RocksStore {
         iter.status()
             .map_err(Error::rocks("reading account history"))?;
         Ok(entries)
-    }
-}
-
-impl SafetyStore for RocksStore {
-    fn put_safety(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.db
-            .put_cf_opt(self.cf(CF_SAFETY)?, key, value, &self.synced)
-            .map_err(Error::rocks("writing safety data"))
-    }
-
-    fn safety(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.get(CF_SAFETY, key)
     }
 }
 

@@ -15,7 +15,7 @@ fn commit_at(height: u64) -> BlockCommit {
 
 /// A store at `dir` with blocks 0..=2 committed and then closed.
 fn store_with_three_blocks(dir: &Path) {
-    let store = RocksStore::open(dir).expect("open");
+    let store = RocksStore::create(dir).expect("create");
     for height in 0..3 {
         store.commit(&commit_at(height)).expect("commit");
     }
@@ -24,7 +24,7 @@ fn store_with_three_blocks(dir: &Path) {
 /// Opens the raw database at `dir`, lets `damage` change it, closes it, and
 /// returns what reopening the store says.
 fn reopen_after(dir: &Path, damage: impl FnOnce(&DB)) -> Result<RocksStore> {
-    let db = open_db(dir, &RocksConfig::default()).expect("open raw");
+    let db = open_db(dir, &RocksConfig::default(), OpenMode::Open).expect("open raw");
     damage(&db);
     drop(db);
     RocksStore::open(dir)
@@ -168,4 +168,111 @@ fn open_refuses_another_schema_version() {
         ),
         "got {result:?}"
     );
+}
+
+#[test]
+fn open_of_a_missing_database_is_not_found_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let result = RocksStore::open(&path);
+    match &result {
+        Err(error @ Error::NotFound { path: found, .. }) => {
+            assert_eq!(found, &path);
+            let message = error.to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains("never creates"), "{message}");
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(!path.exists(), "open created {}", path.display());
+    // An empty directory is not a database either.
+    let result = RocksStore::open(dir.path());
+    assert!(matches!(result, Err(Error::NotFound { .. })), "{result:?}");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+}
+
+#[test]
+fn create_over_an_existing_database_or_any_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_with_three_blocks(dir.path());
+    let result = RocksStore::create(dir.path());
+    assert!(
+        matches!(&result, Err(Error::AlreadyExists { path, .. }) if path == dir.path()),
+        "{result:?}"
+    );
+    // The existing database is untouched.
+    let store = RocksStore::open(dir.path()).expect("open");
+    assert_eq!(store.head().expect("head").map(|head| head.height), Some(2));
+    drop(store);
+
+    let other = tempfile::tempdir().expect("tempdir");
+    std::fs::write(other.path().join("notes"), b"not a database").expect("write");
+    let result = RocksStore::create(other.path());
+    assert!(
+        matches!(result, Err(Error::AlreadyExists { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn open_refuses_a_schema_1_database_with_a_safety_column_family() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_with_three_blocks(dir.path());
+    {
+        let mut db = open_db(dir.path(), &RocksConfig::default(), OpenMode::Open).expect("raw");
+        db.create_cf("safety", &Options::default())
+            .expect("create cf");
+    }
+    assert_corruption(RocksStore::open(dir.path()), "column family \"safety\"");
+}
+
+#[test]
+fn open_refuses_a_database_without_a_schema_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_with_three_blocks(dir.path());
+    let result = reopen_after(dir.path(), |db| {
+        db.delete_cf(cf(db, CF_META), META_SCHEMA_VERSION)
+            .expect("delete");
+    });
+    assert_corruption(result, "records no schema version");
+}
+
+/// The head lock is not held across the synced write: a commit is held
+/// just before `write_opt` (where the fsync happens) while another thread
+/// reads the head, which must answer at once with the previous head. With the
+/// head locked for the whole commit, as before, the read would wait for the
+/// commit and this test would time out.
+#[test]
+fn readers_get_the_previous_head_while_a_commit_is_syncing() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_with_three_blocks(dir.path());
+    let (entered, in_write) = mpsc::channel::<u64>();
+    let (release, gate) = mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let entered = Mutex::new(entered);
+    let mut store = RocksStore::open(dir.path()).expect("open");
+    store.before_write = Some(Box::new(move |height| {
+        entered.lock().expect("entered").send(height).expect("send");
+        gate.lock().expect("gate").recv().expect("released");
+    }));
+    let store = &store;
+    std::thread::scope(|scope| {
+        // Owned by this closure, so a failed assertion drops it, which lets
+        // the held commit go and the test fail instead of hanging.
+        let release = release;
+        let committer = scope.spawn(move || store.commit(&commit_at(3)));
+        assert_eq!(in_write.recv().expect("commit reached its write"), 3);
+        let (answer, answered) = mpsc::channel();
+        scope.spawn(move || answer.send(store.head().expect("head")).expect("send"));
+        let head = answered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("head() blocked behind a commit's write");
+        assert_eq!(head.map(|head| head.height), Some(2));
+        release.send(()).expect("release");
+        committer.join().expect("thread").expect("commit");
+    });
+    assert_eq!(store.head().expect("head").map(|head| head.height), Some(3));
 }

@@ -1,11 +1,13 @@
-//! RocksStore after a clean close and after `kill -9`.
+//! RocksStore after a clean close and after `kill -9`, and FileSafetyStore
+//! after `kill -9`.
 //!
-//! The kill test re-invokes this test binary as a child that runs only
-//! [`child_commits_until_killed`]: it commits fixture blocks in a loop and
-//! prints each height after `commit` returns. The parent reads a few heights,
-//! kills the child with SIGKILL (what `Child::kill` sends on unix), reopens
-//! the database and checks that every reported block is there, complete, and
-//! that nothing of the block after the head is visible.
+//! The kill tests re-invoke this test binary as a child that runs only
+//! [`child_commits_until_killed`] (or [`child_writes_safety_until_killed`]):
+//! it commits fixture blocks (writes safety records) in a loop and prints
+//! each height (round) after `commit` (`put_safety`) returns. The parent
+//! reads a few reports, kills the child with SIGKILL (what `Child::kill`
+//! sends on unix), reopens the store and checks that every reported write is
+//! there, complete, and that nothing of a later one is half-visible.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -13,14 +15,22 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use yuchain_storage::{BlockStore, Error, RocksStore, SafetyStore};
+use yuchain_storage::{BlockStore, Error, FileSafetyStore, RocksStore, SafetyStore};
 
 use crate::fixtures::{assert_fixture_chain, commit_at, commit_fixture_chain};
 
-/// Set (to the database directory) only in the child process.
+/// Set (to the database directory) only in the block-writing child process.
 const CHILD_DIR_ENV: &str = "YUCHAIN_STORAGE_CRASH_CHILD_DIR";
-/// The libtest name of the child-mode test.
+/// The libtest name of the block-writing child.
 const CHILD_TEST: &str = "crash::child_commits_until_killed";
+/// Set (to the safety record file) only in the safety-writing child process.
+const SAFETY_CHILD_ENV: &str = "YUCHAIN_STORAGE_CRASH_SAFETY_CHILD_FILE";
+/// The libtest name of the safety-writing child.
+const SAFETY_CHILD_TEST: &str = "crash::child_writes_safety_until_killed";
+/// The safety key the child writes, and the size of each value: several
+/// pages, so a write that was not atomic would show as a torn record.
+const SAFETY_KEY: &[u8] = b"safety_data";
+const SAFETY_VALUE_BYTES: usize = 20_000;
 /// The prefix of the child's report lines.
 const COMMITTED: &str = "committed ";
 /// A child that is never killed gives up after this, so a broken parent
@@ -31,16 +41,11 @@ const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(30);
 fn reopen_after_clean_close_restores_exactly_the_last_commit() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let store = RocksStore::open(dir.path()).expect("open");
+        let store = RocksStore::create(dir.path()).expect("create");
         commit_fixture_chain(&store, 10);
-        store.put_safety(b"last_vote", b"height 9").expect("safety");
     }
     let store = RocksStore::open(dir.path()).expect("reopen");
     assert_fixture_chain(&store, 9);
-    assert_eq!(
-        store.safety(b"last_vote").expect("safety"),
-        Some(b"height 9".to_vec())
-    );
     // The reopened store knows its head: the old height is refused, the next
     // one accepted.
     let result = store.commit(&commit_at(9));
@@ -73,9 +78,10 @@ fn kill_9_during_commits_loses_no_reported_block_and_shows_no_partial_one() {
         (12, Duration::ZERO),
         (8, Duration::from_millis(9)),
     ];
+    drop(RocksStore::create(dir.path()).expect("create"));
     let mut previous_head = None;
     for (round, (reports, delay)) in rounds.into_iter().enumerate() {
-        let last_reported = kill_child_during_commits(dir.path(), reports, delay);
+        let last_reported = kill_child(CHILD_TEST, CHILD_DIR_ENV, dir.path(), reports, delay);
         let store = RocksStore::open(dir.path()).expect("reopen after kill -9");
         let head = store.head().expect("head").expect("a head after commits");
         assert!(
@@ -97,12 +103,68 @@ fn kill_9_during_commits_loses_no_reported_block_and_shows_no_partial_one() {
     }
 }
 
-/// Runs the child on `dir`, waits for `reports` committed heights, sleeps
-/// `delay`, kills it with SIGKILL and returns the last height it reported.
-fn kill_child_during_commits(dir: &Path, reports: usize, delay: Duration) -> u64 {
+#[test]
+fn kill_9_during_safety_writes_never_leaves_a_torn_or_older_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("safety");
+    drop(FileSafetyStore::create(&path).expect("create"));
+    // Safety writes take an fsync of the file and one of the directory, so
+    // short delays land inside them.
+    let rounds = [
+        (1, Duration::ZERO),
+        (3, Duration::from_micros(200)),
+        (4, Duration::from_millis(1)),
+        (2, Duration::from_millis(3)),
+        (10, Duration::ZERO),
+        (6, Duration::from_micros(700)),
+    ];
+    let mut previous = None;
+    for (round, (reports, delay)) in rounds.into_iter().enumerate() {
+        let last_reported = kill_child(SAFETY_CHILD_TEST, SAFETY_CHILD_ENV, &path, reports, delay);
+        let store = FileSafetyStore::open(&path).expect("reopen after kill -9: a whole record");
+        let value = store
+            .safety(SAFETY_KEY)
+            .expect("read")
+            .expect("a value after writes");
+        let recovered = parse_safety_value(&value);
+        assert!(
+            recovered >= last_reported,
+            "round {round}: record {recovered} is older than the reported {last_reported}"
+        );
+        assert!(
+            previous.is_none_or(|previous| recovered > previous),
+            "round {round}: record {recovered} did not pass the previous {previous:?}"
+        );
+        eprintln!("round {round}: killed after reported {last_reported}, recovered {recovered}");
+        previous = Some(recovered);
+    }
+}
+
+/// The child's value for `sequence`: the number, then filler derived from it,
+/// so a value mixed from two writes is recognised.
+fn safety_value(sequence: u64) -> Vec<u8> {
+    let mut value = sequence.to_be_bytes().to_vec();
+    value.resize(SAFETY_VALUE_BYTES, (sequence % 251) as u8);
+    value
+}
+
+fn parse_safety_value(value: &[u8]) -> u64 {
+    let sequence = u64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+    assert_eq!(
+        value,
+        safety_value(sequence),
+        "a mixed value for {sequence}"
+    );
+    sequence
+}
+
+/// Runs the child test `test` with `env` set to `target`, waits for `reports`
+/// reports, sleeps `delay`, kills it with SIGKILL and returns the last number
+/// it reported.
+fn kill_child(test: &str, env: &str, target: &Path, reports: usize, delay: Duration) -> u64 {
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_DIR_ENV, dir)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, target)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -152,6 +214,8 @@ fn child_commits_until_killed() {
     let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
         return;
     };
+    // The parent created it: a child that finds none fails, and never
+    // starts a new chain.
     let store = RocksStore::open(&dir).expect("child open");
     let start = store
         .head()
@@ -166,6 +230,30 @@ fn child_commits_until_killed() {
         assert!(Instant::now() < deadline, "child was not killed in time");
         store.commit(&commit_at(height)).expect("child commit");
         writeln!(stdout, "{COMMITTED}{height}").expect("report");
+        stdout.flush().expect("flush report");
+    }
+}
+
+/// The safety child: writes ever higher safety values until it is killed.
+/// Without the environment variable (any normal test run) it does nothing.
+#[test]
+fn child_writes_safety_until_killed() {
+    let Some(path) = std::env::var_os(SAFETY_CHILD_ENV) else {
+        return;
+    };
+    let store = FileSafetyStore::open(&path).expect("child open");
+    let start = store
+        .safety(SAFETY_KEY)
+        .expect("read")
+        .map_or(0, |value| parse_safety_value(&value) + 1);
+    let deadline = Instant::now() + CHILD_LIFETIME_MAX;
+    let mut stdout = std::io::stdout().lock();
+    for sequence in start.. {
+        assert!(Instant::now() < deadline, "child was not killed in time");
+        store
+            .put_safety(SAFETY_KEY, &safety_value(sequence))
+            .expect("child safety write");
+        writeln!(stdout, "{COMMITTED}{sequence}").expect("report");
         stdout.flush().expect("flush report");
     }
 }

@@ -1,11 +1,11 @@
-//! One suite, run against both stores: each case takes a fresh, empty store
-//! as `&dyn Store`, and [`store_suite!`] makes a `#[test]` of it per store
+//! One suite, run against both block stores: each case takes a fresh, empty
+//! store as `&dyn BlockStore`, and [`store_suite!`] makes a `#[test]` of it per store
 //! (`suite::mem::<case>` and `suite::rocks::<case>`), so the two can never
 //! drift apart.
 
 use yuchain_proto::{Address, Hash32};
 use yuchain_storage::{
-    BlockCommit, Error, HISTORY_PAGE_ENTRIES_MAX, HistoryEntry, MemStore, RocksStore, Store,
+    BlockCommit, BlockStore, Error, HISTORY_PAGE_ENTRIES_MAX, HistoryEntry, MemStore, RocksStore,
 };
 
 use crate::fixtures::{
@@ -29,7 +29,7 @@ macro_rules! store_suite {
                 #[test]
                 fn $case() {
                     let dir = tempfile::tempdir().expect("tempdir");
-                    let store = yuchain_storage::RocksStore::open(dir.path()).expect("open");
+                    let store = yuchain_storage::RocksStore::create(dir.path()).expect("create");
                     super::$case(&store);
                 }
             )*
@@ -49,7 +49,6 @@ store_suite!(
     history_pages_newest_first_across_heights,
     history_of_adjacent_addresses_never_mixes,
     history_limit_is_capped,
-    safety_data_is_stored_overwritten_and_apart_from_state,
     head_follows_many_commits,
     concurrent_commits_of_one_height_let_exactly_one_win,
 );
@@ -59,9 +58,9 @@ store_suite!(
 #[test]
 fn both_stores_are_usable_as_trait_objects() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let stores: Vec<Box<dyn Store>> = vec![
+    let stores: Vec<Box<dyn BlockStore>> = vec![
         Box::new(MemStore::new()),
-        Box::new(RocksStore::open(dir.path()).expect("open")),
+        Box::new(RocksStore::create(dir.path()).expect("create")),
     ];
     for store in &stores {
         commit_fixture_chain(store.as_ref(), 2);
@@ -69,7 +68,7 @@ fn both_stores_are_usable_as_trait_objects() {
     }
 }
 
-fn empty_store_has_no_head_and_no_data(store: &dyn Store) {
+fn empty_store_has_no_head_and_no_data(store: &dyn BlockStore) {
     assert_eq!(store.head().expect("head"), None);
     assert_eq!(store.block(0).expect("block"), None);
     assert_eq!(store.block_height(&block_hash(0)).expect("height"), None);
@@ -77,7 +76,6 @@ fn empty_store_has_no_head_and_no_data(store: &dyn Store) {
     assert_eq!(store.receipt(&Hash32::ZERO).expect("receipt"), None);
     assert_eq!(store.state(b"any").expect("state"), None);
     assert_eq!(store.tree_node(b"any").expect("node"), None);
-    assert_eq!(store.safety(b"any").expect("safety"), None);
     assert!(collect(|visit| store.for_each_state(visit)).is_empty());
     assert!(collect(|visit| store.for_each_tree_node(visit)).is_empty());
     assert_eq!(
@@ -87,7 +85,7 @@ fn empty_store_has_no_head_and_no_data(store: &dyn Store) {
     assert_nothing_of(store, 0);
 }
 
-fn committed_blocks_read_back_every_kind(store: &dyn Store) {
+fn committed_blocks_read_back_every_kind(store: &dyn BlockStore) {
     let genesis = commit_at(0);
     store.commit(&genesis).expect("commit genesis");
     assert_fixture_chain(store, 0);
@@ -110,7 +108,7 @@ fn committed_blocks_read_back_every_kind(store: &dyn Store) {
     assert_fixture_chain(store, 2);
 }
 
-fn first_commit_must_be_genesis_at_height_zero(store: &dyn Store) {
+fn first_commit_must_be_genesis_at_height_zero(store: &dyn BlockStore) {
     let result = store.commit(&commit_at(1));
     assert!(
         matches!(
@@ -128,7 +126,7 @@ fn first_commit_must_be_genesis_at_height_zero(store: &dyn Store) {
     assert_fixture_chain(store, 0);
 }
 
-fn height_gap_is_rejected_and_writes_nothing(store: &dyn Store) {
+fn height_gap_is_rejected_and_writes_nothing(store: &dyn BlockStore) {
     commit_fixture_chain(store, 2);
     let result = store.commit(&commit_at(3));
     assert!(
@@ -153,7 +151,7 @@ fn height_gap_is_rejected_and_writes_nothing(store: &dyn Store) {
     assert_fixture_chain(store, 2);
 }
 
-fn repeated_height_is_rejected_and_writes_nothing(store: &dyn Store) {
+fn repeated_height_is_rejected_and_writes_nothing(store: &dyn BlockStore) {
     commit_fixture_chain(store, 2);
     // A different block at the head's height, touching the same keys.
     let mut again = commit_at(1);
@@ -180,7 +178,7 @@ fn repeated_height_is_rejected_and_writes_nothing(store: &dyn Store) {
     assert_fixture_chain(store, 1);
 }
 
-fn duplicate_block_hash_is_rejected_and_writes_nothing(store: &dyn Store) {
+fn duplicate_block_hash_is_rejected_and_writes_nothing(store: &dyn BlockStore) {
     commit_fixture_chain(store, 2);
     let mut reused = commit_at(2);
     reused.block_hash = block_hash(0);
@@ -199,7 +197,7 @@ fn duplicate_block_hash_is_rejected_and_writes_nothing(store: &dyn Store) {
     assert_fixture_chain(store, 1);
 }
 
-fn none_deletes_state_and_tree_nodes_and_last_update_wins(store: &dyn Store) {
+fn none_deletes_state_and_tree_nodes_and_last_update_wins(store: &dyn BlockStore) {
     let put = |key: &[u8], value: &[u8]| (key.to_vec(), Some(value.to_vec()));
     let delete = |key: &[u8]| (key.to_vec(), None);
     let mut first = BlockCommit {
@@ -252,7 +250,7 @@ fn none_deletes_state_and_tree_nodes_and_last_update_wins(store: &dyn Store) {
     );
 }
 
-fn for_each_visits_in_bytewise_key_order_and_stops_on_error(store: &dyn Store) {
+fn for_each_visits_in_bytewise_key_order_and_stops_on_error(store: &dyn BlockStore) {
     // Inserted out of order, with prefixes, an empty key and high bytes.
     let keys: Vec<Vec<u8>> = vec![
         vec![0xFF],
@@ -321,7 +319,7 @@ fn entry(height: u64, index: u32) -> HistoryEntry {
     }
 }
 
-fn history_pages_newest_first_across_heights(store: &dyn Store) {
+fn history_pages_newest_first_across_heights(store: &dyn BlockStore) {
     let account = Address([0x33; 20]);
     // Indices chosen so that byte order and numeric order would differ in a
     // little-endian or decimal encoding (2 < 256 < 300, height 9 < 10 < 256).
@@ -393,7 +391,7 @@ fn empty_block(height: u64) -> BlockCommit {
     }
 }
 
-fn history_of_adjacent_addresses_never_mixes(store: &dyn Store) {
+fn history_of_adjacent_addresses_never_mixes(store: &dyn BlockStore) {
     let mut low = [0x10; 20];
     low[19] = 0x00;
     let mut middle = low;
@@ -452,7 +450,7 @@ fn history_of_adjacent_addresses_never_mixes(store: &dyn Store) {
     );
 }
 
-fn history_limit_is_capped(store: &dyn Store) {
+fn history_limit_is_capped(store: &dyn BlockStore) {
     let account = Address([0x44; 20]);
     let entries = HISTORY_PAGE_ENTRIES_MAX as u32 + 25;
     let mut commit = empty_block(0);
@@ -474,40 +472,7 @@ fn history_limit_is_capped(store: &dyn Store) {
     assert_eq!(rest.last(), Some(&entry(0, 0)));
 }
 
-fn safety_data_is_stored_overwritten_and_apart_from_state(store: &dyn Store) {
-    store.put_safety(b"last_vote", b"round 1").expect("put");
-    store.put_safety(b"locked", b"block a").expect("put");
-    assert_eq!(
-        store.safety(b"last_vote").expect("get"),
-        Some(b"round 1".to_vec())
-    );
-    store
-        .put_safety(b"last_vote", b"round 2")
-        .expect("overwrite");
-    assert_eq!(
-        store.safety(b"last_vote").expect("get"),
-        Some(b"round 2".to_vec())
-    );
-    assert_eq!(
-        store.safety(b"locked").expect("get"),
-        Some(b"block a".to_vec())
-    );
-    assert_eq!(store.safety(b"other").expect("get"), None);
-    // Safety data is not state, and commits do not touch it.
-    assert_eq!(store.state(b"last_vote").expect("state"), None);
-    commit_fixture_chain(store, 3);
-    assert_eq!(
-        store.safety(b"last_vote").expect("get"),
-        Some(b"round 2".to_vec())
-    );
-    assert!(
-        collect(|visit| store.for_each_state(visit))
-            .iter()
-            .all(|(key, _)| key != b"last_vote")
-    );
-}
-
-fn head_follows_many_commits(store: &dyn Store) {
+fn head_follows_many_commits(store: &dyn BlockStore) {
     const BLOCKS: u64 = 150;
     for height in 0..BLOCKS {
         store.commit(&commit_at(height)).expect("commit");
@@ -518,7 +483,7 @@ fn head_follows_many_commits(store: &dyn Store) {
     assert_fixture_chain(store, BLOCKS - 1);
 }
 
-fn concurrent_commits_of_one_height_let_exactly_one_win(store: &dyn Store) {
+fn concurrent_commits_of_one_height_let_exactly_one_win(store: &dyn BlockStore) {
     commit_fixture_chain(store, 1);
     let next = commit_at(1);
     let results: Vec<_> = std::thread::scope(|scope| {
@@ -545,5 +510,49 @@ fn concurrent_commits_of_one_height_let_exactly_one_win(store: &dyn Store) {
             "got {result:?}"
         );
     }
+    assert_fixture_chain(store, 1);
+}
+
+/// MemStore's sync hook stands where RocksStore fsyncs: while a commit is
+/// held there, readers get the previous head at once and none of the new
+/// block; once it completes, all of it.
+#[test]
+fn mem_readers_get_the_previous_head_while_a_commit_syncs() {
+    use std::sync::Mutex;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let (entered, in_sync) = mpsc::channel::<u64>();
+    let (release, gate) = mpsc::channel::<()>();
+    let entered = Mutex::new(entered);
+    let gate = Mutex::new(gate);
+    let store = MemStore::with_sync_hook(Box::new(move |height| {
+        entered.lock().expect("entered").send(height).expect("send");
+        // A dropped sender (a failed test) lets the commit go.
+        let _ = gate.lock().expect("gate").recv();
+    }));
+    let (release_genesis, release_next) = (release.clone(), release);
+    release_genesis.send(()).expect("let genesis through");
+    store.commit(&commit_at(0)).expect("genesis");
+    drop(release_genesis);
+    assert_eq!(in_sync.recv().expect("genesis synced"), 0);
+    let store = &store;
+    std::thread::scope(|scope| {
+        let release = release_next;
+        let committer = scope.spawn(move || store.commit(&commit_at(1)));
+        assert_eq!(in_sync.recv().expect("commit reached its sync"), 1);
+        let (answer, answered) = mpsc::channel();
+        scope.spawn(move || {
+            let head = store.head().expect("head").map(|head| head.height);
+            answer.send(head).expect("send");
+        });
+        let head = answered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("head() blocked behind a commit's sync");
+        assert_eq!(head, Some(0));
+        assert_nothing_of(store, 1);
+        release.send(()).expect("release");
+        committer.join().expect("thread").expect("commit");
+    });
     assert_fixture_chain(store, 1);
 }

@@ -64,7 +64,7 @@ fn step_hash(step: u64) -> Hash32 {
 #[test]
 fn mem_and_rocks_agree_on_a_random_stream_of_commits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rocks = RocksStore::open(dir.path()).expect("open");
+    let rocks = RocksStore::create(dir.path()).expect("create");
     let mem = MemStore::new();
     let stores: [&dyn BlockStore; 2] = [&mem, &rocks];
     let mut rng = Rng(0x5EED);

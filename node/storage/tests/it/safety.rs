@@ -1,0 +1,300 @@
+//! The safety stores: one suite for [`MemSafetyStore`] and
+//! [`FileSafetyStore`] (`safety::mem::<case>`, `safety::file::<case>`), then
+//! what only the file store has: reopening, and damaged or missing files,
+//! which are errors and never an empty record.
+
+use std::path::Path;
+
+use yuchain_storage::safety::{SAFETY_ENTRIES_MAX, SAFETY_KEY_BYTES_MAX, SAFETY_RECORD_BYTES_MAX};
+use yuchain_storage::{Error, FileSafetyStore, MemSafetyStore, SafetyStore};
+
+macro_rules! safety_suite {
+    ($($case:ident),* $(,)?) => {
+        mod mem {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(&yuchain_storage::MemSafetyStore::new());
+                }
+            )*
+        }
+
+        mod file {
+            $(
+                #[test]
+                fn $case() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let store = yuchain_storage::FileSafetyStore::create(dir.path().join("safety"))
+                        .expect("create");
+                    super::$case(&store);
+                }
+            )*
+        }
+    };
+}
+
+safety_suite!(
+    a_new_store_is_empty,
+    entries_are_stored_overwritten_and_kept_apart,
+    writes_past_a_bound_are_refused_and_change_nothing,
+);
+
+#[test]
+fn both_safety_stores_are_usable_as_trait_objects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stores: Vec<Box<dyn SafetyStore>> = vec![
+        Box::new(MemSafetyStore::new()),
+        Box::new(FileSafetyStore::create(dir.path().join("safety")).expect("create")),
+    ];
+    for store in &stores {
+        entries_are_stored_overwritten_and_kept_apart(store.as_ref());
+    }
+}
+
+fn a_new_store_is_empty(store: &dyn SafetyStore) {
+    assert_eq!(store.safety(b"last_vote").expect("get"), None);
+    assert_eq!(store.safety(b"").expect("get"), None);
+}
+
+fn entries_are_stored_overwritten_and_kept_apart(store: &dyn SafetyStore) {
+    store.put_safety(b"last_vote", b"round 1").expect("put");
+    store.put_safety(b"locked", b"block a").expect("put");
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"round 1".to_vec())
+    );
+    store
+        .put_safety(b"last_vote", b"round 2")
+        .expect("overwrite");
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"round 2".to_vec())
+    );
+    assert_eq!(
+        store.safety(b"locked").expect("get"),
+        Some(b"block a".to_vec())
+    );
+    assert_eq!(store.safety(b"other").expect("get"), None);
+    // The empty key and the empty value are ordinary.
+    store.put_safety(b"", b"").expect("put empty");
+    assert_eq!(store.safety(b"").expect("get"), Some(vec![]));
+}
+
+fn writes_past_a_bound_are_refused_and_change_nothing(store: &dyn SafetyStore) {
+    store.put_safety(b"last_vote", b"round 1").expect("put");
+    let long_key = vec![1; SAFETY_KEY_BYTES_MAX + 1];
+    let result = store.put_safety(&long_key, b"x");
+    assert!(
+        matches!(
+            result,
+            Err(Error::SafetyLimit {
+                what: "key length in bytes",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let result = store.put_safety(b"last_vote", &vec![0; SAFETY_RECORD_BYTES_MAX]);
+    assert!(
+        matches!(
+            result,
+            Err(Error::SafetyLimit {
+                what: "record size in bytes",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"round 1".to_vec())
+    );
+    for index in 1..SAFETY_ENTRIES_MAX {
+        store
+            .put_safety(format!("key {index}").as_bytes(), b"v")
+            .expect("within the entry bound");
+    }
+    let result = store.put_safety(b"one too many", b"v");
+    assert!(
+        matches!(
+            result,
+            Err(Error::SafetyLimit {
+                what: "entries",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(store.safety(b"one too many").expect("get"), None);
+    // Overwriting an existing key adds no entry, so it is still allowed.
+    store
+        .put_safety(b"last_vote", b"round 2")
+        .expect("overwrite");
+}
+
+#[test]
+fn a_reopened_file_store_has_every_entry_of_the_last_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("safety");
+    {
+        let store = FileSafetyStore::create(&path).expect("create");
+        store.put_safety(b"last_vote", b"round 1").expect("put");
+        store.put_safety(b"locked", b"block a").expect("put");
+        store.put_safety(b"last_vote", b"round 2").expect("put");
+    }
+    let store = FileSafetyStore::open(&path).expect("open");
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"round 2".to_vec())
+    );
+    assert_eq!(
+        store.safety(b"locked").expect("get"),
+        Some(b"block a".to_vec())
+    );
+    // No temporary file is left behind after a completed write.
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["safety", "safety.lock"]);
+}
+
+#[test]
+fn opening_a_missing_safety_record_is_not_found_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("safety");
+    let result = FileSafetyStore::open(&path);
+    assert!(
+        matches!(&result, Err(Error::NotFound { what: "safety record", path: found }) if *found == path),
+        "{result:?}"
+    );
+    assert!(!path.exists());
+}
+
+#[test]
+fn creating_over_an_existing_safety_record_is_refused_and_keeps_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("safety");
+    FileSafetyStore::create(&path)
+        .expect("create")
+        .put_safety(b"last_vote", b"round 9")
+        .expect("put");
+    let result = FileSafetyStore::create(&path);
+    assert!(
+        matches!(result, Err(Error::AlreadyExists { .. })),
+        "{result:?}"
+    );
+    let store = FileSafetyStore::open(&path).expect("open");
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"round 9".to_vec())
+    );
+}
+
+/// A record file with one entry, and its bytes.
+fn record_file(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
+    let path = dir.join("safety");
+    FileSafetyStore::create(&path)
+        .expect("create")
+        .put_safety(b"last_vote", b"epoch 1 round 42")
+        .expect("put");
+    let bytes = std::fs::read(&path).expect("read");
+    (path, bytes)
+}
+
+fn assert_corrupt(path: &Path, needle: &str) {
+    match FileSafetyStore::open(path) {
+        Err(error @ Error::SafetyRecordCorrupt { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+            assert!(message.contains("not treated as absent"), "{message}");
+            assert!(message.contains("restore"), "{message}");
+            assert!(message.contains(&path.display().to_string()), "{message}");
+        }
+        other => panic!("expected a corrupt record, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_truncated_safety_record_is_reported_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, bytes) = record_file(dir.path());
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).expect("truncate");
+    assert_corrupt(&path, "checksum mismatch");
+    std::fs::write(&path, &bytes[..20]).expect("truncate");
+    assert_corrupt(&path, "shorter than the smallest record");
+}
+
+#[test]
+fn an_empty_safety_file_is_reported_corrupt_not_absent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _) = record_file(dir.path());
+    std::fs::write(&path, b"").expect("empty");
+    assert_corrupt(&path, "0 bytes");
+}
+
+#[test]
+fn a_flipped_bit_in_the_safety_record_is_reported_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, mut bytes) = record_file(dir.path());
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&path, &bytes).expect("damage");
+    assert_corrupt(&path, "checksum mismatch");
+}
+
+#[test]
+fn a_foreign_or_oversized_file_is_reported_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _) = record_file(dir.path());
+    std::fs::write(&path, [0x42; 100]).expect("overwrite");
+    assert_corrupt(&path, "wrong magic");
+    std::fs::write(&path, vec![0; SAFETY_RECORD_BYTES_MAX + 1]).expect("overwrite");
+    assert_corrupt(&path, "larger than the maximum");
+}
+
+#[test]
+fn a_leftover_temporary_file_does_not_affect_the_record() {
+    // What a crash between writing the temporary file and renaming it
+    // leaves: the old record stands, and the next write replaces both.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, _) = record_file(dir.path());
+    std::fs::write(dir.path().join("safety.tmp"), b"half a rec").expect("tmp");
+    let store = FileSafetyStore::open(&path).expect("open");
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"epoch 1 round 42".to_vec())
+    );
+    store
+        .put_safety(b"last_vote", b"epoch 1 round 43")
+        .expect("put");
+    drop(store);
+    let store = FileSafetyStore::open(&path).expect("reopen");
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"epoch 1 round 43".to_vec())
+    );
+}
+
+#[test]
+fn a_safety_record_open_elsewhere_is_refused_until_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("safety");
+    let first = FileSafetyStore::create(&path).expect("create");
+    for attempt in [FileSafetyStore::open(&path), FileSafetyStore::create(&path)] {
+        match attempt {
+            Err(error @ Error::SafetyRecordInUse { .. }) => {
+                assert!(error.to_string().contains("in use"), "{error}");
+            }
+            other => panic!("expected SafetyRecordInUse, got {other:?}"),
+        }
+    }
+    first.put_safety(b"last_vote", b"round 3").expect("put");
+    drop(first);
+    let second = FileSafetyStore::open(&path).expect("open after close");
+    assert_eq!(
+        second.safety(b"last_vote").expect("get"),
+        Some(b"round 3".to_vec())
+    );
+}
