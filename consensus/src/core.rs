@@ -236,9 +236,7 @@ impl Core {
     fn push_committed(&mut self, entry: CommittedBlock) {
         self.committed_index
             .insert(entry.block.hash(), entry.block.height);
-        self.committed_bytes = self
-            .committed_bytes
-            .saturating_add(committed_size(&entry));
+        self.committed_bytes = self.committed_bytes.saturating_add(committed_size(&entry));
         self.committed.push_back(entry);
         while self.committed.len() > COMMITTED_WINDOW_BLOCKS
             || (self.committed_bytes > COMMITTED_WINDOW_BYTES_MAX && self.committed.len() > 1)
@@ -438,11 +436,15 @@ impl Core {
         }
         self.round = round;
         self.timer_fires_in_round = 0;
-        self.timeouts_in_a_row = if by_timeout {
-            self.timeouts_in_a_row.saturating_add(1)
-        } else {
-            0
-        };
+        // Back off on every round given up since the last commit, not only
+        // on consecutive ones: a round entered through a certificate after a
+        // timeout keeps the longer timer (as Aptos counts rounds since the
+        // last ordered one), else with slow links every second round times
+        // out at the base timer and no two consecutive rounds certify, so
+        // nothing ever commits. A commit resets it.
+        if by_timeout {
+            self.timeouts_in_a_row = self.timeouts_in_a_row.saturating_add(1);
+        }
         let keep_from = Round(round.0.saturating_sub(2));
         self.votes = self.votes.split_off(&keep_from);
         self.timeouts = self.timeouts.split_off(&round);
@@ -654,9 +656,9 @@ impl Core {
             });
         }
         if epoch > current {
-            let due = self.future_epoch_sync_ms.is_none_or(|last| {
-                self.now_ms >= last.saturating_add(self.config.sync_retry_ms)
-            });
+            let due = self
+                .future_epoch_sync_ms
+                .is_none_or(|last| self.now_ms >= last.saturating_add(self.config.sync_retry_ms));
             if due && !self.sync_request_fresh() {
                 self.future_epoch_sync_ms = Some(self.now_ms);
                 self.request_sync(None, None, out);
@@ -1031,7 +1033,9 @@ impl Core {
             return Ok(());
         }
         let Some(high_qc) = round_timeouts.high_qc.clone() else {
-            return Err(ConsensusError::Inconsistent("timeouts without a certificate"));
+            return Err(ConsensusError::Inconsistent(
+                "timeouts without a certificate",
+            ));
         };
         round_timeouts.certified = true;
         let tc = TimeoutCert {

@@ -218,6 +218,8 @@ impl Core {
         }
         let head_height = self.head.height;
         self.tree.retain(|_, block| block.height > head_height);
+        // Progress: round timers start again from the base.
+        self.timeouts_in_a_row = 0;
         Ok(())
     }
 

@@ -112,9 +112,7 @@ impl Core {
 
     /// Whether a request was sent recently enough that no other may go out.
     pub(super) fn sync_request_fresh(&self) -> bool {
-        self.sync
-            .iter()
-            .any(|sync| self.now_ms < sync.deadline_ms)
+        self.sync.iter().any(|sync| self.now_ms < sync.deadline_ms)
     }
 
     /// Requests past their deadline count against their peer (asked last
@@ -226,9 +224,7 @@ impl Core {
         }
         for pair in blocks.windows(2) {
             if pair[1].block.parent != pair[0].block.hash() {
-                return Err(ConsensusError::Inconsistent(
-                    "store read is not one chain",
-                ));
+                return Err(ConsensusError::Inconsistent("store read is not one chain"));
             }
         }
         self.answer_committed(peer, &blocks, false, out)
@@ -258,7 +254,10 @@ impl Core {
                 blocks.push(entry.block.clone());
                 blocks.extend(proof.blocks.iter().cloned());
                 blocks.truncate(SYNC_BLOCKS_MAX);
-                if blocks.last().is_some_and(|last| last.hash() == proof.qc.vote.block) {
+                if blocks
+                    .last()
+                    .is_some_and(|last| last.hash() == proof.qc.vote.block)
+                {
                     qc = Some(proof.qc.clone());
                 }
                 break;
@@ -427,7 +426,11 @@ impl Core {
     /// certificate in it verifies, checked from the end (the answer's
     /// certificate covers the last block, each block's `justify` its
     /// parent).
-    fn check_sync_response(&mut self, request: &SyncRequest, response: &SyncResponse) -> Result<()> {
+    fn check_sync_response(
+        &mut self,
+        request: &SyncRequest,
+        response: &SyncResponse,
+    ) -> Result<()> {
         let (Some(first), Some(last)) = (response.blocks.first(), response.blocks.last()) else {
             return Err(invalid("no blocks"));
         };
@@ -459,7 +462,9 @@ impl Core {
         }
         let last_hash = hashes[hashes.len() - 1];
         if !certifies(&response.qc, last, &last_hash) && !commits(&response.qc, last, &last_hash) {
-            return Err(invalid("certificate neither certifies nor commits the last block"));
+            return Err(invalid(
+                "certificate neither certifies nor commits the last block",
+            ));
         }
         // Verify from the end: a fabricated answer fails at its first
         // certificate, and nothing was stored.
@@ -528,10 +533,15 @@ impl Core {
 /// The certificate of the last committed block of an answer: the next
 /// committed block's `justify`, or the block's own commit certificate when
 /// it commits it directly. Drops trailing blocks with neither.
-fn committed_certificate(entries: &[CommittedBlock], blocks: &mut Vec<Block>) -> Option<QuorumCert> {
+fn committed_certificate(
+    entries: &[CommittedBlock],
+    blocks: &mut Vec<Block>,
+) -> Option<QuorumCert> {
     while let Some(last) = blocks.last() {
         let hash = last.hash();
-        let position = entries.iter().position(|entry| entry.block.hash() == hash)?;
+        let position = entries
+            .iter()
+            .position(|entry| entry.block.hash() == hash)?;
         if let Some(next) = entries.get(position + 1)
             && next.block.justify.vote.block == hash
         {

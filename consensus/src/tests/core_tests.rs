@@ -230,8 +230,8 @@ fn a_restarted_validator_does_not_vote_twice_in_a_round() {
     let safety = net.persisted[1].clone().expect("voted");
     let voted = safety.last_voted_round;
     let last_vote = safety.last_vote.expect("a vote");
-    let checkpoint = Checkpoint::from_chain(&genesis(&net.keys), &net.entries[1], 16)
-        .expect("a checkpoint");
+    let checkpoint =
+        Checkpoint::from_chain(&genesis(&net.keys), &net.entries[1], 16).expect("a checkpoint");
     let mut restarted = Core::new(
         net.keys[1].clone(),
         Config::default(),

@@ -227,7 +227,7 @@ fn broken_lock_is_caught_by_the_checkers() {
                 },
             )
         },
-        50,
+        400,
     );
 }
 
