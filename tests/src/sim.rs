@@ -1074,7 +1074,7 @@ impl Cluster {
                 store
                     .blocks
                     .retain(|block| block.height > height && block.epoch >= epoch);
-                store.committed.push(entry);
+                store.committed.push(*entry);
                 if self.honest(node)
                     && self.heal_ms.is_none()
                     && self

@@ -288,7 +288,7 @@ pub enum Action {
     /// The block is final: store it (atomically with its execution, with its
     /// certificate) in order. Need not be durable before later actions
     /// leave (see [`Action::durability`]), except an epoch-ending one.
-    Commit(CommittedBlock),
+    Commit(Box<CommittedBlock>),
     /// Read committed blocks older than the core's window from the store and
     /// answer with [`Input::CommittedRead`] (a peer is syncing from far
     /// behind).

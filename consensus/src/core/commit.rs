@@ -211,7 +211,7 @@ impl Core {
                 epoch_end,
             };
             self.push_committed(entry.clone());
-            out.push(Action::Commit(entry));
+            out.push(Action::Commit(Box::new(entry)));
             if let Some(keys) = block.next_validators {
                 return self.start_epoch(keys, out);
             }

@@ -103,7 +103,7 @@ impl Net {
                 )),
                 Action::Commit(entry) => {
                     self.committed[node].push(entry.block.clone());
-                    self.entries[node].push(entry.clone());
+                    self.entries[node].push((**entry).clone());
                 }
                 _ => {}
             }
@@ -892,4 +892,137 @@ fn a_timeout_certificate_with_an_unbacked_high_qc_claim_is_refused() {
         "{errors:?}"
     );
     assert_eq!(core.round(), Round(1));
+}
+
+/// Every committed block comes with the two-chain certificate that made it
+/// final: it verifies under the epoch's set and commits the block itself or
+/// a later block of the chain.
+#[test]
+fn commits_carry_the_certificate_that_makes_them_final() {
+    let mut net = Net::new(4);
+    net.run(40);
+    let entries = &net.entries[0];
+    assert!(entries.len() >= 5, "committed {}", entries.len());
+    let hashes: Vec<BlockHash> = entries.iter().map(|entry| entry.block.hash()).collect();
+    for (index, entry) in entries.iter().enumerate() {
+        let target = entry.finalized_by().expect("a two-chain certificate");
+        let position = hashes
+            .iter()
+            .position(|hash| *hash == target)
+            .expect("it commits a committed block");
+        assert!(
+            position >= index,
+            "block {index} finalized by an earlier block"
+        );
+        net.cores[0]
+            .validators()
+            .verify_qc(&entry.commit_qc, crate::VerifyMode::OneByOne, true)
+            .expect("the certificate verifies");
+    }
+}
+
+/// A core boots from a checkpoint holding only the last few committed
+/// blocks, and serves older blocks by asking the driver to read them.
+#[test]
+fn a_core_boots_from_a_checkpoint_and_serves_older_blocks_through_the_driver() {
+    let mut net = Net::new(4);
+    net.run(60);
+    let entries = net.entries[1].clone();
+    assert!(entries.len() >= 8, "committed {}", entries.len());
+    let checkpoint = Checkpoint::from_chain(&genesis(&net.keys), &entries, 4).expect("checkpoint");
+    assert_eq!(checkpoint.recent.len(), 4);
+    let mut core = Core::new(
+        net.keys[1].clone(),
+        Config::default(),
+        genesis(&net.keys),
+        Restored {
+            safety: net.persisted[1].clone(),
+            checkpoint: Some(checkpoint),
+            blocks: Vec::new(),
+        },
+    )
+    .expect("boots from the checkpoint");
+    let last = entries.last().expect("a head");
+    assert_eq!(
+        core.committed_head(),
+        (last.block.height, last.block.hash())
+    );
+    // A peer asks from height 1: below the window, so the driver reads it.
+    let asker = net.keys[3].clone();
+    let request = Message::SyncRequest(crate::types::SyncRequest {
+        epoch: Epoch(0),
+        from_height: Height(1),
+        block: None,
+    });
+    let actions = core.step(message(&asker, &request));
+    let Some(Action::ReadCommitted {
+        peer,
+        from_height,
+        count,
+    }) = actions
+        .iter()
+        .find(|action| matches!(action, Action::ReadCommitted { .. }))
+        .cloned()
+    else {
+        panic!("no store read: {actions:?}");
+    };
+    assert_eq!((peer, from_height), (asker.public_key(), Height(1)));
+    let blocks: Vec<CommittedBlock> = entries.iter().take(count).cloned().collect();
+    let actions = core.step(Input::CommittedRead {
+        peer,
+        from_height,
+        blocks,
+    });
+    let answer = actions
+        .iter()
+        .find_map(|action| match action {
+            Action::Send { to, bytes } if *to == asker.public_key() => Message::decode(bytes).ok(),
+            _ => None,
+        })
+        .expect("an answer");
+    let Message::SyncResponse(response) = answer else {
+        panic!("not an answer: {answer:?}");
+    };
+    assert_eq!(response.blocks[0].height, Height(1));
+    let last = response.blocks.last().expect("blocks");
+    assert!(
+        response.qc.vote.block == last.hash() || response.qc.vote.commits() == Some(last.hash()),
+        "the answer's certificate covers its last block"
+    );
+}
+
+/// A checkpoint that is not one chain, or whose head's certificate is of
+/// another epoch, is refused.
+#[test]
+fn an_inconsistent_checkpoint_is_refused() {
+    let mut net = Net::new(4);
+    net.run(40);
+    let entries = net.entries[1].clone();
+    let boot = |checkpoint: Checkpoint| {
+        Core::new(
+            net.keys[1].clone(),
+            Config::default(),
+            genesis(&net.keys),
+            Restored {
+                safety: None,
+                checkpoint: Some(checkpoint),
+                blocks: Vec::new(),
+            },
+        )
+    };
+    let good = Checkpoint::from_chain(&genesis(&net.keys), &entries, 4).expect("checkpoint");
+    assert!(boot(good.clone()).is_ok());
+    let mut gap = good.clone();
+    gap.recent.remove(1);
+    assert!(boot(gap).is_err(), "a gap");
+    let mut foreign = good.clone();
+    if let Some(last) = foreign.recent.last_mut() {
+        last.commit_qc.signatures[0].1 = net.keys[3].sign(b"forged");
+    }
+    assert!(boot(foreign).is_err(), "a forged head certificate");
+    let mut other_epoch = good;
+    if let Some(last) = other_epoch.recent.last_mut() {
+        last.commit_qc.vote.epoch = Epoch(7);
+    }
+    assert!(boot(other_epoch).is_err(), "a certificate of another epoch");
 }
