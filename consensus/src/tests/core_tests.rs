@@ -148,6 +148,19 @@ impl Net {
     }
 }
 
+/// Validator `index`'s core at genesis, after its first tick.
+fn started_core(keys: &[SigningKey], index: usize) -> Core {
+    let mut core = Core::new(
+        keys[index].clone(),
+        Config::default(),
+        genesis(keys),
+        Restored::default(),
+    )
+    .expect("core");
+    core.step(Input::Tick { now_ms: START_MS });
+    core
+}
+
 fn rejected(actions: &[Action]) -> Vec<ConsensusError> {
     actions
         .iter()
@@ -380,14 +393,7 @@ fn round_one_proposal(keys: &[SigningKey], timestamp_ms: u64, payload: &[u8]) ->
 fn a_valid_proposal_is_checked_then_voted_and_an_equivocation_is_refused() {
     let keys = keys(4);
     // Validator 3: its vote for round 1 goes to validator 2, round 2's leader.
-    let mut core = Core::new(
-        keys[3].clone(),
-        Config::default(),
-        genesis(&keys),
-        Restored::default(),
-    )
-    .expect("core");
-    core.step(Input::Tick { now_ms: START_MS });
+    let mut core = started_core(&keys, 3);
     let proposal = round_one_proposal(&keys, START_MS, b"a");
     let actions = core.step(message(&keys[1], &Message::Proposal(proposal.clone())));
     assert!(matches!(actions[..], [Action::CheckProposal(_)]));
@@ -450,14 +456,7 @@ fn a_proposal_with_a_bad_timestamp_or_invalid_payload_gets_no_vote() {
 #[test]
 fn a_proposal_not_from_the_leader_or_badly_signed_is_rejected() {
     let keys = keys(4);
-    let mut core = Core::new(
-        keys[2].clone(),
-        Config::default(),
-        genesis(&keys),
-        Restored::default(),
-    )
-    .expect("core");
-    core.step(Input::Tick { now_ms: START_MS });
+    let mut core = started_core(&keys, 2);
     let mut proposal = round_one_proposal(&keys, START_MS, b"a");
     proposal.block.proposer = ValidatorId(3);
     assert_eq!(
@@ -541,14 +540,7 @@ fn certificates_with_too_few_or_repeated_signers_move_nothing() {
 #[test]
 fn messages_of_other_epochs_are_rejected() {
     let keys = keys(4);
-    let mut core = Core::new(
-        keys[2].clone(),
-        Config::default(),
-        genesis(&keys),
-        Restored::default(),
-    )
-    .expect("core");
-    core.step(Input::Tick { now_ms: START_MS });
+    let mut core = started_core(&keys, 2);
     let mut proposal = round_one_proposal(&keys, START_MS, b"a");
     proposal.block.epoch = Epoch(5);
     let actions = core.step(message(&keys[1], &Message::Proposal(proposal)));
@@ -593,14 +585,7 @@ fn a_lagging_core_catches_up_through_sync() {
 #[test]
 fn a_forged_timeout_certificate_is_refused_even_for_a_round_already_certified() {
     let keys = keys(4);
-    let mut core = Core::new(
-        keys[3].clone(),
-        Config::default(),
-        genesis(&keys),
-        Restored::default(),
-    )
-    .expect("core");
-    core.step(Input::Tick { now_ms: START_MS });
+    let mut core = started_core(&keys, 3);
     let root = QuorumCert::root(Epoch(0), Hash32([9; 32]), Height(0));
     let entry = |i: usize| TimeoutEntry {
         signer: ValidatorId(i as u16),
@@ -844,14 +829,7 @@ fn a_restarted_leader_does_not_propose_twice_in_a_round() {
 #[test]
 fn a_timeout_certificate_with_an_unbacked_high_qc_claim_is_refused() {
     let keys = keys(4);
-    let mut core = Core::new(
-        keys[3].clone(),
-        Config::default(),
-        genesis(&keys),
-        Restored::default(),
-    )
-    .expect("core");
-    core.step(Input::Tick { now_ms: START_MS });
+    let mut core = started_core(&keys, 3);
     let root = QuorumCert::root(Epoch(0), Hash32([9; 32]), Height(0));
     // Validator 0 is Byzantine: it claims a QC of round 4 that nobody has.
     let entry5 = |i: usize, claim: u64| TimeoutEntry {
