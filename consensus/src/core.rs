@@ -530,7 +530,7 @@ impl Core {
 
     // ----- proposing (Jolteon Algorithm 2, "Propose") -----
 
-    fn request_payload(&mut self, out: &mut Out) {
+    pub(super) fn request_payload(&mut self, out: &mut Out) {
         if self.payload_requested == Some(self.round)
             || self.safety.check_proposal(self.round).is_err()
         {

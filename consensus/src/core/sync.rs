@@ -526,6 +526,14 @@ impl Core {
             self.sync_continue_from = last_height.next().ok();
             self.request_sync(Some(from), None, out);
         }
+        // A leader that could not propose because it lacked the block to
+        // extend may have it now: propose in this round after all.
+        if !self.halted
+            && self.my_id.is_some()
+            && self.my_id == Some(self.validators.leader(self.round))
+        {
+            self.request_payload(out);
+        }
         Ok(())
     }
 }
