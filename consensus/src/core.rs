@@ -366,6 +366,15 @@ impl Core {
         self.config.testing.broken_rule == Some(rule)
     }
 
+    /// The proposer guard, unless a test breaks it on purpose.
+    fn check_proposal(&self, round: Round) -> Result<()> {
+        #[cfg(feature = "testing")]
+        if self.broken(BrokenRule::NoProposerGuard) {
+            return Ok(());
+        }
+        self.safety.check_proposal(round)
+    }
+
     fn ignores_lock(&self) -> bool {
         #[cfg(feature = "testing")]
         {
@@ -530,10 +539,8 @@ impl Core {
 
     // ----- proposing (Jolteon Algorithm 2, "Propose") -----
 
-    pub(super) fn request_payload(&mut self, out: &mut Out) {
-        if self.payload_requested == Some(self.round)
-            || self.safety.check_proposal(self.round).is_err()
-        {
+    fn request_payload(&mut self, out: &mut Out) {
+        if self.payload_requested == Some(self.round) || self.check_proposal(self.round).is_err() {
             return;
         }
         let parent = self.safety.high_qc.vote.block;
@@ -605,7 +612,7 @@ impl Core {
         };
         // The proposer guard, persisted before the proposal leaves: a
         // restarted leader never signs a second block for this round.
-        self.safety.check_proposal(round)?;
+        self.check_proposal(round)?;
         let signature = self.key.sign(&proposal_digest(&block.hash()).0);
         let proposal = Proposal {
             block,

@@ -11,10 +11,6 @@
 //! honest node commits again within a bound). No real I/O: no sockets,
 //! clocks, threads or disks.
 //!
-//! What the current core fails is listed in [`sim::NEEDS_CORE_FIX`]: kept
-//! out of the sweep, its scenarios gated (run them anyway with
-//! `SIM_RUN_GATED=1`).
-//!
 //! Replay a seed: `SIM_SEED=N cargo nextest run -p yuchain-tests --test it
 //! replay_seed --no-capture`. Sweep without end: `cargo run -p yuchain-tests
 //! --release --bin sim -- sweep`.
@@ -23,8 +19,7 @@ pub mod rng;
 pub mod sim;
 
 pub use sim::{
-    Behaviour, Cluster, CoreFix, EpochChange, NEEDS_CORE_FIX, Report, SimConfig, Violation,
-    needs_core_fix, replay_command, run_seed,
+    Behaviour, Cluster, EpochChange, Report, SimConfig, Violation, replay_command, run_seed,
 };
 
 /// Runs the seeds in `seeds`, returning the first failure's report.

@@ -60,36 +60,6 @@ pub struct Behaviour {
     pub flood: bool,
 }
 
-/// Parts of the adversary and of the checkers that the current core fails;
-/// the lead's fixes remove them from this list. While listed, a behaviour is
-/// never drawn by [`Behaviour::random`] (so the sweep stays green) and a
-/// check is off unless a scenario turns it on; the named scenarios that show
-/// the failure are gated by consts in tests/tests/it/scenarios.rs.
-pub const NEEDS_CORE_FIX: &[CoreFix] = &[];
-
-/// A core fix the simulator waits for (see [`NEEDS_CORE_FIX`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CoreFix {
-    /// Sync answers are checked before any block enters the tree
-    /// (`forged_sync` fills the tree today: real proposals then fail with
-    /// `BufferFull`), and future-epoch messages cannot trigger sync
-    /// requests at their own rate (`future_epoch_spam`: up to 8 requests
-    /// per sync interval per node today, 3 without the spam).
-    SyncHardening,
-    /// A timeout certificate carries the quorum certificate its highest entry
-    /// claims (`inflated_tc` stalls rounds today).
-    TcCarriesQc,
-    /// The proposer's round is persisted: a leader restarted in the round it
-    /// proposed in proposes the same block or nothing (the double-proposal
-    /// check fails today).
-    PersistedProposerGuard,
-}
-
-/// Whether `fix` is still awaited.
-pub fn needs_core_fix(fix: CoreFix) -> bool {
-    NEEDS_CORE_FIX.contains(&fix)
-}
-
 impl Behaviour {
     fn random(rng: &mut SimRng) -> Behaviour {
         let behaviour = Behaviour {
@@ -102,8 +72,8 @@ impl Behaviour {
             stale_timeouts: rng.percent(30),
             // Drawn even while not used, so fixing the core does not
             // reshuffle every seed.
-            forged_sync: rng.percent(20) && !needs_core_fix(CoreFix::SyncHardening),
-            inflated_tc: rng.percent(20) && !needs_core_fix(CoreFix::TcCarriesQc),
+            forged_sync: rng.percent(20),
+            inflated_tc: rng.percent(20),
             equivocate_and_vote_both: rng.percent(25),
             future_epoch_spam: rng.percent(25),
             flood: rng.percent(20),
@@ -172,8 +142,7 @@ pub struct SimConfig {
     /// proposal and restart it at once (a restarted leader must not
     /// propose a second block in that round).
     pub restart_leader_after_propose_from_ms: Option<u64>,
-    /// Check that no honest node proposes two blocks in one round (off by
-    /// default until [`CoreFix::PersistedProposerGuard`] lands).
+    /// Check that no honest node proposes two blocks in one round.
     pub check_double_proposals: bool,
     /// Honest cores skip their halt on a fork (to show the simulator's own
     /// agreement checks catch a broken rule).
@@ -239,7 +208,7 @@ impl SimConfig {
             straggler_ms: [0, 0, 0, 100][rng.index(4)],
             down_for_blocks: None,
             restart_leader_after_propose_from_ms: None,
-            check_double_proposals: !needs_core_fix(CoreFix::PersistedProposerGuard),
+            check_double_proposals: true,
             halt_on_fork_disabled: false,
         }
     }
@@ -272,7 +241,7 @@ impl SimConfig {
             straggler_ms: 0,
             down_for_blocks: None,
             restart_leader_after_propose_from_ms: None,
-            check_double_proposals: !needs_core_fix(CoreFix::PersistedProposerGuard),
+            check_double_proposals: true,
             halt_on_fork_disabled: false,
         }
     }

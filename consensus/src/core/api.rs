@@ -61,6 +61,9 @@ pub enum BrokenRule {
     IgnoreLock,
     /// Commit a block as soon as it is certified (a one-chain rule).
     CommitOneChain,
+    /// Propose without the persisted proposer guard (a restarted leader
+    /// may sign a second block for its round).
+    NoProposerGuard,
 }
 
 /// The chain's first epoch.

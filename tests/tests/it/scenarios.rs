@@ -2,26 +2,7 @@
 //! must catch.
 
 use yuchain_consensus::BrokenRule;
-use yuchain_tests::{
-    Behaviour, Cluster, CoreFix, EpochChange, Report, SimConfig, Violation, needs_core_fix,
-};
-
-/// The lead flips this once the driver serves sync beyond the core's
-/// committed window (`a_node_down_for_more_than_the_committed_window_catches_up`
-/// fails today: the core keeps only 1,024 committed blocks to answer sync).
-const DRIVER_SYNC_READY: bool = true;
-
-/// Whether a scenario that the current core fails should run: when `ready`
-/// (its fix landed: see `NEEDS_CORE_FIX` in tests/src/sim.rs, and
-/// `DRIVER_SYNC_READY` above), or always with `SIM_RUN_GATED=1`, to show it
-/// failing before the fix.
-fn gated(ready: bool, name: &str) -> bool {
-    if ready || std::env::var_os("SIM_RUN_GATED").is_some() {
-        return true;
-    }
-    println!("{name}: waits for a core fix (run anyway with SIM_RUN_GATED=1)");
-    false
-}
+use yuchain_tests::{Behaviour, Cluster, EpochChange, Report, SimConfig, Violation};
 
 fn run(config: SimConfig) -> Report {
     Cluster::new(config).run()
@@ -271,21 +252,15 @@ fn byzantine_votes_for_both_equivocating_blocks_keep_agreement() {
 /// At most this many sync requests per sync interval per honest node.
 const SYNC_REQUESTS_PER_INTERVAL_MAX: u64 = 4;
 
-/// The bound fails today (CoreFix::SyncHardening): seed 2, n = 4 sends 8
-/// sync requests in one interval (at most 3 in these runs without spam).
+/// Before the sync hardening (issue 6) the bound failed: every future-epoch
+/// message sent a request, seed 2, n = 4 sent 8 in one interval (at most 3
+/// in these runs without spam).
 #[test]
 fn future_epoch_spam_does_not_amplify_sync_requests() {
     let behaviour = Behaviour {
         future_epoch_spam: true,
         ..Behaviour::default()
     };
-    // Today every future-epoch message the node has no sync in flight for
-    // sends a request (and each answer clears it), so the count follows the
-    // spam rate: the bound waits for the lead's sync hardening.
-    let bounded = gated(
-        !needs_core_fix(CoreFix::SyncHardening),
-        "future_epoch_spam_does_not_amplify_sync_requests (the bound)",
-    );
     for seed in 0..4 {
         for validators in [4, 7] {
             let report = run(byzantine(seed, validators, behaviour));
@@ -295,7 +270,7 @@ fn future_epoch_spam_does_not_amplify_sync_requests() {
                 report.sync_requests_per_interval_max
             );
             assert!(
-                !bounded || report.sync_requests_per_interval_max <= SYNC_REQUESTS_PER_INTERVAL_MAX,
+                report.sync_requests_per_interval_max <= SYNC_REQUESTS_PER_INTERVAL_MAX,
                 "seed {seed}, n = {validators}: {} sync requests in one interval",
                 report.sync_requests_per_interval_max
             );
@@ -317,17 +292,11 @@ fn floods_do_not_stop_commits() {
     }
 }
 
-/// Fails today (CoreFix::SyncHardening): seed 0, n = 7 ends in
+/// Failed before the sync hardening (issue 6): seed 0, n = 7 ended in
 /// `Liveness { node: 2, committed: 1 }`, the victims rejecting real
 /// proposals with "block tree buffer is full".
 #[test]
 fn forged_sync_answers_cannot_fill_the_block_tree() {
-    if !gated(
-        !needs_core_fix(CoreFix::SyncHardening),
-        "forged_sync_answers_cannot_fill_the_block_tree",
-    ) {
-        return;
-    }
     let behaviour = Behaviour {
         forged_sync: true,
         ..Behaviour::default()
@@ -339,18 +308,12 @@ fn forged_sync_answers_cannot_fill_the_block_tree() {
     }
 }
 
-/// Fails today (CoreFix::TcCarriesQc): seed 0, n = 7, a 100 ms straggler
-/// ends in `Liveness { node: 2, committed: 5 }`, honest voters refusing
+/// Failed before timeout certificates carried their QC (issue 6): seed 0,
+/// n = 7, a 100 ms straggler ended in `Liveness { node: 2, committed: 5 }`, honest voters refusing
 /// proposals with "block extends a certificate lower than the timeout
 /// certificate reports".
 #[test]
 fn inflated_timeout_certificates_cannot_stall_rounds() {
-    if !gated(
-        !needs_core_fix(CoreFix::TcCarriesQc),
-        "inflated_timeout_certificates_cannot_stall_rounds",
-    ) {
-        return;
-    }
     let behaviour = Behaviour {
         inflated_tc: true,
         ..Behaviour::default()
@@ -368,16 +331,10 @@ fn inflated_timeout_certificates_cannot_stall_rounds() {
     }
 }
 
-/// Fails today (CoreFix::PersistedProposerGuard): seed 0 ends in
+/// Failed before the persisted proposer guard (issue 6): seed 0 ended in
 /// `DoubleSign { node: 1, what: "proposal", epoch: 0, round: 5 }`.
 #[test]
 fn a_leader_restarted_in_its_round_does_not_propose_twice() {
-    if !gated(
-        !needs_core_fix(CoreFix::PersistedProposerGuard),
-        "a_leader_restarted_in_its_round_does_not_propose_twice",
-    ) {
-        return;
-    }
     for seed in 0..4 {
         let config = SimConfig {
             restart_leader_after_propose_from_ms: Some(100 + 20 * seed),
@@ -391,15 +348,13 @@ fn a_leader_restarted_in_its_round_does_not_propose_twice() {
 
 #[test]
 fn the_double_sign_checker_sees_a_restarted_leader_propose_again() {
-    // Against the current core (no persisted proposer guard) the checker
-    // must fire; once the guard lands, this scenario must pass instead.
-    if !needs_core_fix(CoreFix::PersistedProposerGuard) {
-        return;
-    }
+    // With the proposer guard broken on purpose the simulator's own
+    // checker (not the core) must catch the second proposal.
     let config = SimConfig {
         restart_leader_after_propose_from_ms: Some(100),
         check_double_proposals: true,
         blocks_after_heal: 30,
+        broken_rule: Some(BrokenRule::NoProposerGuard),
         ..SimConfig::quiet(0, 4)
     };
     let report = run(config);
@@ -416,17 +371,11 @@ fn the_double_sign_checker_sees_a_restarted_leader_propose_again() {
     );
 }
 
-/// Fails today (DRIVER_SYNC_READY): `Liveness { node: 3, committed: 0 }`,
-/// its sync requests from height 1 refused below the peers' 1,024-block
-/// committed window.
+/// Failed before store-served sync (issue 6): `Liveness { node: 3,
+/// committed: 0 }`, its sync requests from height 1 refused below the
+/// peers' 1,024-block committed window.
 #[test]
 fn a_node_down_for_more_than_the_committed_window_catches_up() {
-    if !gated(
-        DRIVER_SYNC_READY,
-        "a_node_down_for_more_than_the_committed_window_catches_up",
-    ) {
-        return;
-    }
     let config = SimConfig {
         down_for_blocks: Some(1_100),
         blocks_after_heal: 5,
