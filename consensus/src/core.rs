@@ -126,6 +126,7 @@ pub struct Core {
     reads_pending: usize,
     peer_hint: Option<PublicKey>,
     served: BTreeMap<PublicKey, (u64, u32)>,
+    helped: BTreeMap<PublicKey, u64>,
     halted: bool,
 }
 
@@ -223,6 +224,7 @@ impl Core {
             reads_pending: 0,
             peer_hint: None,
             served: BTreeMap::new(),
+            helped: BTreeMap::new(),
             halted: false,
         };
         for entry in checkpoint.recent {
@@ -640,6 +642,7 @@ impl Core {
             Message::Timeout(timeout) => self.on_timeout(from, timeout, out),
             Message::SyncRequest(request) => self.on_sync_request(from, request, out),
             Message::SyncResponse(response) => self.on_sync_response(from, response, out),
+            Message::SyncInfo(info) => self.on_sync_info(from, info, out),
         };
         // A peer whose signed message was accepted is a good one to ask for
         // blocks (a sync request carries no signature and proves nothing).
@@ -967,6 +970,9 @@ impl Core {
             });
         }
         if timeout.round < self.round {
+            // The sender is behind in rounds (it missed the certificate
+            // that moved this node on): send it that certificate.
+            self.help_behind_peer(from, out);
             return Err(ConsensusError::StaleRound {
                 got: timeout.round,
                 current: self.round,

@@ -507,6 +507,19 @@ pub enum Message {
     SyncRequest(SyncRequest),
     /// The blocks.
     SyncResponse(SyncResponse),
+    /// The certificates that moved the sender past a round the receiver is
+    /// still in (sent to a peer whose timeout arrived for a past round).
+    SyncInfo(SyncInfo),
+}
+
+/// A node's highest certificates, for a peer that fell behind in rounds:
+/// every field is a certificate the receiver verifies itself.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SyncInfo {
+    /// The sender's highest quorum certificate.
+    pub high_qc: QuorumCert,
+    /// The sender's highest timeout certificate, if any.
+    pub high_tc: Option<TimeoutCert>,
 }
 
 /// The first byte of every message: the encoding's version.
@@ -568,6 +581,11 @@ impl Message {
                         writer.hash(hash);
                     }
                 }
+            }
+            Message::SyncInfo(info) => {
+                writer.u8(6);
+                info.high_qc.write(&mut writer);
+                write_tc(&mut writer, &info.high_tc);
             }
             Message::SyncResponse(response) => {
                 writer.u8(5);
@@ -633,6 +651,10 @@ impl Message {
                     qc: QuorumCert::read(&mut reader)?,
                 })
             }
+            6 => Message::SyncInfo(SyncInfo {
+                high_qc: QuorumCert::read(&mut reader)?,
+                high_tc: read_tc(&mut reader)?,
+            }),
             _ => return Err(ConsensusError::Malformed("unknown message kind")),
         };
         reader.finish()?;
@@ -697,7 +719,7 @@ mod tests {
                 Epoch(0),
                 Round(5),
                 block.justify.clone(),
-                Some(tc),
+                Some(tc.clone()),
                 ValidatorId(0),
             )),
             Message::SyncRequest(SyncRequest {
@@ -713,6 +735,10 @@ mod tests {
             Message::SyncResponse(SyncResponse {
                 blocks: vec![block.clone(), block.clone()],
                 qc: block.justify.clone(),
+            }),
+            Message::SyncInfo(SyncInfo {
+                high_qc: block.justify.clone(),
+                high_tc: Some(tc.clone()),
             }),
         ];
         for message in messages {

@@ -1188,7 +1188,7 @@ impl Cluster {
                     self.sync_requests_per_interval_max.max(*count);
                 return Ok(());
             }
-            Message::SyncResponse(_) => return Ok(()),
+            Message::SyncResponse(_) | Message::SyncInfo(_) => return Ok(()),
         };
         match self.signed.get(&(node, kind, epoch.0, round.0)) {
             Some(previous) if *previous != digest => Err(Violation::DoubleSign {

@@ -295,6 +295,55 @@ impl Core {
         Ok(())
     }
 
+    /// A validator of this epoch sent a timeout for a round this node left:
+    /// send it this node's highest certificates (at most once per sync
+    /// interval per peer), which it verifies and takes like any other. A
+    /// lost timeout certificate otherwise leaves it a whole (backed-off)
+    /// round timer behind.
+    pub(super) fn help_behind_peer(&mut self, peer: PublicKey, out: &mut Out) {
+        if peer == self.me || self.validators.index_of(&peer).is_none() {
+            return;
+        }
+        let interval = self.config.sync_retry_ms.max(1);
+        if self
+            .helped
+            .get(&peer)
+            .is_some_and(|at| self.now_ms < at.saturating_add(interval))
+        {
+            return;
+        }
+        if self.helped.len() >= SERVED_PEERS_MAX && !self.helped.contains_key(&peer) {
+            self.helped.clear();
+        }
+        self.helped.insert(peer, self.now_ms);
+        let info = crate::types::SyncInfo {
+            high_qc: self.safety.high_qc.clone(),
+            high_tc: self.safety.high_tc.clone(),
+        };
+        out.push(Action::Send {
+            to: peer,
+            bytes: Message::SyncInfo(info).encode(),
+        });
+    }
+
+    /// A peer's highest certificates: verified and processed like those of
+    /// any message (they may move this node to a later round, or commit).
+    pub(super) fn on_sync_info(
+        &mut self,
+        from: PublicKey,
+        info: crate::types::SyncInfo,
+        out: &mut Out,
+    ) -> Result<()> {
+        self.check_epoch(info.high_qc.vote.epoch, from, out)?;
+        if let Some(tc) = &info.high_tc {
+            self.process_tc(tc, from, out)?;
+        }
+        if info.high_qc.vote.epoch == self.epoch() {
+            self.process_qc(&info.high_qc, from, out)?;
+        }
+        Ok(())
+    }
+
     /// Each peer gets at most [`SYNC_ANSWERS_PER_INTERVAL_MAX`] answers per
     /// sync interval: answering costs this node encoding and bandwidth, and
     /// a catching-up peer needs far fewer (one request in flight at a time).

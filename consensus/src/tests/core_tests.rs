@@ -1004,3 +1004,72 @@ fn an_inconsistent_checkpoint_is_refused() {
     }
     assert!(boot(other_epoch).is_err(), "a certificate of another epoch");
 }
+
+/// A validator whose timeout arrives for a round this node already left is
+/// sent this node's certificates (once per interval), and a node behind in
+/// rounds moves on when it verifies them.
+#[test]
+fn a_peer_behind_in_rounds_is_sent_the_certificates_that_move_it_on() {
+    let mut net = Net::new(4);
+    net.run(10);
+    // Node 3 falls a round behind: the others time out without it.
+    let behind = Core::new(
+        net.keys[3].clone(),
+        Config::default(),
+        genesis(&net.keys),
+        Restored {
+            safety: net.persisted[3].clone(),
+            checkpoint: Some(
+                Checkpoint::from_chain(&genesis(&net.keys), &net.entries[3], 16)
+                    .expect("checkpoint"),
+            ),
+            blocks: Vec::new(),
+        },
+    )
+    .expect("core");
+    // A timeout of node 3 for an older round (justified by the certificate
+    // before node 0's highest) reaches node 0.
+    let high_qc = net.cores[0].safety().high_qc.clone();
+    let older_qc = net.cores[0]
+        .block(&high_qc.vote.block)
+        .map(|block| block.justify.clone())
+        .expect("the high-QC block");
+    let old_round = older_qc.round().next().expect("round");
+    assert!(old_round < net.cores[0].round());
+    let stale = Timeout::sign(
+        &net.keys[3],
+        Epoch(0),
+        old_round,
+        older_qc,
+        None,
+        ValidatorId(3),
+    );
+    let actions = net.cores[0].step(message(&net.keys[3], &Message::Timeout(stale.clone())));
+    let info = actions
+        .iter()
+        .find_map(|action| match action {
+            Action::Send { to, bytes } if *to == net.keys[3].public_key() => {
+                match Message::decode(bytes) {
+                    Ok(Message::SyncInfo(info)) => Some(info),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .expect("the behind peer is sent the certificates");
+    // Rate-limited: the same stale timeout again gets nothing new.
+    let again = net.cores[0].step(message(&net.keys[3], &Message::Timeout(stale)));
+    assert!(
+        !again
+            .iter()
+            .any(|action| matches!(action, Action::Send { .. })),
+        "{again:?}"
+    );
+    // The behind node verifies them and reaches the sender's round.
+    let mut behind = behind;
+    behind.step(Input::Tick { now_ms: START_MS });
+    let before = behind.round();
+    behind.step(message(&net.keys[0], &Message::SyncInfo(info)));
+    assert!(behind.round() >= before);
+    assert!(behind.safety().high_qc.round() >= net.cores[0].safety().high_qc.round());
+}
