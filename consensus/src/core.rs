@@ -102,7 +102,7 @@ pub struct Core {
     safety: SafetyData,
     round: Round,
     round_deadline_ms: Option<u64>,
-    timeouts_in_a_row: u32,
+    timeouts_since_commit: u32,
     now_ms: u64,
     payload_requested: Option<Round>,
     proposed: Option<Round>,
@@ -200,7 +200,7 @@ impl Core {
             safety,
             round,
             round_deadline_ms: None,
-            timeouts_in_a_row: 0,
+            timeouts_since_commit: 0,
             now_ms: 0,
             payload_requested: None,
             proposed: None,
@@ -389,14 +389,7 @@ impl Core {
     }
 
     fn checks_signatures(&self) -> bool {
-        #[cfg(feature = "testing")]
-        {
-            !self.config.testing.skip_signature_checks
-        }
-        #[cfg(not(feature = "testing"))]
-        {
-            true
-        }
+        checks_signatures(&self.config)
     }
 
     fn parent_info(&self, hash: &BlockHash) -> Option<ParentInfo> {
@@ -417,7 +410,7 @@ impl Core {
     // ----- pacemaker (Jolteon Algorithm 2, "Pacemaker") -----
 
     fn round_timeout_ms(&self) -> u64 {
-        let doubling = 1u64 << self.timeouts_in_a_row.min(16);
+        let doubling = 1u64 << self.timeouts_since_commit.min(16);
         self.config
             .round_timeout_ms
             .saturating_mul(doubling)
@@ -454,7 +447,7 @@ impl Core {
         // out at the base timer and no two consecutive rounds certify, so
         // nothing ever commits. A commit resets it.
         if by_timeout {
-            self.timeouts_in_a_row = self.timeouts_in_a_row.saturating_add(1);
+            self.timeouts_since_commit = self.timeouts_since_commit.saturating_add(1);
         }
         let keep_from = Round(round.0.saturating_sub(2));
         self.votes = self.votes.split_off(&keep_from);
@@ -486,7 +479,7 @@ impl Core {
         // Ask the epoch's validators in turn, not the last peer heard from:
         // that one may be as far behind as this node (say, all left in an
         // epoch that ended elsewhere).
-        if self.my_id.is_none() || self.timeouts_in_a_row > 0 || self.timer_fires_in_round > 1 {
+        if self.my_id.is_none() || self.timeouts_since_commit > 0 || self.timer_fires_in_round > 1 {
             self.request_sync(None, None, out);
         }
         let Some(my_id) = self.my_id else {
@@ -657,7 +650,7 @@ impl Core {
     /// epoch's validators are unknown here), so it only triggers a
     /// rate-limited request to one of this epoch's validators, whose answer
     /// is verified against this epoch's set.
-    fn check_epoch(&mut self, epoch: Epoch, _from: PublicKey, out: &mut Out) -> Result<()> {
+    fn check_epoch(&mut self, epoch: Epoch, out: &mut Out) -> Result<()> {
         let current = self.epoch();
         if epoch < current {
             return Err(ConsensusError::StaleEpoch {
@@ -685,7 +678,7 @@ impl Core {
     /// payload. The vote waits for [`Input::ProposalChecked`].
     fn on_proposal(&mut self, from: PublicKey, proposal: Proposal, out: &mut Out) -> Result<()> {
         let block = &proposal.block;
-        self.check_epoch(block.epoch, from, out)?;
+        self.check_epoch(block.epoch, out)?;
         if self.validators.leader(block.round) != block.proposer {
             return Err(ConsensusError::NotLeader { round: block.round });
         }
@@ -955,7 +948,7 @@ impl Core {
     /// certificate, and join a round that f + 1 others gave up on (so one
     /// honest node's timeout spreads and rounds stay in step).
     fn on_timeout(&mut self, from: PublicKey, timeout: Timeout, out: &mut Out) -> Result<()> {
-        self.check_epoch(timeout.epoch, from, out)?;
+        self.check_epoch(timeout.epoch, out)?;
         self.validators.key(timeout.signer)?;
         let justified = timeout.high_qc.round().next()? == timeout.round
             || match &timeout.last_tc {
@@ -1083,8 +1076,9 @@ fn committed_size(entry: &CommittedBlock) -> usize {
 
 /// Checks a checkpoint's consistency and returns its committed head: the
 /// window is one chain, the root is on it (or below it), and the head, when
-/// it is not the root, carries a certificate of this epoch that commits it
-/// (or a later block: a pipelined store may have lost the last few).
+/// it is not the root, carries a verified certificate of this epoch at or
+/// above it (its commit certificate names it or a later block: a pipelined
+/// store may have lost the last few).
 fn check_checkpoint(
     checkpoint: &Checkpoint,
     validators: &ValidatorSet,
@@ -1132,13 +1126,23 @@ fn check_checkpoint(
             "checkpoint head's certificate is not at or above it",
         ));
     }
+    validators.verify_qc(
+        qc,
+        crate::validators::VerifyMode::Batched,
+        checks_signatures(config),
+    )?;
+    Ok(head)
+}
+
+/// Whether signatures are checked (always, but in throughput benchmarks).
+fn checks_signatures(config: &Config) -> bool {
     #[cfg(feature = "testing")]
-    let signatures = !config.testing.skip_signature_checks;
+    {
+        !config.testing.skip_signature_checks
+    }
     #[cfg(not(feature = "testing"))]
-    let signatures = {
+    {
         let _ = config;
         true
-    };
-    validators.verify_qc(qc, crate::validators::VerifyMode::Batched, signatures)?;
-    Ok(head)
+    }
 }

@@ -219,7 +219,7 @@ impl Core {
         let head_height = self.head.height;
         self.tree.retain(|_, block| block.height > head_height);
         // Progress: round timers start again from the base.
-        self.timeouts_in_a_row = 0;
+        self.timeouts_since_commit = 0;
         Ok(())
     }
 
@@ -262,7 +262,7 @@ impl Core {
         self.payload_requested = None;
         self.proposed = None;
         self.round = Round(0);
-        self.timeouts_in_a_row = 0;
+        self.timeouts_since_commit = 0;
         self.sync_continue_from = None;
         self.sync_rotation = 0;
         self.sync_avoid = None;

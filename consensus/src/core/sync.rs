@@ -178,14 +178,14 @@ impl Core {
                 });
                 return Ok(());
             }
-            let entries: Vec<CommittedBlock> = self
+            let entries: Vec<&CommittedBlock> = self
                 .committed
                 .iter()
-                .filter(|entry| entry.block.height >= from_height)
+                .skip_while(|entry| entry.block.height < from_height)
                 .take(SYNC_BLOCKS_MAX + 1)
-                .cloned()
                 .collect();
-            return self.answer_committed(from, &entries, true, out);
+            self.answer_committed(from, &entries, true, out);
+            return Ok(());
         }
         // Above the committed head: the uncommitted certified chain only.
         let mut blocks: Vec<Block> = self
@@ -227,7 +227,9 @@ impl Core {
                 return Err(ConsensusError::Inconsistent("store read is not one chain"));
             }
         }
-        self.answer_committed(peer, &blocks, false, out)
+        let entries: Vec<&CommittedBlock> = blocks.iter().collect();
+        self.answer_committed(peer, &entries, false, out);
+        Ok(())
     }
 
     /// Answers from committed blocks (consecutive, oldest first): up to
@@ -235,12 +237,12 @@ impl Core {
     /// proof), and, when `extend` and the answer reaches the committed
     /// head, continuing along the certified chain.
     fn answer_committed(
-        &mut self,
+        &self,
         to: PublicKey,
-        entries: &[CommittedBlock],
+        entries: &[&CommittedBlock],
         extend: bool,
         out: &mut Out,
-    ) -> Result<()> {
+    ) {
         let mut blocks: Vec<Block> = Vec::new();
         let mut qc: Option<QuorumCert> = None;
         for entry in entries {
@@ -248,26 +250,25 @@ impl Core {
                 break;
             }
             if let Some(proof) = &entry.epoch_end {
-                if blocks.len() + 1 + proof.blocks.len() > SYNC_BLOCKS_MAX && !blocks.is_empty() {
+                if blocks.len() + 1 + proof.blocks.len() > SYNC_BLOCKS_MAX {
+                    // The end block and its proof go in an answer of their
+                    // own (one that cannot hold them is not sent).
                     break;
                 }
                 blocks.push(entry.block.clone());
                 blocks.extend(proof.blocks.iter().cloned());
-                blocks.truncate(SYNC_BLOCKS_MAX);
-                if blocks
-                    .last()
-                    .is_some_and(|last| last.hash() == proof.qc.vote.block)
-                {
-                    qc = Some(proof.qc.clone());
-                }
+                // The proof's certificate covers its last block (or the
+                // end block itself).
+                qc = Some(proof.qc.clone());
                 break;
             }
             blocks.push(entry.block.clone());
         }
         if qc.is_none() {
+            // The blocks are the committed chain's, so a height names one.
             let reached_head = blocks
                 .last()
-                .is_some_and(|last| last.hash() == self.head.hash);
+                .is_some_and(|last| last.height == self.head.height);
             if extend && reached_head && blocks.len() < SYNC_BLOCKS_MAX {
                 let room = SYNC_BLOCKS_MAX - blocks.len();
                 let mut path: Vec<Block> = self.certified_path().into_iter().take(room).collect();
@@ -283,16 +284,15 @@ impl Core {
             qc = committed_certificate(entries, &mut blocks);
         }
         let Some(qc) = qc else {
-            return Ok(());
+            return;
         };
         if blocks.is_empty() {
-            return Ok(());
+            return;
         }
         out.push(Action::Send {
             to,
             bytes: Message::SyncResponse(SyncResponse { blocks, qc }).encode(),
         });
-        Ok(())
     }
 
     /// A validator of this epoch sent a timeout for a round this node left:
@@ -334,7 +334,7 @@ impl Core {
         info: crate::types::SyncInfo,
         out: &mut Out,
     ) -> Result<()> {
-        self.check_epoch(info.high_qc.vote.epoch, from, out)?;
+        self.check_epoch(info.high_qc.vote.epoch, out)?;
         if let Some(tc) = &info.high_tc {
             self.process_tc(tc, from, out)?;
         }
@@ -454,9 +454,11 @@ impl Core {
         if asked.is_empty() {
             return Err(ConsensusError::NotPending("sync response from this peer"));
         }
+        // Each block is hashed once, for the checks and for storing it.
+        let hashes: Vec<BlockHash> = response.blocks.iter().map(Block::hash).collect();
         let mut result = Err(invalid("answers no request"));
         for (index, request) in asked {
-            result = self.check_sync_response(&request, &response);
+            result = self.check_sync_response(&request, &response, &hashes);
             if result.is_ok() {
                 self.sync.remove(index);
                 break;
@@ -467,7 +469,7 @@ impl Core {
             return Err(error);
         }
         self.sync_avoid = None;
-        self.apply_sync_response(from, response, out)
+        self.apply_sync_response(from, response, &hashes, out)
     }
 
     /// Everything an answer must satisfy before any of it is stored: it
@@ -479,12 +481,17 @@ impl Core {
         &mut self,
         request: &SyncRequest,
         response: &SyncResponse,
+        hashes: &[BlockHash],
     ) -> Result<()> {
-        let (Some(first), Some(last)) = (response.blocks.first(), response.blocks.last()) else {
+        let (Some(first), Some(last), Some(&last_hash)) = (
+            response.blocks.first(),
+            response.blocks.last(),
+            hashes.last(),
+        ) else {
             return Err(invalid("no blocks"));
         };
         match request.block {
-            Some(want) if last.hash() != want => {
+            Some(want) if last_hash != want => {
                 return Err(invalid("does not end at the block asked for"));
             }
             None if first.height != request.from_height => {
@@ -493,7 +500,6 @@ impl Core {
             _ => {}
         }
         let epoch = self.epoch();
-        let hashes: Vec<BlockHash> = response.blocks.iter().map(Block::hash).collect();
         for (index, block) in response.blocks.iter().enumerate() {
             if block.epoch != epoch {
                 return Err(invalid("block of another epoch"));
@@ -509,7 +515,6 @@ impl Core {
                 }
             }
         }
-        let last_hash = hashes[hashes.len() - 1];
         if !certifies(&response.qc, last, &last_hash) && !commits(&response.qc, last, &last_hash) {
             return Err(invalid(
                 "certificate neither certifies nor commits the last block",
@@ -530,6 +535,7 @@ impl Core {
         &mut self,
         from: PublicKey,
         response: SyncResponse,
+        hashes: &[BlockHash],
         out: &mut Out,
     ) -> Result<()> {
         let full = response.blocks.len() == SYNC_BLOCKS_MAX;
@@ -537,8 +543,7 @@ impl Core {
             return Ok(());
         };
         let start_epoch = self.epoch();
-        for (index, block) in response.blocks.iter().enumerate() {
-            let hash = block.hash();
+        for (index, (block, &hash)) in response.blocks.iter().zip(hashes).enumerate() {
             if self.parent_info(&hash).is_some() {
                 continue;
             }
@@ -587,26 +592,25 @@ impl Core {
     }
 }
 
-/// The certificate of the last committed block of an answer: the next
-/// committed block's `justify`, or the block's own commit certificate when
-/// it commits it directly. Drops trailing blocks with neither.
+/// The certificate of the last committed block of an answer (`blocks[i]`
+/// is `entries[i]`'s block): the next committed block's `justify`, or the
+/// block's own commit certificate when it commits it directly. Drops
+/// trailing blocks with neither.
 fn committed_certificate(
-    entries: &[CommittedBlock],
+    entries: &[&CommittedBlock],
     blocks: &mut Vec<Block>,
 ) -> Option<QuorumCert> {
     while let Some(last) = blocks.last() {
+        let index = blocks.len() - 1;
+        let entry = entries.get(index).filter(|entry| entry.block == *last)?;
         let hash = last.hash();
-        let position = entries
-            .iter()
-            .position(|entry| entry.block.hash() == hash)?;
-        if let Some(next) = entries.get(position + 1)
+        if let Some(next) = entries.get(index + 1)
             && next.block.justify.vote.block == hash
         {
             return Some(next.block.justify.clone());
         }
-        let own = &entries[position].commit_qc;
-        if commits(own, last, &hash) {
-            return Some(own.clone());
+        if commits(&entry.commit_qc, last, &hash) {
+            return Some(entry.commit_qc.clone());
         }
         blocks.pop();
     }

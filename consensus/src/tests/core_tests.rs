@@ -389,6 +389,31 @@ fn round_one_proposal(keys: &[SigningKey], timestamp_ms: u64, payload: &[u8]) ->
     }
 }
 
+/// Validator 2's proposal in `round` of a child of the genesis root (it
+/// leads rounds 2 and 6 of four), justified by `last_tc`.
+fn root_child_proposal(
+    keys: &[SigningKey],
+    round: Round,
+    last_tc: Option<TimeoutCert>,
+) -> Proposal {
+    let block = Block {
+        epoch: Epoch(0),
+        round,
+        height: Height(1),
+        parent: Hash32([9; 32]),
+        justify: QuorumCert::root(Epoch(0), Hash32([9; 32]), Height(0)),
+        timestamp_ms: START_MS,
+        proposer: ValidatorId(2),
+        payload: b"x".to_vec(),
+        next_validators: None,
+    };
+    Proposal {
+        signature: keys[2].sign(&proposal_digest(&block.hash()).0),
+        block,
+        last_tc,
+    }
+}
+
 #[test]
 fn a_valid_proposal_is_checked_then_voted_and_an_equivocation_is_refused() {
     let keys = keys(4);
@@ -615,22 +640,7 @@ fn a_forged_timeout_certificate_is_refused_even_for_a_round_already_certified() 
     // verified although this node already holds a TC of round 1.
     let mut forged = genuine;
     forged.entries[1].signature = keys[3].sign(b"forged");
-    let block = Block {
-        epoch: Epoch(0),
-        round: Round(2),
-        height: Height(1),
-        parent: Hash32([9; 32]),
-        justify: root,
-        timestamp_ms: START_MS,
-        proposer: ValidatorId(2),
-        payload: b"x".to_vec(),
-        next_validators: None,
-    };
-    let proposal = Proposal {
-        signature: keys[2].sign(&proposal_digest(&block.hash()).0),
-        block,
-        last_tc: Some(forged),
-    };
+    let proposal = root_child_proposal(&keys, Round(2), Some(forged));
     assert!(matches!(
         rejected(&core.step(message(&keys[2], &Message::Proposal(proposal))))[..],
         [ConsensusError::BadSignature(_)]
@@ -846,22 +856,7 @@ fn a_timeout_certificate_with_an_unbacked_high_qc_claim_is_refused() {
     };
     // Round 6's leader (validator 2) proposes on the root, the highest QC
     // anybody holds, justified by that TC.
-    let block = Block {
-        epoch: Epoch(0),
-        round: Round(6),
-        height: Height(1),
-        parent: Hash32([9; 32]),
-        justify: root,
-        timestamp_ms: START_MS,
-        proposer: ValidatorId(2),
-        payload: b"x".to_vec(),
-        next_validators: None,
-    };
-    let proposal = Proposal {
-        signature: keys[2].sign(&proposal_digest(&block.hash()).0),
-        block: block.clone(),
-        last_tc: Some(inflated),
-    };
+    let proposal = root_child_proposal(&keys, Round(6), Some(inflated));
     let actions = core.step(message(&keys[2], &Message::Proposal(proposal)));
     let errors = rejected(&actions);
     // The TC is refused outright: it moves this node nowhere.
