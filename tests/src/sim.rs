@@ -142,8 +142,6 @@ pub struct SimConfig {
     /// proposal and restart it at once (a restarted leader must not
     /// propose a second block in that round).
     pub restart_leader_after_propose_from_ms: Option<u64>,
-    /// Check that no honest node proposes two blocks in one round.
-    pub check_double_proposals: bool,
     /// Honest cores skip their halt on a fork (to show the simulator's own
     /// agreement checks catch a broken rule).
     pub halt_on_fork_disabled: bool,
@@ -208,7 +206,6 @@ impl SimConfig {
             straggler_ms: [0, 0, 0, 100][rng.index(4)],
             down_for_blocks: None,
             restart_leader_after_propose_from_ms: None,
-            check_double_proposals: true,
             halt_on_fork_disabled: false,
         }
     }
@@ -241,7 +238,6 @@ impl SimConfig {
             straggler_ms: 0,
             down_for_blocks: None,
             restart_leader_after_propose_from_ms: None,
-            check_double_proposals: true,
             halt_on_fork_disabled: false,
         }
     }
@@ -1169,9 +1165,6 @@ impl Cluster {
                     let voted = self.now_ms + self.config.driver_delay_ms.1 + 1;
                     self.push(voted, Event::Crash { node });
                     self.push(voted + 1, Event::Restart { node });
-                }
-                if !self.config.check_double_proposals {
-                    return Ok(());
                 }
                 (
                     Signed::Proposal,

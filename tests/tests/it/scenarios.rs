@@ -338,7 +338,6 @@ fn a_leader_restarted_in_its_round_does_not_propose_twice() {
     for seed in 0..4 {
         let config = SimConfig {
             restart_leader_after_propose_from_ms: Some(100 + 20 * seed),
-            check_double_proposals: true,
             blocks_after_heal: 30,
             ..SimConfig::quiet(seed, 4)
         };
@@ -352,7 +351,6 @@ fn the_double_sign_checker_sees_a_restarted_leader_propose_again() {
     // checker (not the core) must catch the second proposal.
     let config = SimConfig {
         restart_leader_after_propose_from_ms: Some(100),
-        check_double_proposals: true,
         blocks_after_heal: 30,
         broken_rule: Some(BrokenRule::NoProposerGuard),
         ..SimConfig::quiet(0, 4)
