@@ -2,7 +2,7 @@
 //! no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["yuchain/v1/ledger.proto"];
+    let files = ["yuchain/v1/ledger.proto", "yuchain/v1/gateway.proto"];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");
     }

@@ -1,0 +1,57 @@
+//! What the node provides behind the gateway.
+
+use std::time::Duration;
+
+use yuchain_proto::Hash32;
+use yuchain_proto::pb;
+
+use crate::error::SubmitError;
+
+/// The node behind the gateway: admission and transaction status.
+///
+/// Object-safe (`Arc<dyn Backend>`), so the node, the devnet and tests each
+/// plug in their own.
+#[tonic::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Admits a signed transaction: decode, canonical-body and signature
+    /// checks, state checks, mempool. Returns its id.
+    async fn submit(&self, transaction: pb::SignedTransaction) -> Result<Hash32, SubmitError>;
+    /// The transaction's status now.
+    async fn transaction(&self, id: Hash32) -> TxStatus;
+    /// Waits until the transaction is committed (or expired/unknown), at most
+    /// `timeout`; returns the status then.
+    async fn wait_committed(&self, id: Hash32, timeout: Duration) -> TxStatus;
+}
+
+/// Where a transaction is, as the node knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TxStatus {
+    /// Admitted, not yet committed.
+    Pending,
+    /// Included in the committed block at `height`, with its receipt.
+    Committed {
+        /// The block's height.
+        height: u64,
+        /// The transaction's receipt in that block.
+        receipt: pb::Receipt,
+    },
+    /// Never seen, or forgotten before it was committed.
+    Unknown,
+    /// Its expiry height passed before it was committed.
+    Expired,
+}
+
+impl TxStatus {
+    /// The wire form: status, receipt (when committed) and height (0 unless
+    /// committed).
+    pub(crate) fn into_wire(self) -> (pb::TransactionStatus, Option<pb::Receipt>, u64) {
+        match self {
+            TxStatus::Pending => (pb::TransactionStatus::Pending, None, 0),
+            TxStatus::Committed { height, receipt } => {
+                (pb::TransactionStatus::Committed, Some(receipt), height)
+            }
+            TxStatus::Unknown => (pb::TransactionStatus::Unknown, None, 0),
+            TxStatus::Expired => (pb::TransactionStatus::Expired, None, 0),
+        }
+    }
+}

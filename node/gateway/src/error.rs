@@ -1,0 +1,237 @@
+//! Why the gateway refuses a request, and how that becomes a gRPC status.
+//!
+//! Every refusal goes through one conversion, `From<SubmitError> for
+//! tonic::Status`: the code comes from [`ErrorKind`], the message says what is
+//! wrong and what to do, and the details carry a `google.rpc.ErrorInfo`
+//! (`reason`, domain [`ERROR_DOMAIN`]) so clients branch on a stable code
+//! instead of parsing text. Later detail types (BadRequest field violations,
+//! PreconditionFailure, ...) are added in that one place.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use yuchain_proto::TxError;
+
+/// The `google.rpc.ErrorInfo.domain` of every yuchain error.
+pub const ERROR_DOMAIN: &str = "yuchain";
+
+/// How long a client should wait before retrying a RESOURCE_EXHAUSTED refusal
+/// (`google.rpc.RetryInfo.retry_delay`): long enough for a block or two to
+/// drain the mempool.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The class of a refusal; each maps to one gRPC status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request or transaction can never be valid (bad signature,
+    /// malformed or non-canonical bytes, wrong chain). Do not retry it as is.
+    InvalidArgument,
+    /// Valid in itself, but not in the current state (stale sequence, unknown
+    /// sender, expired). Fix the state or the transaction first.
+    FailedPrecondition,
+    /// The node already holds this transaction.
+    AlreadyExists,
+    /// A limit is reached (mempool full, per-sender quota). Retry later.
+    ResourceExhausted,
+    /// The node cannot admit transactions now (starting, syncing). Retry,
+    /// possibly against another node.
+    Unavailable,
+    /// A bug or an unexpected failure in the node.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The gRPC status code of this kind.
+    pub fn code(self) -> Code {
+        match self {
+            ErrorKind::InvalidArgument => Code::InvalidArgument,
+            ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+            ErrorKind::AlreadyExists => Code::AlreadyExists,
+            ErrorKind::ResourceExhausted => Code::ResourceExhausted,
+            ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::Internal => Code::Internal,
+        }
+    }
+}
+
+/// Why a transaction (or a request) was refused.
+///
+/// `reason` is a stable machine-readable code in SCREAMING_SNAKE case
+/// ("BAD_SIGNATURE", "NON_CANONICAL_BODY", "WRONG_CHAIN", "MALFORMED",
+/// "STALE_SEQUENCE", "UNKNOWN_SENDER", "EXPIRED", "MEMPOOL_FULL", "DUPLICATE",
+/// "NOT_READY", ...): it is sent as the `google.rpc.ErrorInfo` reason and
+/// never changes meaning. `message` is for people: what is wrong and what to
+/// do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SubmitError {
+    /// The class, which sets the gRPC status code.
+    pub kind: ErrorKind,
+    /// The stable machine-readable code.
+    pub reason: &'static str,
+    /// What is wrong and what to do, for people.
+    pub message: String,
+}
+
+impl SubmitError {
+    /// A refusal of the given kind with a stable `reason` code.
+    pub fn new(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Self {
+        SubmitError {
+            kind,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The refusal for a transaction that fails the stateless checks. Such a
+    /// transaction can never be valid here, so every variant is
+    /// INVALID_ARGUMENT; the reason names the check.
+    pub fn from_tx_error(error: &TxError) -> Self {
+        // An exhaustive match: a new `TxError` variant must choose its reason
+        // here before the gateway compiles.
+        let (reason, advice) = match error {
+            TxError::TooLarge { .. } => (
+                "TOO_LARGE",
+                "shorten the memo or order id and sign the transaction again",
+            ),
+            TxError::Malformed(_) => (
+                "MALFORMED",
+                "send a protobuf-encoded yuchain.v1.SignedTransaction whose body is a TransactionBody",
+            ),
+            TxError::NonCanonical => (
+                "NON_CANONICAL_BODY",
+                "encode the body canonically (fields in number order, no defaults, no unknown fields, as prost writes it) and sign those exact bytes",
+            ),
+            TxError::InvalidField { .. } => (
+                "INVALID_FIELD",
+                "correct the field and sign the transaction again",
+            ),
+            TxError::MissingAction => (
+                "MISSING_ACTION",
+                "set exactly one action in the transaction body",
+            ),
+            TxError::ZeroAmount => ("ZERO_AMOUNT", "send a positive amount"),
+            TxError::WrongChain { .. } => (
+                "WRONG_CHAIN",
+                "sign the transaction for this chain's id, or send it to a node of its own chain",
+            ),
+            TxError::BadSignature(_) => (
+                "BAD_SIGNATURE",
+                "sign the exact body bytes with the key in the body's public_key",
+            ),
+        };
+        SubmitError::new(
+            ErrorKind::InvalidArgument,
+            reason,
+            format!("{error}; {advice}"),
+        )
+    }
+}
+
+impl From<SubmitError> for Status {
+    fn from(error: SubmitError) -> Status {
+        let mut details = ErrorDetails::with_error_info(error.reason, ERROR_DOMAIN, HashMap::new());
+        if error.kind == ErrorKind::ResourceExhausted {
+            details.set_retry_info(Some(RETRY_DELAY));
+        }
+        Status::with_error_details(error.kind.code(), error.message, details)
+    }
+}
+
+impl From<&TxError> for SubmitError {
+    fn from(error: &TxError) -> SubmitError {
+        SubmitError::from_tx_error(error)
+    }
+}
+
+/// Why the gateway could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The listen address could not be bound (in use, no permission, not a
+    /// local address).
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed while serving.
+    #[error("gateway server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// The gateway's results.
+pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yuchain_proto::error::SignatureError;
+
+    #[test]
+    fn every_tx_error_is_invalid_argument_with_its_own_reason() {
+        let cases = [
+            (TxError::TooLarge { size: 9, limit: 8 }, "TOO_LARGE"),
+            (TxError::Malformed("eof".into()), "MALFORMED"),
+            (TxError::NonCanonical, "NON_CANONICAL_BODY"),
+            (
+                TxError::InvalidField {
+                    field: "sender",
+                    reason: "19 bytes".into(),
+                },
+                "INVALID_FIELD",
+            ),
+            (TxError::MissingAction, "MISSING_ACTION"),
+            (TxError::ZeroAmount, "ZERO_AMOUNT"),
+            (
+                TxError::WrongChain {
+                    expected: "yuchain-main".into(),
+                    got: "yuchain-test".into(),
+                },
+                "WRONG_CHAIN",
+            ),
+            (
+                TxError::BadSignature(SignatureError::Invalid),
+                "BAD_SIGNATURE",
+            ),
+        ];
+        for (error, reason) in cases {
+            let refusal = SubmitError::from_tx_error(&error);
+            assert_eq!(refusal.kind, ErrorKind::InvalidArgument, "{error}");
+            assert_eq!(refusal.reason, reason, "{error}");
+            assert!(
+                refusal.message.starts_with(&error.to_string()),
+                "the message says what is wrong: {}",
+                refusal.message
+            );
+        }
+    }
+
+    #[test]
+    fn status_carries_code_error_info_and_retry_info() {
+        let status = Status::from(SubmitError::new(
+            ErrorKind::ResourceExhausted,
+            "MEMPOOL_FULL",
+            "the mempool is full; retry in a second",
+        ));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "the mempool is full; retry in a second");
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "MEMPOOL_FULL");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        let retry = status.get_details_retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(RETRY_DELAY));
+
+        let status = Status::from(SubmitError::new(
+            ErrorKind::FailedPrecondition,
+            "STALE_SEQUENCE",
+            "stale",
+        ));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.get_details_retry_info().is_none());
+    }
+}

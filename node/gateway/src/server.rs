@@ -1,0 +1,102 @@
+//! Binding and serving: the gateway service and gRPC health on one listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::backend::Backend;
+use crate::error::{GatewayError, Result};
+use crate::generated::wallet_gateway_server::WalletGatewayServer;
+use crate::service::GatewayService;
+
+/// The gateway's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Where to listen; port 0 lets the OS choose (see
+    /// [`Gateway::local_addr`]).
+    pub listen: SocketAddr,
+    /// The largest request message accepted, encoded (tonic's
+    /// `max_decoding_message_size`).
+    pub request_bytes_max: usize,
+    /// How many requests run at once on one connection.
+    pub concurrency_per_connection: usize,
+    /// The commit wait of a request that asks for 0 ms.
+    pub wait_timeout_default: Duration,
+    /// The longest commit wait any request gets.
+    pub wait_timeout_max: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            request_bytes_max: 1024 * 1024,
+            concurrency_per_connection: 64,
+            wait_timeout_default: Duration::from_secs(10),
+            wait_timeout_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A bound gateway. Binding comes first, so the caller learns the port and
+/// any bind error before it spawns [`Gateway::serve`].
+#[derive(Debug)]
+pub struct Gateway {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    config: GatewayConfig,
+    service: GatewayService,
+}
+
+impl Gateway {
+    /// Binds `config.listen`.
+    pub async fn bind(config: GatewayConfig, backend: Arc<dyn Backend>) -> Result<Gateway> {
+        let bind_error = |source| GatewayError::Bind {
+            address: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let service = GatewayService::new(
+            backend,
+            config.wait_timeout_default,
+            config.wait_timeout_max,
+        );
+        Ok(Gateway {
+            listener,
+            local_addr,
+            config,
+            service,
+        })
+    }
+
+    /// The address actually bound (with the OS's port for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves the gateway and gRPC health until `shutdown` resolves, then
+    /// stops accepting, lets requests in flight finish and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<WalletGatewayServer<GatewayService>>()
+            .await;
+        let gateway = WalletGatewayServer::new(self.service)
+            .max_decoding_message_size(self.config.request_bytes_max);
+        // Small requests and answers: do not let Nagle hold them back.
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        Server::builder()
+            .concurrency_limit_per_connection(self.config.concurrency_per_connection)
+            .add_service(health_service)
+            .add_service(gateway)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+        Ok(())
+    }
+}
