@@ -1,1 +1,7 @@
-fn main() {}
+//! The gateway over a real loopback socket, against a fake in-memory backend.
+
+mod errors;
+mod limits;
+mod query;
+mod submit;
+mod support;

@@ -1,0 +1,248 @@
+//! A fake in-memory backend and a gateway on a loopback port for each test.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use yuchain_gateway::{
+    Backend, Gateway, GatewayConfig, GatewayError, SubmitError, TxStatus, WalletGatewayClient,
+};
+use yuchain_proto::pb;
+use yuchain_proto::{Hash32, tx};
+
+/// The height at which `auto_commit` commits.
+pub(crate) const AUTO_COMMIT_HEIGHT: u64 = 7;
+
+/// Every test step is bounded by this, so a hang fails instead of stalling.
+pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `future` under [`STEP_TIMEOUT`].
+pub(crate) async fn bounded<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(STEP_TIMEOUT, future)
+        .await
+        .expect("the step finished in time")
+}
+
+/// An in-memory node: it admits every transaction (unless told to refuse the
+/// next), and commits one when the test says so or, with `auto_commit`,
+/// shortly after admitting it.
+#[derive(Default)]
+pub(crate) struct FakeBackend {
+    ledger: Arc<FakeLedger>,
+    refusal: Mutex<Option<SubmitError>>,
+    auto_commit: Mutex<Option<Duration>>,
+}
+
+/// The statuses, shared with the tasks that commit later.
+#[derive(Default)]
+struct FakeLedger {
+    statuses: Mutex<HashMap<Hash32, TxStatus>>,
+    /// Bumped on every status change, so waiters wake.
+    changes: watch::Sender<u64>,
+}
+
+impl FakeLedger {
+    fn set(&self, id: Hash32, status: TxStatus) {
+        self.statuses.lock().expect("lock").insert(id, status);
+        self.changes.send_modify(|version| *version += 1);
+    }
+
+    fn status(&self, id: Hash32) -> TxStatus {
+        self.statuses
+            .lock()
+            .expect("lock")
+            .get(&id)
+            .cloned()
+            .unwrap_or(TxStatus::Unknown)
+    }
+}
+
+impl FakeBackend {
+    pub(crate) fn new() -> Arc<FakeBackend> {
+        Arc::new(FakeBackend::default())
+    }
+
+    /// The next submit is refused with `error`.
+    pub(crate) fn refuse_next(&self, error: SubmitError) {
+        *self.refusal.lock().expect("lock") = Some(error);
+    }
+
+    /// Every later admitted transaction commits at height 7, `after` its
+    /// admission.
+    pub(crate) fn auto_commit(&self, after: Duration) {
+        *self.auto_commit.lock().expect("lock") = Some(after);
+    }
+
+    pub(crate) fn set(&self, id: Hash32, status: TxStatus) {
+        self.ledger.set(id, status);
+    }
+
+    pub(crate) fn status_of(&self, id: Hash32) -> TxStatus {
+        self.ledger.status(id)
+    }
+
+    /// Commits `id` at `height` with an OK receipt.
+    pub(crate) fn commit(&self, id: Hash32, height: u64) {
+        self.set(
+            id,
+            TxStatus::Committed {
+                height,
+                receipt: receipt(id, height),
+            },
+        );
+    }
+}
+
+/// The receipt the fake writes for `id` committed at `height`.
+pub(crate) fn receipt(id: Hash32, height: u64) -> pb::Receipt {
+    pb::Receipt {
+        tx_id: id.as_bytes().to_vec(),
+        code: pb::ResultCode::Ok.into(),
+        fee: 1,
+        height,
+        index: 0,
+    }
+}
+
+#[tonic::async_trait]
+impl Backend for FakeBackend {
+    async fn submit(&self, transaction: pb::SignedTransaction) -> Result<Hash32, SubmitError> {
+        if let Some(error) = self.refusal.lock().expect("lock").take() {
+            return Err(error);
+        }
+        let id = tx::tx_id(&transaction.body, &transaction.signature);
+        self.ledger.set(id, TxStatus::Pending);
+        let auto_commit = *self.auto_commit.lock().expect("lock");
+        if let Some(after) = auto_commit {
+            let ledger = Arc::clone(&self.ledger);
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                ledger.set(
+                    id,
+                    TxStatus::Committed {
+                        height: AUTO_COMMIT_HEIGHT,
+                        receipt: receipt(id, AUTO_COMMIT_HEIGHT),
+                    },
+                );
+            });
+        }
+        Ok(id)
+    }
+
+    async fn transaction(&self, id: Hash32) -> TxStatus {
+        self.ledger.status(id)
+    }
+
+    async fn wait_committed(&self, id: Hash32, timeout: Duration) -> TxStatus {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.ledger.changes.subscribe();
+        loop {
+            let status = self.ledger.status(id);
+            if status != TxStatus::Pending {
+                return status;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return self.ledger.status(id),
+            }
+        }
+    }
+}
+
+/// A gateway serving `backend` on a loopback port, stopped when dropped.
+pub(crate) struct TestGateway {
+    pub(crate) address: std::net::SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    serving: Option<JoinHandle<Result<(), GatewayError>>>,
+}
+
+impl TestGateway {
+    pub(crate) async fn start(backend: Arc<FakeBackend>) -> TestGateway {
+        TestGateway::start_with(test_config(), backend).await
+    }
+
+    pub(crate) async fn start_with(config: GatewayConfig, backend: Arc<FakeBackend>) -> TestGateway {
+        let gateway = bounded(Gateway::bind(config, backend))
+            .await
+            .expect("the gateway binds a loopback port");
+        let address = gateway.local_addr();
+        assert_ne!(address.port(), 0, "bind reports the port the OS chose");
+        let (shutdown, stop) = oneshot::channel();
+        let serving = tokio::spawn(gateway.serve(async move {
+            let _ = stop.await;
+        }));
+        TestGateway {
+            address,
+            shutdown: Some(shutdown),
+            serving: Some(serving),
+        }
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub(crate) async fn client(&self) -> WalletGatewayClient<Channel> {
+        bounded(WalletGatewayClient::connect(self.endpoint()))
+            .await
+            .expect("the client connects")
+    }
+
+    /// Resolves the shutdown future and returns what `serve` returned.
+    pub(crate) async fn stop(mut self) -> Result<(), GatewayError> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let serving = self.serving.take().expect("still serving");
+        bounded(serving).await.expect("serve did not panic")
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            serving.abort();
+        }
+    }
+}
+
+/// Loopback, port 0, short waits so timeouts are quick to test.
+pub(crate) fn test_config() -> GatewayConfig {
+    GatewayConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        wait_timeout_default: Duration::from_millis(300),
+        wait_timeout_max: Duration::from_secs(2),
+        ..GatewayConfig::default()
+    }
+}
+
+/// A signed transaction as far as the gateway is concerned: the fake backend
+/// checks nothing, and its id is `tx::tx_id` of these bytes.
+pub(crate) fn transaction(seed: u8) -> pb::SignedTransaction {
+    pb::SignedTransaction {
+        body: vec![seed; 40],
+        signature: vec![seed.wrapping_add(1); 64],
+    }
+}
+
+pub(crate) fn id_of(transaction: &pb::SignedTransaction) -> Hash32 {
+    tx::tx_id(&transaction.body, &transaction.signature)
+}
+
+pub(crate) fn submit_request(
+    transaction: pb::SignedTransaction,
+    wait_for_commit: bool,
+    wait_timeout_ms: u32,
+) -> pb::SubmitTransactionRequest {
+    pb::SubmitTransactionRequest {
+        transaction: Some(transaction),
+        wait_for_commit,
+        wait_timeout_ms,
+    }
+}
