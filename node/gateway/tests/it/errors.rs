@@ -24,10 +24,22 @@ async fn every_error_kind_maps_to_its_status_code_with_the_reason() {
     let gateway = TestGateway::start(backend.clone()).await;
     let mut client = gateway.client().await;
     let cases = [
-        (ErrorKind::InvalidArgument, "BAD_SIGNATURE", Code::InvalidArgument),
-        (ErrorKind::FailedPrecondition, "STALE_SEQUENCE", Code::FailedPrecondition),
+        (
+            ErrorKind::InvalidArgument,
+            "BAD_SIGNATURE",
+            Code::InvalidArgument,
+        ),
+        (
+            ErrorKind::FailedPrecondition,
+            "STALE_SEQUENCE",
+            Code::FailedPrecondition,
+        ),
         (ErrorKind::AlreadyExists, "DUPLICATE", Code::AlreadyExists),
-        (ErrorKind::ResourceExhausted, "MEMPOOL_FULL", Code::ResourceExhausted),
+        (
+            ErrorKind::ResourceExhausted,
+            "MEMPOOL_FULL",
+            Code::ResourceExhausted,
+        ),
         (ErrorKind::Unavailable, "NOT_READY", Code::Unavailable),
         (ErrorKind::Internal, "INTERNAL", Code::Internal),
     ];
@@ -35,13 +47,10 @@ async fn every_error_kind_maps_to_its_status_code_with_the_reason() {
         let message = format!("refused because {reason}; do something else");
         backend.refuse_next(SubmitError::new(kind, reason, message.clone()));
 
-        let status = bounded(client.submit_transaction(submit_request(
-            transaction(seed),
-            false,
-            0,
-        )))
-        .await
-        .expect_err("refused");
+        let status =
+            bounded(client.submit_transaction(submit_request(transaction(seed), false, 0)))
+                .await
+                .expect_err("refused");
 
         assert_eq!(status.code(), code, "{kind:?}");
         assert_eq!(status.message(), message);
@@ -68,6 +77,10 @@ async fn a_stateless_check_failure_reaches_the_client_with_its_reason() {
         .expect_err("refused");
 
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("canonical"), "{}", status.message());
+    assert!(
+        status.message().contains("canonical"),
+        "{}",
+        status.message()
+    );
     assert_reason(&status, "NON_CANONICAL_BODY");
 }

@@ -4,7 +4,9 @@ use yuchain_gateway::TxStatus;
 use yuchain_proto::pb;
 use yuchain_proto::pb::TransactionStatus;
 
-use crate::support::{FakeBackend, TestGateway, bounded, id_of, receipt, submit_request, transaction};
+use crate::support::{
+    FakeBackend, TestGateway, bounded, id_of, receipt, submit_request, transaction,
+};
 
 fn get(id: &[u8]) -> pb::GetTransactionRequest {
     pb::GetTransactionRequest { tx_id: id.to_vec() }

@@ -89,14 +89,11 @@ async fn submit_wait_of_zero_uses_the_default_and_long_waits_are_capped() {
     );
 
     let started = Instant::now();
-    let response = bounded(client.submit_transaction(submit_request(
-        transaction(5),
-        true,
-        u32::MAX,
-    )))
-    .await
-    .expect("admitted")
-    .into_inner();
+    let response =
+        bounded(client.submit_transaction(submit_request(transaction(5), true, u32::MAX)))
+            .await
+            .expect("admitted")
+            .into_inner();
     let waited = started.elapsed();
     assert_eq!(response.status(), TransactionStatus::Pending);
     assert!(

@@ -164,7 +164,10 @@ impl TestGateway {
         TestGateway::start_with(test_config(), backend).await
     }
 
-    pub(crate) async fn start_with(config: GatewayConfig, backend: Arc<FakeBackend>) -> TestGateway {
+    pub(crate) async fn start_with(
+        config: GatewayConfig,
+        backend: Arc<FakeBackend>,
+    ) -> TestGateway {
         let gateway = bounded(Gateway::bind(config, backend))
             .await
             .expect("the gateway binds a loopback port");
