@@ -159,6 +159,9 @@ pub enum GatewayError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// A setting that cannot work (a zero limit).
+    #[error("invalid gateway config: {0}")]
+    Config(String),
     /// The gRPC server failed while serving.
     #[error("gateway server failed: {0}")]
     Serve(#[from] tonic::transport::Error),

@@ -43,6 +43,30 @@ impl Default for GatewayConfig {
     }
 }
 
+impl GatewayConfig {
+    /// Refuses limits of zero, which would refuse every request or let none
+    /// run.
+    fn check(&self) -> Result<()> {
+        if self.request_bytes_max == 0 {
+            return Err(GatewayError::Config(
+                "request_bytes_max is 0: no request would fit".into(),
+            ));
+        }
+        if self.concurrency_per_connection == 0 {
+            return Err(GatewayError::Config(
+                "concurrency_per_connection is 0: no request would run".into(),
+            ));
+        }
+        if self.wait_timeout_default > self.wait_timeout_max {
+            return Err(GatewayError::Config(format!(
+                "wait_timeout_default ({:?}) is above wait_timeout_max ({:?})",
+                self.wait_timeout_default, self.wait_timeout_max
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A bound gateway. Binding comes first, so the caller learns the port and
 /// any bind error before it spawns [`Gateway::serve`].
 #[derive(Debug)]
@@ -54,8 +78,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Binds `config.listen`.
+    /// Checks the config and binds `config.listen`.
     pub async fn bind(config: GatewayConfig, backend: Arc<dyn Backend>) -> Result<Gateway> {
+        config.check()?;
         let bind_error = |source| GatewayError::Bind {
             address: config.listen,
             source,

@@ -99,3 +99,23 @@ async fn bind_reports_an_address_in_use() {
     assert!(matches!(error, GatewayError::Bind { address, .. } if address == first.address));
     assert!(error.to_string().contains("cannot listen on"), "{error}");
 }
+
+#[tokio::test]
+async fn bind_refuses_a_zero_limit() {
+    for config in [
+        GatewayConfig {
+            request_bytes_max: 0,
+            ..test_config()
+        },
+        GatewayConfig {
+            concurrency_per_connection: 0,
+            ..test_config()
+        },
+    ] {
+        let backend: Arc<dyn yuchain_gateway::Backend> = FakeBackend::new();
+        let error = bounded(Gateway::bind(config, backend))
+            .await
+            .expect_err("a zero limit is refused");
+        assert!(matches!(error, GatewayError::Config(_)), "{error}");
+    }
+}
