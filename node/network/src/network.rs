@@ -438,6 +438,12 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, mpsc::Receiv
         address: listen,
         reason,
     };
+    // libp2p-tcp sets SO_REUSEPORT on listeners, so a second node on a
+    // taken port would bind and silently share it. A plain bind first (no
+    // SO_REUSEPORT) fails if anyone holds the port.
+    if listen.port() != 0 {
+        drop(std::net::TcpListener::bind(listen).map_err(|e| listen_error(e.to_string()))?);
+    }
     swarm
         .listen_on(socket_multiaddr(listen))
         .map_err(|e| match e {
