@@ -340,6 +340,9 @@ impl DialTarget {
     }
 }
 
+/// Where the answer to one outbound request goes.
+type RequestReply = oneshot::Sender<Result<Vec<u8>, RequestError>>;
+
 type ReplyFuture =
     Pin<Box<dyn Future<Output = (PeerId, ResponseChannel<Vec<u8>>, Option<Vec<u8>>)> + Send>>;
 
@@ -556,7 +559,7 @@ struct Runner {
     /// Inbound requests waiting for the application's answer.
     replies: FuturesUnordered<ReplyFuture>,
     /// Outbound requests waiting for the peer's answer.
-    requests: HashMap<OutboundRequestId, (PeerKey, oneshot::Sender<Result<Vec<u8>, RequestError>>)>,
+    requests: HashMap<OutboundRequestId, (PeerKey, RequestReply)>,
     /// Inbound requests being served, per peer.
     serving: HashMap<PeerId, usize>,
     targets: HashMap<PeerId, DialTarget>,
@@ -630,14 +633,15 @@ impl Runner {
 
     /// Queues an event for the application without blocking the swarm task.
     fn emit(&mut self, event: NetworkEvent) {
-        if self.pending_events.is_empty() {
-            match self.events.try_send(event) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-                Err(mpsc::error::TrySendError::Full(event)) => self.queue_event(event),
-            }
-        } else {
+        if !self.pending_events.is_empty() {
+            // Keep the order: behind the events already waiting.
             self.queue_event(event);
+            return;
+        }
+        match self.events.try_send(event) {
+            // Closed: the application dropped its receiver.
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => self.queue_event(event),
         }
     }
 
@@ -748,14 +752,12 @@ impl Runner {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 cause,
                 ..
             } => {
-                if num_established == 0 {
-                    tracing::debug!(peer = %peer_id, ?cause, "peer disconnected");
-                    self.peer_disconnected(peer_id);
-                }
+                tracing::debug!(peer = %peer_id, ?cause, "peer disconnected");
+                self.peer_disconnected(peer_id);
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer_id),
