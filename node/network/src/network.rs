@@ -63,6 +63,8 @@ const CONNECTIONS_PER_PEER_MAX: u32 = 2;
 const PENDING_INCOMING_MAX: u32 = 64;
 /// How long shutdown waits for connections to close cleanly.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// How long a writer waits for the receiver to acknowledge a new lane stream.
+const LANE_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `spawn` waits for the listener to report its address.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -119,8 +121,6 @@ impl std::fmt::Debug for Responder {
 struct PeerEntry {
     /// Outbound queues, indexed by `Channel::index`.
     lanes: [mpsc::Sender<Vec<u8>>; 2],
-    /// Inbound rate limits, shared by the peer's reader tasks.
-    buckets: Arc<Mutex<PeerBuckets>>,
 }
 
 /// State shared by the swarm task, the stream tasks and the handles.
@@ -135,6 +135,8 @@ pub(crate) struct Shared {
     /// Signals the swarm task that `allowed` changed.
     allowed_changed: Notify,
     peers: RwLock<HashMap<PeerKey, PeerEntry>>,
+    /// Inbound rate limits per peer, shared by the peer's reader tasks.
+    buckets: Mutex<HashMap<PeerId, Arc<Mutex<PeerBuckets>>>>,
 }
 
 /// Locks ignore poisoning: every critical section leaves the data valid.
@@ -395,6 +397,7 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, mpsc::Receiv
         dial_peers,
         allowed_changed: Notify::new(),
         peers: RwLock::new(HashMap::new()),
+        buckets: Mutex::new(HashMap::new()),
     });
 
     let codec = FetchCodec {
@@ -569,8 +572,16 @@ impl Runner {
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
-        mut incoming: libp2p_stream::IncomingStreams,
+        incoming: libp2p_stream::IncomingStreams,
     ) {
+        // Inbound streams are taken by a task of their own: libp2p-stream
+        // holds one stream at a time for the application and drops the
+        // next if that one has not been taken yet.
+        self.tasks.spawn(accept_streams(
+            incoming,
+            self.shared.clone(),
+            self.events.clone(),
+        ));
         let mut dial_tick = tokio::time::interval(BACKOFF_MIN);
         dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A clone, so that a reserved slot borrows it and not `self`.
@@ -595,7 +606,6 @@ impl Runner {
                 Some((peer, channel, reply)) = self.replies.next(), if !self.replies.is_empty() => {
                     self.replied(peer, channel, reply);
                 }
-                Some((peer, stream)) = incoming.next() => self.accept_stream(peer, stream),
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     if let Err(error) = joined
                         && error.is_panic()
@@ -798,7 +808,6 @@ impl Runner {
         let (batches_tx, batches_rx) = mpsc::channel(capacity);
         let entry = PeerEntry {
             lanes: [consensus_tx, batches_tx],
-            buckets: Arc::new(Mutex::new(PeerBuckets::new(&limits, Instant::now()))),
         };
         write(&self.shared.peers).insert(key, entry);
         for (channel, queue) in [
@@ -819,6 +828,7 @@ impl Runner {
 
     fn peer_disconnected(&mut self, peer: PeerId) {
         self.serving.remove(&peer);
+        lock(&self.shared.buckets).remove(&peer);
         let now = Instant::now();
         if let Some(target) = self.targets.get_mut(&peer) {
             // A link that stayed up a while starts the backoff over; one
@@ -840,27 +850,6 @@ impl Runner {
         if write(&self.shared.peers).remove(&key).is_some() {
             self.emit(NetworkEvent::PeerDisconnected(key));
         }
-    }
-
-    fn accept_stream(&mut self, peer: PeerId, stream: Stream) {
-        let (key, buckets) = {
-            let peers = read(&self.shared.peers);
-            match PeerKey::from_peer_id(&peer)
-                .and_then(|k| peers.get(&k).map(|e| (k, e.buckets.clone())))
-            {
-                Some(found) => found,
-                // Not (or no longer) connected: drop the stream.
-                None => return,
-            }
-        };
-        self.tasks.spawn(read_lane(
-            stream,
-            peer,
-            key,
-            buckets,
-            self.shared.clone(),
-            self.events.clone(),
-        ));
     }
 
     fn fetch_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
@@ -940,6 +929,26 @@ impl Runner {
     }
 }
 
+/// Opens a lane on a fresh stream: sends the lane tag and waits for the
+/// receiver to echo it, so no frame is written into a stream that the
+/// receiver dropped (libp2p-stream drops inbound streams it cannot hand
+/// over at once).
+async fn open_lane(mut stream: Stream, channel: Channel) -> std::io::Result<Stream> {
+    stream.write_all(&[channel.tag()]).await?;
+    stream.flush().await?;
+    let mut echo = [0u8; 1];
+    tokio::time::timeout(LANE_OPEN_TIMEOUT, stream.read_exact(&mut echo))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    if echo[0] != channel.tag() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("lane tag {} echoed as {}", channel.tag(), echo[0]),
+        ));
+    }
+    Ok(stream)
+}
+
 /// Drains one peer's outbound queue for one lane onto a stream of its own,
 /// reopening the stream if it fails, until the peer disconnects.
 async fn write_lane(
@@ -955,7 +964,7 @@ async fn write_lane(
     let mut retry = BACKOFF_MIN;
     loop {
         let opened = match control.open_stream(peer, MESSAGE_PROTOCOL).await {
-            Ok(mut stream) => stream.write_all(&[channel.tag()]).await.map(|()| stream),
+            Ok(stream) => open_lane(stream, channel).await,
             Err(error) => Err(std::io::Error::other(error)),
         };
         let mut stream = match opened {
@@ -992,6 +1001,39 @@ async fn write_lane(
     }
 }
 
+/// Takes every inbound message stream and starts its reader. A stream can
+/// arrive before the swarm task has seen its connection established, so it
+/// is judged by the allow-list alone.
+async fn accept_streams(
+    mut incoming: libp2p_stream::IncomingStreams,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<NetworkEvent>,
+) {
+    let mut readers = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = incoming.next() => {
+                let Some((peer, stream)) = accepted else {
+                    return;
+                };
+                let Some(key) = PeerKey::from_peer_id(&peer).filter(|_| shared.is_allowed(&peer))
+                else {
+                    continue;
+                };
+                let limits = shared.limits;
+                let buckets = lock(&shared.buckets)
+                    .entry(peer)
+                    .or_insert_with(|| {
+                        Arc::new(Mutex::new(PeerBuckets::new(&limits, Instant::now())))
+                    })
+                    .clone();
+                readers.spawn(read_lane(stream, peer, key, buckets, shared.clone(), events.clone()));
+            }
+            Some(_) = readers.join_next(), if !readers.is_empty() => {}
+        }
+    }
+}
+
 /// Reads one inbound message stream: a lane tag, then frames. Oversized
 /// frames are skipped unbuffered, frames over the rate limits dropped, and
 /// the rest delivered. Awaiting room in the events channel pushes back on
@@ -1013,6 +1055,10 @@ async fn read_lane(
         tracing::warn!(%key, tag = tag[0], "message stream with an unknown lane tag; closed");
         return;
     };
+    // Echo the tag: it tells the writer this stream is being read.
+    if stream.write_all(&tag).await.is_err() || stream.flush().await.is_err() {
+        return;
+    }
     let counters = shared.counters.lane(channel);
     let size_bytes_max = shared.limits.message_bytes_max;
     loop {
