@@ -119,6 +119,8 @@ impl std::fmt::Debug for Responder {
 
 /// One connected peer as seen by handles and stream tasks.
 struct PeerEntry {
+    /// The peer's libp2p id, to check the allow-list.
+    id: PeerId,
     /// Outbound queues, indexed by `Channel::index`.
     lanes: [mpsc::Sender<Vec<u8>>; 2],
 }
@@ -210,7 +212,10 @@ impl NetworkHandle {
             });
         }
         let peers = read(&self.shared.peers);
-        let entry = peers.get(&to).ok_or(SendError::NotConnected(to))?;
+        let entry = peers
+            .get(&to)
+            .filter(|e| self.shared.is_allowed(&e.id))
+            .ok_or(SendError::NotConnected(to))?;
         match entry.lanes[channel.index()].try_send(bytes) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -235,7 +240,9 @@ impl NetworkHandle {
         }
         let peers = read(&self.shared.peers);
         let mut queued = 0;
-        for entry in peers.values() {
+        // A peer just removed by `set_allowed` is skipped while the swarm
+        // task disconnects it.
+        for entry in peers.values().filter(|e| self.shared.is_allowed(&e.id)) {
             match entry.lanes[channel.index()].try_send(bytes.clone()) {
                 Ok(()) => queued += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => bump(&counters.dropped_full),
@@ -807,6 +814,7 @@ impl Runner {
         let (consensus_tx, consensus_rx) = mpsc::channel(capacity);
         let (batches_tx, batches_rx) = mpsc::channel(capacity);
         let entry = PeerEntry {
+            id: peer,
             lanes: [consensus_tx, batches_tx],
         };
         write(&self.shared.peers).insert(key, entry);

@@ -531,6 +531,102 @@ async fn peer_removed_from_the_allow_list_is_disconnected() {
     a.handle.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_per_peer_concurrency_limit_are_refused() {
+    let one_at_a_time = Limits {
+        concurrent_requests_per_peer: 1,
+        ..Limits::default()
+    };
+    let a = start(1, vec![], vec![peer(2)], one_at_a_time).await;
+    let quick = Limits {
+        request_timeout: Duration::from_millis(800),
+        ..Limits::default()
+    };
+    let b = start(2, vec![a.address()], vec![], quick).await;
+    wait_connected(&a.handle, &[peer(2)]).await;
+    wait_connected(&b.handle, &[peer(1)]).await;
+    let mut a_events = a.events;
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some(event) = a_events.recv().await {
+            if let NetworkEvent::Request { reply, .. } = event {
+                held.push(reply);
+            }
+        }
+    });
+    let first = b.handle.request(peer(1), b"first".to_vec());
+    let second = async {
+        // Sent once the first is surely being served.
+        sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        (
+            b.handle.request(peer(1), b"second".to_vec()).await,
+            started.elapsed(),
+        )
+    };
+    let (first, (second, second_took)) = within(5, "both requests end", async {
+        tokio::join!(first, second)
+    })
+    .await;
+    assert!(
+        matches!(first, Err(RequestError::Timeout { .. })),
+        "{first:?}"
+    );
+    assert!(
+        matches!(second, Err(RequestError::Failed { .. })),
+        "{second:?}"
+    );
+    assert!(
+        second_took < Duration::from_millis(500),
+        "refused at once: {second_took:?}"
+    );
+    assert_eq!(a.handle.stats().requests_in, 1);
+    assert_eq!(a.handle.stats().requests_refused, 1);
+    server.abort();
+    b.handle.shutdown().await;
+    a.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_dialing_each_other_end_up_connected_once_and_exchange_messages() {
+    // Both listen first, then both dial: start B with A's address, and A
+    // restarted with B's, so each has the other in its dial list.
+    let a_first = start(1, vec![], vec![peer(2)], Limits::default()).await;
+    let a_address = a_first.address();
+    a_first.handle.shutdown().await;
+    let mut b = start(2, vec![a_address.clone()], vec![], Limits::default()).await;
+    let mut a = start_on(
+        &a_address.address,
+        1,
+        vec![b.address()],
+        vec![],
+        Limits::default(),
+    )
+    .await;
+    wait_connected(&a.handle, &[peer(2)]).await;
+    wait_connected(&b.handle, &[peer(1)]).await;
+    // Give a second connection time to form and settle.
+    sleep(Duration::from_millis(300)).await;
+    for i in 0..10u8 {
+        a.handle
+            .send(peer(2), Channel::Consensus, vec![i])
+            .expect("queued");
+        b.handle
+            .send(peer(1), Channel::Batches, vec![i])
+            .expect("queued");
+    }
+    for i in 0..10u8 {
+        let (_, channel, bytes) = within(5, "A to B", next_message(&mut b.events)).await;
+        assert_eq!((channel, bytes), (Channel::Consensus, vec![i]));
+        let (_, channel, bytes) = within(5, "B to A", next_message(&mut a.events)).await;
+        assert_eq!((channel, bytes), (Channel::Batches, vec![i]));
+    }
+    assert_eq!(a.handle.connected_peers(), vec![peer(2)]);
+    assert_eq!(b.handle.connected_peers(), vec![peer(1)]);
+    a.handle.shutdown().await;
+    b.handle.shutdown().await;
+}
+
 #[tokio::test]
 async fn listening_on_a_taken_port_says_so() {
     let a = start(1, vec![], vec![], Limits::default()).await;
