@@ -56,9 +56,15 @@
 //! # Protocols and framing
 //!
 //! * `/yuchain/msg/1`, one-way messages (libp2p-stream). Per connected peer
-//!   and per [`Channel`] there is one long-lived yamux stream. It opens
-//!   with one byte naming the lane (0 Consensus, 1 Batches) and then
-//!   carries frames: a 4-byte big-endian length and that many bytes.
+//!   and per [`Channel`] there is one long-lived yamux stream. The opener
+//!   sends one byte naming the lane (0 Consensus, 1 Batches); the receiver
+//!   echoes it once its reader has taken the stream, and only then are
+//!   frames sent: a 4-byte big-endian length and that many bytes. The echo
+//!   matters: libp2p-stream hands inbound streams over through a single
+//!   slot and drops a stream that arrives while the slot is taken, so
+//!   without it a writer could write into a stream nobody reads. An
+//!   unknown tag closes the stream and is counted in `protocol_errors`; a
+//!   writer whose tag is not echoed within 5 s retries with backoff.
 //! * `/yuchain/fetch/1`, request-response (libp2p `request_response`), one
 //!   frame of the same format each way on a fresh stream, with a timeout.
 //!
@@ -70,6 +76,13 @@
 //! fails, its writer reopens one (the messages in the failed write are
 //! counted as `dropped_send_failed`), so a duplicate connection closing
 //! under a stream is survived.
+//!
+//! Delivery is best effort, as on any network: messages queued for a peer
+//! that disconnects, or written to a stream that fails, are lost (the
+//! latter counted as `dropped_send_failed`); within one lane and one
+//! stream, order is kept. A peer's first messages can reach the events
+//! channel before its [`NetworkEvent::PeerConnected`], since readers and
+//! the swarm task deliver independently.
 //!
 //! # Lanes and priority
 //!
