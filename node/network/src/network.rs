@@ -61,6 +61,8 @@ const COMMAND_QUEUE: usize = 1024;
 const CONNECTIONS_PER_PEER_MAX: u32 = 2;
 /// Handshakes in progress from not yet authenticated remotes.
 const PENDING_INCOMING_MAX: u32 = 64;
+/// The least request streams per connection (libp2p's default).
+const FETCH_STREAMS_PER_CONNECTION_MIN: usize = 100;
 /// How long shutdown waits for connections to close cleanly.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// How long a writer waits for the receiver to acknowledge a new lane stream.
@@ -414,8 +416,16 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, mpsc::Receiv
     let fetch_config = request_response::Config::default()
         .with_request_timeout(limits.request_timeout)
         // Inbound requests beyond the per-peer limit are refused by the
-        // swarm task; this bounds the streams libp2p itself keeps open.
-        .with_max_concurrent_streams(limits.concurrent_requests_per_peer.max(1) * 4);
+        // swarm task; this bounds the request streams (inbound and outbound
+        // together) that libp2p keeps open per connection, and is kept at
+        // least at libp2p's default so a node fetching many blocks at once
+        // is not refused by its own side.
+        .with_max_concurrent_streams(
+            limits
+                .concurrent_requests_per_peer
+                .saturating_mul(4)
+                .max(FETCH_STREAMS_PER_CONNECTION_MIN),
+        );
     let behaviour = Behaviour {
         gate: Gate {
             shared: shared.clone(),

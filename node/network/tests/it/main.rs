@@ -150,13 +150,22 @@ async fn two_nodes_exchange_messages_on_both_lanes_and_requests() {
         (peer(1), Channel::Consensus, b"reply".to_vec())
     );
 
+    // A batch near the 4 MiB default limit crosses in one piece.
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    b.handle
+        .send(peer(1), Channel::Batches, big.clone())
+        .expect("queued");
+    let (_, channel, bytes) = within(5, "the big batch", next_message(&mut a.events)).await;
+    assert_eq!(channel, Channel::Batches);
+    assert!(bytes == big, "the big batch arrives intact");
+
     let server = serve_pong(a.events);
     let answer = within(5, "request", b.handle.request(peer(1), b"block 7".to_vec())).await;
     assert_eq!(answer.expect("answered"), b"pong:block 7".to_vec());
 
     let stats = b.handle.stats();
     assert_eq!(stats.consensus.messages_out, 1);
-    assert_eq!(stats.batches.messages_out, 1);
+    assert_eq!(stats.batches.messages_out, 2);
     assert_eq!(stats.requests_out, 1);
     assert_eq!(a.handle.stats().consensus.bytes_in, 4);
 
