@@ -132,6 +132,7 @@ mod error;
 mod framing;
 mod gate;
 mod key;
+mod lanes;
 mod network;
 mod rate;
 mod stats;
