@@ -2,7 +2,11 @@
 //! no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["yuchain/v1/ledger.proto", "yuchain/v1/gateway.proto"];
+    let files = [
+        "yuchain/v1/ledger.proto",
+        "yuchain/v1/gateway.proto",
+        "yuchain/v1/node.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");
     }

@@ -1,9 +1,3 @@
-//! The `yuchain` command line's library half: the pieces the binary, its
-//! tests and its benchmarks share.
-//!
-//! - [`persist`]: from what the ledger applied to what the store commits, and
-//!   back (reloading a ledger from a store);
-//! - [`demo`]: `yuchain demo`, a day of city payments.
-
-pub mod demo;
-pub mod persist;
+//! The `yuchain` command line's library half: the pieces the binary and its
+//! tests share. Wallet, merchant, operator, issuer, audit and devnet commands
+//! talk to nodes over gRPC; nothing here reaches into a node's internals.

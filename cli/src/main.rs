@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use yuchain_cli::demo;
 use yuchain_proto::{Address, SigningKey};
 
 /// yuchain (渝链): a permissioned BFT ledger for a city digital currency.
@@ -18,9 +17,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a day of city payments through the ledger and a RocksDB store, and
-    /// print what happened.
-    Demo(demo::DemoArgs),
     /// Manage ed25519 keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -45,7 +41,6 @@ enum KeysCommand {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo(args) => demo::run(&args),
         Command::Keys(KeysCommand::Generate { out }) => {
             let key = SigningKey::generate()?;
             key.save_pem(&out)

@@ -662,9 +662,125 @@ impl Message {
     }
 }
 
+/// The first byte of a stored block or committed block: the storage
+/// encoding's version.
+const STORAGE_VERSION: u8 = 1;
+
+impl Block {
+    /// The block's bytes for the driver's store (uncommitted blocks kept
+    /// across a restart).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::default();
+        writer.u8(STORAGE_VERSION);
+        self.write(&mut writer);
+        writer.bytes
+    }
+
+    /// Decodes [`Block::encode`]'s bytes, refusing oversized input and
+    /// trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Block> {
+        if bytes.len() > MESSAGE_SIZE_BYTES_MAX {
+            return Err(ConsensusError::MessageTooLarge {
+                size: bytes.len(),
+                limit: MESSAGE_SIZE_BYTES_MAX,
+            });
+        }
+        let mut reader = Reader::new(bytes);
+        if reader.u8()? != STORAGE_VERSION {
+            return Err(ConsensusError::Malformed("unknown storage version"));
+        }
+        let block = Block::read(&mut reader)?;
+        reader.finish()?;
+        Ok(block)
+    }
+}
+
+impl crate::CommittedBlock {
+    /// The committed block's bytes for the driver's store: the block, the
+    /// certificate that made it final, and an epoch-ending proof if any.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut writer = Writer::default();
+        writer.u8(STORAGE_VERSION);
+        self.block.write(&mut writer);
+        self.commit_qc.write(&mut writer);
+        match &self.epoch_end {
+            None => writer.u8(0),
+            Some(proof) => {
+                writer.u8(1);
+                writer.len(proof.blocks.len());
+                for block in &proof.blocks {
+                    block.write(&mut writer);
+                }
+                proof.qc.write(&mut writer);
+            }
+        }
+        writer.bytes
+    }
+
+    /// Decodes [`crate::CommittedBlock::encode`]'s bytes. Nothing is
+    /// verified: the store is the node's own (a syncing node verifies what
+    /// it receives through the core).
+    pub fn decode(bytes: &[u8]) -> Result<crate::CommittedBlock> {
+        if bytes.len() > MESSAGE_SIZE_BYTES_MAX {
+            return Err(ConsensusError::MessageTooLarge {
+                size: bytes.len(),
+                limit: MESSAGE_SIZE_BYTES_MAX,
+            });
+        }
+        let mut reader = Reader::new(bytes);
+        if reader.u8()? != STORAGE_VERSION {
+            return Err(ConsensusError::Malformed("unknown storage version"));
+        }
+        let block = Block::read(&mut reader)?;
+        let commit_qc = QuorumCert::read(&mut reader)?;
+        let epoch_end = if reader.present()? {
+            let count = reader.len(SYNC_BLOCKS_MAX, "too many blocks")?;
+            let mut blocks = Vec::with_capacity(count);
+            for _ in 0..count {
+                blocks.push(Block::read(&mut reader)?);
+            }
+            Some(crate::EpochEndProof {
+                blocks,
+                qc: QuorumCert::read(&mut reader)?,
+            })
+        } else {
+            None
+        };
+        reader.finish()?;
+        Ok(crate::CommittedBlock {
+            block,
+            commit_qc,
+            epoch_end,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_blocks_and_committed_blocks_round_trip() {
+        let block = sample_block();
+        assert_eq!(Block::decode(&block.encode()).expect("decodes"), block);
+        let committed = crate::CommittedBlock {
+            commit_qc: block.justify.clone(),
+            epoch_end: Some(crate::EpochEndProof {
+                blocks: vec![block.clone()],
+                qc: block.justify.clone(),
+            }),
+            block,
+        };
+        let bytes = committed.encode();
+        assert_eq!(
+            crate::CommittedBlock::decode(&bytes).expect("decodes"),
+            committed
+        );
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(crate::CommittedBlock::decode(&longer).is_err());
+        assert!(crate::CommittedBlock::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
 
     pub(crate) fn sample_block() -> Block {
         let key = SigningKey::for_test("v0");

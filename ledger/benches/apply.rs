@@ -4,7 +4,7 @@
 //! pipeline, so blocks here carry already-decoded transactions; the
 //! `reference` group measures the single-core batched signature rate in the
 //! same run, for the ratios. (c), with the synced RocksDB commit, is
-//! `cargo bench -p yuchain-cli --bench commit`.
+//! `cargo bench -p yuchain-node --bench commit`.
 //!
 //! `cargo bench -p yuchain-ledger --bench apply --features bench-load`; set
 //! `APPLY_ACCOUNTS` for a smaller state while iterating.

@@ -61,6 +61,8 @@ pub enum Domain {
     BatchVerify,
     /// Genesis documents.
     Genesis,
+    /// Batches of transactions and their acknowledgements (node crate).
+    Batch,
 }
 
 impl Domain {
@@ -77,6 +79,7 @@ impl Domain {
             Domain::Consensus => "yuchain v1 consensus",
             Domain::BatchVerify => "yuchain v1 batch verification",
             Domain::Genesis => "yuchain v1 genesis",
+            Domain::Batch => "yuchain v1 batch",
         }
     }
 

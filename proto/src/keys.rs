@@ -88,6 +88,13 @@ impl SigningKey {
         SigningKey::from_seed(blake3::derive_key("yuchain test key", label.as_bytes()))
     }
 
+    /// The 32-byte secret seed: only to hand the same key to another
+    /// ed25519 implementation (the node's network key goes to libp2p). Keep
+    /// it out of logs and files other than the key file.
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     /// The public half.
     pub fn public_key(&self) -> PublicKey {
         PublicKey(self.0.verifying_key().to_bytes())

@@ -230,10 +230,20 @@ pub trait SafetyStore: Send + Sync {
     /// Stores `value` under `key`, durable before returning. After an error
     /// the write must be treated as not done (nothing that depends on it may
     /// leave the node).
-    fn put_safety(&self, key: &[u8], value: &[u8]) -> Result<()>;
+    fn put_safety(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.write_safety(&[(key.to_vec(), Some(value.to_vec()))])
+    }
+
+    /// Sets (`Some`) or removes (`None`) several keys in one atomic write,
+    /// durable before returning (one sync for all of them). After an error
+    /// none of them is done.
+    fn write_safety(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
 
     /// The value stored under `key`.
     fn safety(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Every key stored, in order.
+    fn safety_keys(&self) -> Result<Vec<Vec<u8>>>;
 }
 
 /// History keys are address ‖ height (big-endian) ‖ index (big-endian), so

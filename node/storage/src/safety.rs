@@ -45,11 +45,11 @@ use crate::{Error, Result, SafetyStore};
 /// The longest safety key.
 pub const SAFETY_KEY_BYTES_MAX: usize = 256;
 /// The most safety entries a store holds.
-pub const SAFETY_ENTRIES_MAX: usize = 64;
+pub const SAFETY_ENTRIES_MAX: usize = 1_024;
 /// The largest encoded record, so a read never allocates without bound. A
 /// consensus `SafetyData` with a quorum certificate and a timeout
 /// certificate of 100 validators is well under 64 KiB.
-pub const SAFETY_RECORD_BYTES_MAX: usize = 4 << 20;
+pub const SAFETY_RECORD_BYTES_MAX: usize = 16 << 20;
 /// The blake3 derive-key context of the record checksum.
 pub const CHECKSUM_CONTEXT: &str = "yuchain v1 safety record checksum";
 
@@ -367,10 +367,10 @@ impl SafetyStore for FileSafetyStore {
     /// new record is durable. On an error the store keeps serving the old
     /// entries, and the caller must treat the write as not done (not send
     /// what depended on it); the file then holds the old record or the new.
-    fn put_safety(&self, key: &[u8], value: &[u8]) -> Result<()> {
+    fn write_safety(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         let _writer = self.lock_writes();
         let mut records = self.read_records().clone();
-        records.insert(key.to_vec(), value.to_vec());
+        apply_changes(&mut records, changes);
         let bytes = encode_records(&records)?;
         self.write_file(&bytes)?;
         *self.write_records() = records;
@@ -379,6 +379,24 @@ impl SafetyStore for FileSafetyStore {
 
     fn safety(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.read_records().get(key).cloned())
+    }
+
+    fn safety_keys(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(self.read_records().keys().cloned().collect())
+    }
+}
+
+/// Sets (`Some`) or removes (`None`) each key, in order.
+fn apply_changes(records: &mut Records, changes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    for (key, value) in changes {
+        match value {
+            Some(value) => {
+                records.insert(key.clone(), value.clone());
+            }
+            None => {
+                records.remove(key);
+            }
+        }
     }
 }
 
@@ -397,10 +415,10 @@ impl MemSafetyStore {
 }
 
 impl SafetyStore for MemSafetyStore {
-    fn put_safety(&self, key: &[u8], value: &[u8]) -> Result<()> {
+    fn write_safety(&self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
         let mut next = records.clone();
-        next.insert(key.to_vec(), value.to_vec());
+        apply_changes(&mut next, changes);
         // Encoded only to apply the file store's bounds.
         encode_records(&next)?;
         *records = next;
@@ -410,6 +428,11 @@ impl SafetyStore for MemSafetyStore {
     fn safety(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
         Ok(records.get(key).cloned())
+    }
+
+    fn safety_keys(&self) -> Result<Vec<Vec<u8>>> {
+        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(records.keys().cloned().collect())
     }
 }
 

@@ -37,6 +37,7 @@ safety_suite!(
     a_new_store_is_empty,
     entries_are_stored_overwritten_and_kept_apart,
     writes_past_a_bound_are_refused_and_change_nothing,
+    several_changes_are_one_write_and_removals_remove,
 );
 
 #[test]
@@ -49,6 +50,37 @@ fn both_safety_stores_are_usable_as_trait_objects() {
     for store in &stores {
         entries_are_stored_overwritten_and_kept_apart(store.as_ref());
     }
+}
+
+fn several_changes_are_one_write_and_removals_remove(store: &dyn SafetyStore) {
+    store
+        .write_safety(&[
+            (b"safety".to_vec(), Some(b"v1".to_vec())),
+            (b"block/a".to_vec(), Some(b"A".to_vec())),
+            (b"block/b".to_vec(), Some(b"B".to_vec())),
+        ])
+        .expect("write");
+    assert_eq!(
+        store.safety_keys().expect("keys"),
+        vec![b"block/a".to_vec(), b"block/b".to_vec(), b"safety".to_vec()]
+    );
+    store
+        .write_safety(&[
+            (b"block/a".to_vec(), None),
+            (b"safety".to_vec(), Some(b"v2".to_vec())),
+            (b"missing".to_vec(), None),
+        ])
+        .expect("write");
+    assert_eq!(store.safety(b"block/a").expect("get"), None);
+    assert_eq!(store.safety(b"safety").expect("get"), Some(b"v2".to_vec()));
+    // A write past a bound changes none of its keys.
+    let too_long = vec![b'k'; SAFETY_KEY_BYTES_MAX + 1];
+    assert!(
+        store
+            .write_safety(&[(b"block/b".to_vec(), None), (too_long, Some(b"x".to_vec())),])
+            .is_err()
+    );
+    assert_eq!(store.safety(b"block/b").expect("get"), Some(b"B".to_vec()));
 }
 
 fn a_new_store_is_empty(store: &dyn SafetyStore) {
@@ -109,11 +141,10 @@ fn writes_past_a_bound_are_refused_and_change_nothing(store: &dyn SafetyStore) {
         store.safety(b"last_vote").expect("get"),
         Some(b"round 1".to_vec())
     );
-    for index in 1..SAFETY_ENTRIES_MAX {
-        store
-            .put_safety(format!("key {index}").as_bytes(), b"v")
-            .expect("within the entry bound");
-    }
+    let fill: Vec<(Vec<u8>, Option<Vec<u8>>)> = (1..SAFETY_ENTRIES_MAX)
+        .map(|index| (format!("key {index}").into_bytes(), Some(b"v".to_vec())))
+        .collect();
+    store.write_safety(&fill).expect("within the entry bound");
     let result = store.put_safety(b"one too many", b"v");
     assert!(
         matches!(

@@ -22,6 +22,14 @@ pub fn block_commit(block: Option<&pb::Block>, applied: &AppliedBlock) -> BlockC
         block: block.cloned(),
         receipts: applied.receipts.clone(),
     };
+    block_commit_with(record.encode_to_vec(), applied)
+}
+
+/// Like [`block_commit`], with the block's record already encoded (the node
+/// stores a [`pb::CommittedBlockRecord`]: the ledger block with its
+/// receipts, the consensus block with its finality certificate, and its
+/// batches).
+pub fn block_commit_with(record: Vec<u8>, applied: &AppliedBlock) -> BlockCommit {
     let mut transactions = Vec::new();
     let mut receipts = Vec::new();
     for receipt in &applied.receipts {
@@ -43,7 +51,7 @@ pub fn block_commit(block: Option<&pb::Block>, applied: &AppliedBlock) -> BlockC
         height: applied.height,
         block_hash: applied.block_hash,
         state_root: applied.state_root,
-        block: record.encode_to_vec(),
+        block: record,
         transactions,
         receipts,
         state: applied.state_changes.clone(),
@@ -86,6 +94,10 @@ pub const COMMITS_IN_FLIGHT_MAX: usize = 2;
 /// What a [`Committer`] does with a writer error nobody collected when it is
 /// dropped: [`Drop`] cannot return it.
 pub type ErrorReport = Box<dyn Fn(&anyhow::Error) + Send + Sync>;
+
+/// Called on the writer thread after each block is durable, with its
+/// height (the node answers waiting clients from it).
+pub type DurableHook = Box<dyn Fn(u64) + Send + Sync>;
 
 /// Writes block commits on a thread of its own, so that one block's synced
 /// write overlaps the next block's execution instead of following it.
@@ -160,7 +172,7 @@ impl Drop for StopOnExit {
 }
 
 fn report_to_stderr(error: &anyhow::Error) {
-    // The cli has no logger; the node's committer will report to its own.
+    // The demo has no logger; the running node reports to its own.
     eprintln!("error: the block writer failed and nobody collected the error: {error:#}");
 }
 
@@ -174,6 +186,17 @@ impl Committer {
     /// Starts the writer thread over `store`; `report` is called on drop
     /// with the writer's error if nothing else returned it.
     pub fn start_with_report(store: Arc<dyn BlockStore>, report: ErrorReport) -> Result<Committer> {
+        Committer::start_with_hooks(store, report, Box::new(|_| {}))
+    }
+
+    /// Starts the writer thread over `store`, with `report` as in
+    /// [`Committer::start_with_report`] and `durable` called after each
+    /// block's synced write.
+    pub fn start_with_hooks(
+        store: Arc<dyn BlockStore>,
+        report: ErrorReport,
+        durable: DurableHook,
+    ) -> Result<Committer> {
         let (sender, receiver) = sync_channel::<BlockCommit>(COMMITS_IN_FLIGHT_MAX);
         let shared = Arc::new(Shared::default());
         let progress = Arc::clone(&shared);
@@ -188,6 +211,7 @@ impl Committer {
                             .with_context(|| format!("writing block {}", commit.height))?;
                         let next = commit.height.checked_add(1).context("height overflow")?;
                         progress.update(|state| state.durable_next = next);
+                        durable(commit.height);
                     }
                     Ok(())
                 })();

@@ -6,7 +6,7 @@
 //! `reference` group measures the single-core batched signature rate in the
 //! same run, for the ratio.
 //!
-//! `cargo bench -p yuchain-cli --bench commit`; `APPLY_ACCOUNTS` sets a
+//! `cargo bench -p yuchain-node --bench commit`; `APPLY_ACCOUNTS` sets a
 //! smaller state while iterating.
 
 #![allow(missing_docs)]
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 
-use yuchain_cli::persist::{Committer, block_commit};
 use yuchain_ledger::testkit::TransferLoad;
+use yuchain_node::persist::{Committer, block_commit};
 use yuchain_proto::pb;
 use yuchain_proto::tx::{Action, VerifiedTx};
 use yuchain_storage::{BlockStore, RocksStore};

@@ -1,4 +1,4 @@
-//! `yuchain demo`: one day of city payments in Chongqing, through the ledger
+//! `yuchain-node demo`: one day of city payments in Chongqing, through the ledger
 //! and a RocksDB store, told as it happens.
 //!
 //! Everything is deterministic (fixture keys, a seeded generator, block time
@@ -20,7 +20,7 @@ const YUAN: u64 = 100;
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 60 * MINUTE_MS;
 
-/// Options of `yuchain demo`.
+/// Options of `yuchain-node demo`.
 #[derive(clap::Args)]
 pub struct DemoArgs {
     /// Keep the RocksDB store in this directory (created; must be empty)
@@ -295,7 +295,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
 
     println!(
-        "yuchain demo: one day of digital-RMB payments in Chongqing (2026-11-26, Beijing time)"
+        "yuchain-node demo: one day of digital-RMB payments in Chongqing (2026-11-26, Beijing time)"
     );
     println!(
         "store: {} (RocksDB, one synced write per block)\n",

@@ -8,7 +8,7 @@ use std::process::Command;
 fn the_demo_refuses_what_it_should_and_reloads_the_same_root() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("chain");
-    let output = Command::new(env!("CARGO_BIN_EXE_yuchain"))
+    let output = Command::new(env!("CARGO_BIN_EXE_yuchain-node"))
         .args([
             "demo",
             "--wallets",
@@ -19,7 +19,7 @@ fn the_demo_refuses_what_it_should_and_reloads_the_same_root() {
         ])
         .arg(&data_dir)
         .output()
-        .expect("run yuchain demo");
+        .expect("run yuchain-node demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -40,11 +40,11 @@ fn the_demo_refuses_what_it_should_and_reloads_the_same_root() {
         );
     }
     // The store stays, and a second run refuses to overwrite it.
-    let again = Command::new(env!("CARGO_BIN_EXE_yuchain"))
+    let again = Command::new(env!("CARGO_BIN_EXE_yuchain-node"))
         .args(["demo", "--data-dir"])
         .arg(&data_dir)
         .output()
-        .expect("run yuchain demo again");
+        .expect("run yuchain-node demo again");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
 }

@@ -1,0 +1,240 @@
+//! Admission: what the gateway's `SubmitTransaction` does. A transaction is
+//! decoded and checked without state at once (size, canonical body, chain
+//! id), then queued for signature verification, which runs in batches
+//! (everything queued, up to [`VERIFY_BATCH_MAX`]) on the blocking pool and
+//! all cores, never on the consensus task; then it is checked against the
+//! latest executed state (known sender, its current key, sequence not used,
+//! not expired) and put in the mempool. A refused transaction gets its
+//! reason and changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use yuchain_gateway::{Backend, ErrorKind, SubmitError, TxStatus};
+use yuchain_proto::tx::{self, VerifiedTx};
+use yuchain_proto::{Hash32, pb};
+use yuchain_storage::BlockStore as _;
+
+use crate::mempool::MempoolError;
+use crate::shared::Shared;
+
+/// The most transactions verified in one batch.
+pub const VERIFY_BATCH_MAX: usize = 1_024;
+/// The most transactions waiting for verification.
+pub const VERIFY_QUEUE: usize = 16_384;
+
+type Reply = oneshot::Sender<Result<Hash32, SubmitError>>;
+
+/// The gateway's backend.
+pub struct Admission {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<(pb::SignedTransaction, Reply)>,
+}
+
+impl Admission {
+    /// Starts the verifier task and returns the backend.
+    pub fn start(shared: Arc<Shared>) -> Arc<Admission> {
+        let (queue, receiver) = mpsc::channel(VERIFY_QUEUE);
+        tokio::spawn(verifier(Arc::clone(&shared), receiver));
+        Arc::new(Admission { shared, queue })
+    }
+
+    fn reject(&self, error: SubmitError) -> SubmitError {
+        self.shared.metrics.reject(error.reason);
+        error
+    }
+}
+
+#[tonic::async_trait]
+impl Backend for Admission {
+    async fn submit(&self, transaction: pb::SignedTransaction) -> Result<Hash32, SubmitError> {
+        if self.shared.me.is_none() {
+            return Err(self.reject(SubmitError::new(
+                ErrorKind::FailedPrecondition,
+                "NOT_A_VALIDATOR",
+                "this node is an observer and does not accept transactions; submit to a \
+                 validator's gateway",
+            )));
+        }
+        let decoded = tx::decode(&transaction, &self.shared.chain_id)
+            .map_err(|error| self.reject(SubmitError::from_tx_error(&error)))?;
+        if self.shared.mempool().contains(&decoded.id) {
+            return Ok(decoded.id);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue.try_send((transaction, reply)).map_err(|_| {
+            self.reject(SubmitError::new(
+                ErrorKind::ResourceExhausted,
+                "VERIFY_QUEUE_FULL",
+                "the node is verifying as many transactions as it can; retry in a second",
+            ))
+        })?;
+        answer.await.unwrap_or_else(|_| {
+            Err(SubmitError::new(
+                ErrorKind::Unavailable,
+                "NOT_READY",
+                "the node is shutting down; submit to another validator",
+            ))
+        })
+    }
+
+    async fn transaction(&self, id: Hash32) -> TxStatus {
+        status(&self.shared, &id)
+    }
+
+    async fn wait_committed(&self, id: Hash32, timeout: Duration) -> TxStatus {
+        let mut durable = self.shared.durable.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let now = status(&self.shared, &id);
+            if now != TxStatus::Pending {
+                return now;
+            }
+            match tokio::time::timeout_at(deadline, durable.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return status(&self.shared, &id),
+            }
+        }
+    }
+}
+
+/// A transaction's status now: committed (durable, with its receipt),
+/// pending (in the mempool, or executed but not yet durable), expired
+/// (dropped unexecuted), or unknown.
+pub fn status(shared: &Shared, id: &Hash32) -> TxStatus {
+    if let Ok(Some(bytes)) = shared.store.receipt(id)
+        && let Ok(receipt) = <pb::Receipt as prost::Message>::decode(bytes.as_slice())
+    {
+        return TxStatus::Committed {
+            height: receipt.height,
+            receipt,
+        };
+    }
+    if shared.mempool().contains(id) {
+        return TxStatus::Pending;
+    }
+    if shared.expired().contains(id) {
+        return TxStatus::Expired;
+    }
+    TxStatus::Unknown
+}
+
+/// Verifies queued transactions in batches and admits the valid ones.
+async fn verifier(
+    shared: Arc<Shared>,
+    mut receiver: mpsc::Receiver<(pb::SignedTransaction, Reply)>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < VERIFY_BATCH_MAX {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let (signed, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let chain_id = shared.chain_id.clone();
+        let verified = tokio::task::spawn_blocking(move || {
+            let results = tx::decode_and_verify_all(&signed, &chain_id);
+            (signed, results)
+        })
+        .await;
+        let Ok((signed, results)) = verified else {
+            for reply in replies {
+                let _ = reply.send(Err(SubmitError::new(
+                    ErrorKind::Internal,
+                    "INTERNAL",
+                    "signature verification failed unexpectedly; retry",
+                )));
+            }
+            continue;
+        };
+        for ((signed, result), reply) in signed.into_iter().zip(results).zip(replies) {
+            let outcome = match result {
+                Ok(verified) => admit(&shared, signed, verified),
+                Err(error) => Err(SubmitError::from_tx_error(&error)),
+            };
+            match &outcome {
+                Ok(_) => {
+                    shared.metrics.admitted.inc();
+                }
+                Err(error) => shared.metrics.reject(error.reason),
+            };
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Checks a verified transaction against the executed state and puts it in
+/// the mempool.
+fn admit(
+    shared: &Shared,
+    signed: pb::SignedTransaction,
+    verified: VerifiedTx,
+) -> Result<Hash32, SubmitError> {
+    let id = verified.id;
+    let (next_sequence, height) = {
+        let ledger = shared.ledger();
+        let height = ledger.height();
+        let Some(account) = ledger.account(&verified.sender) else {
+            return Err(SubmitError::new(
+                ErrorKind::FailedPrecondition,
+                "UNKNOWN_SENDER",
+                format!(
+                    "no account {} on this chain yet; a bank must register the wallet first",
+                    verified.sender
+                ),
+            ));
+        };
+        if account.auth_key != verified.public_key {
+            return Err(SubmitError::new(
+                ErrorKind::FailedPrecondition,
+                "WRONG_KEY",
+                "the transaction is signed with a key that is not the account's current key \
+                 (was it rotated?)",
+            ));
+        }
+        if account.status == pb::AccountStatus::Closed {
+            return Err(SubmitError::new(
+                ErrorKind::FailedPrecondition,
+                "SENDER_CLOSED",
+                "the sender's account is closed",
+            ));
+        }
+        (account.next_sequence, height)
+    };
+    if verified.expiry_height <= height {
+        return Err(SubmitError::new(
+            ErrorKind::FailedPrecondition,
+            "EXPIRED",
+            format!(
+                "the transaction expires at height {} and the chain is at {height}; sign it \
+                 again with a later expiry_height",
+                verified.expiry_height
+            ),
+        ));
+    }
+    let mut mempool = shared.mempool();
+    let result = mempool.insert(signed, verified, next_sequence);
+    shared.update_mempool_metrics(&mempool);
+    drop(mempool);
+    match result {
+        Ok(()) => Ok(id),
+        Err(MempoolError::Duplicate(_)) => Ok(id),
+        Err(error) => Err(mempool_error(&error)),
+    }
+}
+
+/// A mempool refusal as a gateway error.
+fn mempool_error(error: &MempoolError) -> SubmitError {
+    let (kind, reason) = match error {
+        MempoolError::Duplicate(_) => (ErrorKind::AlreadyExists, "DUPLICATE"),
+        MempoolError::StaleSequence { .. } => (ErrorKind::FailedPrecondition, "STALE_SEQUENCE"),
+        MempoolError::SequenceTooFar { .. } => (ErrorKind::FailedPrecondition, "SEQUENCE_TOO_FAR"),
+        MempoolError::SequenceTaken(_) => (ErrorKind::AlreadyExists, "SEQUENCE_TAKEN"),
+        MempoolError::SenderFull(_) => (ErrorKind::ResourceExhausted, "SENDER_FULL"),
+        MempoolError::Full { .. } => (ErrorKind::ResourceExhausted, "MEMPOOL_FULL"),
+    };
+    SubmitError::new(kind, reason, error.to_string())
+}

@@ -1,0 +1,462 @@
+//! The consensus driver: one task that owns the core, feeds it messages,
+//! ticks and answers, and performs its actions in order — safety data and
+//! voted blocks written durably (one synced write per step) before anything
+//! leaves, messages sent, payloads built from certified batches, proposals
+//! checked off the task, commits handed to the executor.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use prost::Message as _;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
+use yuchain_consensus::types::{BlockHash, Height, Round};
+use yuchain_consensus::{Action, Block, CommittedBlock, Core, Input};
+use yuchain_network::{Channel, PeerKey};
+use yuchain_proto::{Hash32, pb};
+use yuchain_storage::SafetyStore;
+
+use crate::batch::{self, BLOCK_BATCHES_MAX};
+use crate::chain::{SAFETY_KEY, block_key, block_key_height, read_committed};
+use crate::shared::{Shared, now_ms};
+
+/// The most consensus messages waiting for the driver.
+pub const CONSENSUS_INBOX: usize = 4_096;
+/// The most scheduled ticks remembered.
+const TICKS_MAX: usize = 1_024;
+
+/// What the driver receives from other tasks.
+#[derive(Debug)]
+pub enum DriverEvent {
+    /// A consensus message from a peer.
+    Message {
+        /// The sender's network key.
+        from: PeerKey,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// A proposal's payload was checked.
+    Checked {
+        /// The block.
+        block: BlockHash,
+        /// Whether it is valid.
+        valid: bool,
+    },
+    /// Committed blocks read from the store for a peer.
+    Read {
+        /// The peer (as the core knows it).
+        peer: yuchain_proto::PublicKey,
+        /// The first height.
+        from_height: Height,
+        /// The blocks.
+        blocks: Vec<CommittedBlock>,
+    },
+}
+
+/// A payload request waiting for a certified batch.
+struct PendingPayload {
+    round: Round,
+    parent: BlockHash,
+    deadline_ms: u64,
+}
+
+/// The driver's state besides the core.
+pub struct Driver {
+    shared: Arc<Shared>,
+    core: Core,
+    safety: Option<Arc<dyn SafetyStore>>,
+    inbox: mpsc::Receiver<DriverEvent>,
+    /// Where checks and reads answer.
+    answers: mpsc::Sender<DriverEvent>,
+    commits: mpsc::Sender<Box<CommittedBlock>>,
+    ticks: BTreeSet<u64>,
+    pending_payload: Option<PendingPayload>,
+    /// Voted blocks persisted, by height (to drop them once committed).
+    persisted_blocks: BTreeSet<(u64, Vec<u8>)>,
+    halted: bool,
+}
+
+impl Driver {
+    /// A driver over `core`.
+    pub fn new(
+        shared: Arc<Shared>,
+        core: Core,
+        safety: Option<Arc<dyn SafetyStore>>,
+        inbox: mpsc::Receiver<DriverEvent>,
+        answers: mpsc::Sender<DriverEvent>,
+        commits: mpsc::Sender<Box<CommittedBlock>>,
+    ) -> Result<Driver> {
+        let mut persisted_blocks = BTreeSet::new();
+        if let Some(safety) = &safety {
+            for key in safety.safety_keys().context("reading the safety record")? {
+                if let Some(height) = block_key_height(&key) {
+                    persisted_blocks.insert((height, key));
+                }
+            }
+        }
+        Ok(Driver {
+            shared,
+            core,
+            safety,
+            inbox,
+            answers,
+            commits,
+            ticks: BTreeSet::new(),
+            pending_payload: None,
+            persisted_blocks,
+            halted: false,
+        })
+    }
+
+    /// Runs until `shutdown` turns true or the inbox closes.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let first = self.core.step(Input::Tick { now_ms: now_ms() });
+        self.perform(first).await?;
+        loop {
+            let now = now_ms();
+            let next_tick = self.ticks.first().copied();
+            let payload_deadline = self.pending_payload.as_ref().map(|p| p.deadline_ms);
+            let wake_at = [next_tick, payload_deadline].into_iter().flatten().min();
+            let sleep_for = wake_at.map_or(Duration::from_secs(3600), |at| {
+                Duration::from_millis(at.saturating_sub(now))
+            });
+            let waiting_for_batch = self.pending_payload.is_some();
+            tokio::select! {
+                biased;
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return Ok(());
+                    }
+                }
+                event = self.inbox.recv() => {
+                    let Some(event) = event else { return Ok(()) };
+                    self.handle(event).await?;
+                }
+                () = self.shared.batch_ready.notified(), if waiting_for_batch => {
+                    self.try_payload(false).await?;
+                }
+                () = tokio::time::sleep(sleep_for) => {
+                    let now = now_ms();
+                    if self.pending_payload.as_ref().is_some_and(|p| p.deadline_ms <= now) {
+                        self.try_payload(true).await?;
+                    }
+                    if self.ticks.first().is_some_and(|at| *at <= now) {
+                        while self.ticks.first().is_some_and(|at| *at <= now) {
+                            self.ticks.pop_first();
+                        }
+                        let actions = self.core.step(Input::Tick { now_ms: now });
+                        self.perform(actions).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: DriverEvent) -> Result<()> {
+        let input = match event {
+            DriverEvent::Message { from, bytes } => Input::Message {
+                from: self.shared.peers.consensus_of(&from),
+                bytes,
+                now_ms: now_ms(),
+            },
+            DriverEvent::Checked { block, valid } => Input::ProposalChecked { block, valid },
+            DriverEvent::Read {
+                peer,
+                from_height,
+                blocks,
+            } => Input::CommittedRead {
+                peer,
+                from_height,
+                blocks,
+            },
+        };
+        let actions = self.core.step(input);
+        self.perform(actions).await
+    }
+
+    /// Performs a step's actions in order. Safety data and voted blocks are
+    /// gathered into one synced write, done before the first send after
+    /// them.
+    async fn perform(&mut self, actions: Vec<Action>) -> Result<()> {
+        let mut unsynced: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for action in actions {
+            match action {
+                Action::PersistSafety(safety) => {
+                    unsynced.push((SAFETY_KEY.to_vec(), Some(safety.encode())));
+                }
+                Action::PersistBlock(block) => {
+                    let key = block_key(&block);
+                    self.persisted_blocks.insert((block.height.0, key.clone()));
+                    unsynced.push((key, Some(block.encode())));
+                }
+                Action::Broadcast(bytes) => {
+                    self.flush(&mut unsynced).await?;
+                    self.shared.network.broadcast(Channel::Consensus, bytes);
+                }
+                Action::Send { to, bytes } => {
+                    self.flush(&mut unsynced).await?;
+                    let peer = self.shared.peers.network_of(&to);
+                    if let Err(error) = self.shared.network.send(peer, Channel::Consensus, bytes) {
+                        debug!(peer = %peer.to_hex(), %error, "consensus message not sent");
+                    }
+                }
+                Action::ScheduleTick { at_ms } => {
+                    if self.ticks.len() < TICKS_MAX {
+                        self.ticks.insert(at_ms);
+                    }
+                }
+                Action::GetPayload { round, parent, .. } => {
+                    self.pending_payload = Some(PendingPayload {
+                        round,
+                        parent,
+                        deadline_ms: now_ms()
+                            .saturating_add(self.shared.config.consensus.empty_block_wait_ms),
+                    });
+                    self.try_payload(false).await?;
+                }
+                Action::CheckProposal(block) => self.check_proposal(block),
+                Action::Commit(entry) => {
+                    self.flush(&mut unsynced).await?;
+                    self.commit(entry).await?;
+                }
+                Action::ReadCommitted {
+                    peer,
+                    from_height,
+                    count,
+                } => self.read_committed(peer, from_height, count),
+                Action::DropUncommitted { epoch } => {
+                    info!(%epoch, "epoch ended: dropping its uncommitted blocks");
+                    let keys: Vec<(u64, Vec<u8>)> = self.persisted_blocks.iter().cloned().collect();
+                    for (_, key) in keys {
+                        unsynced.push((key, None));
+                    }
+                    self.persisted_blocks.clear();
+                }
+                Action::EpochChanged { epoch, .. } => {
+                    error!(%epoch, "the validator set changed; this node version does not follow epoch changes yet");
+                }
+                Action::Reject { from, error } => {
+                    let kind = format!("{error:?}");
+                    let kind = kind
+                        .split(['(', ' ', '{'])
+                        .next()
+                        .unwrap_or("other")
+                        .to_string();
+                    self.shared
+                        .metrics
+                        .consensus_rejected
+                        .get_or_create(&crate::metrics::Kind { kind })
+                        .inc();
+                    debug!(from = ?from.map(|key| hex_short(&key.0)), %error, "consensus input refused");
+                }
+                Action::Halt { reason } => {
+                    error!(%reason, "consensus halted: a certified chain conflicts with a committed block; more than f validators are faulty. Operator action needed.");
+                    self.halted = true;
+                }
+            }
+        }
+        self.flush(&mut unsynced).await?;
+        self.shared
+            .metrics
+            .round
+            .set(round_gauge(self.core.round()));
+        if self.halted {
+            anyhow::bail!("consensus halted");
+        }
+        Ok(())
+    }
+
+    /// Writes the gathered safety changes in one synced write.
+    async fn flush(&mut self, unsynced: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        if unsynced.is_empty() {
+            return Ok(());
+        }
+        let Some(safety) = self.safety.clone() else {
+            // An observer never votes; its core persists nothing of worth.
+            unsynced.clear();
+            return Ok(());
+        };
+        let changes = std::mem::take(unsynced);
+        tokio::task::spawn_blocking(move || safety.write_safety(&changes))
+            .await
+            .context("the safety writer panicked")?
+            .context("writing the safety record; nothing that depends on it is sent")?;
+        Ok(())
+    }
+
+    /// Answers a pending payload request with the certified batches not yet
+    /// ordered by the block's ancestors, or, once `deadline` passed, with
+    /// whatever there is (possibly nothing).
+    async fn try_payload(&mut self, deadline: bool) -> Result<()> {
+        let Some(pending) = self.pending_payload.as_ref() else {
+            return Ok(());
+        };
+        let exclude = self.ancestor_batches(pending.parent);
+        let mut chosen = Vec::new();
+        let mut transactions: u64 = 0;
+        {
+            let batches = self.shared.batches();
+            for (reference, certificate) in &batches.certified {
+                if chosen.len() >= BLOCK_BATCHES_MAX {
+                    break;
+                }
+                if exclude.contains(&reference.digest) {
+                    continue;
+                }
+                let more = transactions.saturating_add(u64::from(reference.tx_count));
+                if more > yuchain_ledger::TRANSACTIONS_PER_BLOCK_MAX as u64 {
+                    break;
+                }
+                transactions = more;
+                chosen.push(certificate.clone());
+            }
+        }
+        if chosen.is_empty() && !deadline {
+            return Ok(());
+        }
+        let round = pending.round;
+        self.pending_payload = None;
+        let payload = pb::BlockPayload { batches: chosen }.encode_to_vec();
+        let actions = self.core.step(Input::PayloadReady {
+            round,
+            payload,
+            next_validators: None,
+        });
+        Box::pin(self.perform(actions)).await
+    }
+
+    /// The batches ordered by the uncommitted ancestors of `parent` (they
+    /// will be executed with it, so a new block must not order them again).
+    fn ancestor_batches(&self, parent: BlockHash) -> BTreeSet<Hash32> {
+        let (committed_height, _) = self.core.committed_head();
+        let mut out = BTreeSet::new();
+        let mut cursor = parent;
+        for _ in 0..64 {
+            let Some(block) = self.core.block(&cursor) else {
+                break;
+            };
+            if block.height <= committed_height {
+                break;
+            }
+            if let Ok(references) = batch::payload_references(&block.payload) {
+                out.extend(references.into_iter().map(|reference| reference.digest));
+            }
+            cursor = block.parent;
+        }
+        out
+    }
+
+    /// Checks a proposal's payload on a blocking thread (certificate
+    /// signatures) and answers through the inbox.
+    fn check_proposal(&self, block: Block) {
+        let shared = Arc::clone(&self.shared);
+        let answers = self.answers.clone();
+        let hash = block.hash();
+        let ancestors = self.ancestor_batches(block.parent);
+        tokio::spawn(async move {
+            let verdict = tokio::task::spawn_blocking(move || {
+                match batch::check_payload(&block.payload, &shared.validators) {
+                    Ok(certificates) => {
+                        let repeats = certificates
+                            .iter()
+                            .any(|certificate| ancestors.contains(&certificate.reference.digest));
+                        if repeats {
+                            warn!("a proposal orders a batch its ancestors already order");
+                        }
+                        !repeats
+                    }
+                    Err(error) => {
+                        warn!(%error, "a proposal's payload is invalid");
+                        false
+                    }
+                }
+            })
+            .await
+            .unwrap_or(false);
+            let _ = answers
+                .send(DriverEvent::Checked {
+                    block: hash,
+                    valid: verdict,
+                })
+                .await;
+        });
+    }
+
+    /// Hands a committed block to the executor (waiting while it is
+    /// behind: consensus slows to what execution sustains) and forgets the
+    /// voted blocks it makes obsolete.
+    async fn commit(&mut self, entry: Box<CommittedBlock>) -> Result<()> {
+        let height = entry.block.height.0;
+        if let Ok(references) = batch::payload_references(&entry.block.payload) {
+            let digests: Vec<Hash32> = references.iter().map(|r| r.digest).collect();
+            self.shared.batches().mark_ordered(&digests);
+        }
+        self.commits
+            .send(entry)
+            .await
+            .map_err(|_| anyhow::anyhow!("the executor stopped"))?;
+        let obsolete: Vec<(u64, Vec<u8>)> = self
+            .persisted_blocks
+            .iter()
+            .take_while(|(block_height, _)| *block_height <= height)
+            .cloned()
+            .collect();
+        if !obsolete.is_empty() {
+            let mut changes = Vec::new();
+            for entry in obsolete {
+                self.persisted_blocks.remove(&entry);
+                changes.push((entry.1, None));
+            }
+            // Dropping a voted block is never urgent: written with the next
+            // safety write, or now on its own.
+            self.flush(&mut changes).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads committed blocks for a syncing peer on a blocking thread.
+    fn read_committed(&self, peer: yuchain_proto::PublicKey, from_height: Height, count: usize) {
+        let shared = Arc::clone(&self.shared);
+        let answers = self.answers.clone();
+        tokio::spawn(async move {
+            let blocks = tokio::task::spawn_blocking(move || {
+                let mut blocks = Vec::new();
+                let count = count.min(yuchain_consensus::types::SYNC_BLOCKS_MAX);
+                for offset in 0..count as u64 {
+                    let Some(height) = from_height.0.checked_add(offset) else {
+                        break;
+                    };
+                    match read_committed(shared.store.as_ref(), height) {
+                        Ok(Some(block)) => blocks.push(block),
+                        Ok(None) => break,
+                        Err(error) => {
+                            warn!(%error, height, "reading a committed block for a peer");
+                            break;
+                        }
+                    }
+                }
+                blocks
+            })
+            .await
+            .unwrap_or_default();
+            let _ = answers
+                .send(DriverEvent::Read {
+                    peer,
+                    from_height,
+                    blocks,
+                })
+                .await;
+        });
+    }
+}
+
+fn round_gauge(round: Round) -> i64 {
+    i64::try_from(round.0).unwrap_or(i64::MAX)
+}
+
+/// The first 8 hex digits of a key, for logs.
+pub fn hex_short(bytes: &[u8]) -> String {
+    hex::encode(bytes.get(..4).unwrap_or(bytes))
+}

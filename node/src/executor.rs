@@ -1,0 +1,348 @@
+//! Execution after commit, in commit order, on a thread of its own: each
+//! committed block's batches are gathered (held here, or fetched from a
+//! validator that signed their certificate, and verified), the ledger block
+//! is built from them (its header carries the previous block's state root)
+//! and applied deterministically, and the result goes to the committer,
+//! which writes it in one synced RocksDB batch with the block's finality
+//! certificate while the next block executes. Clients waiting for a
+//! transaction are answered only once its block is durable.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use prost::Message as _;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+use yuchain_consensus::CommittedBlock;
+use yuchain_consensus::types::ValidatorId;
+use yuchain_network::PeerKey;
+use yuchain_proto::tx::VerifiedTx;
+use yuchain_proto::{Address, Hash32, pb};
+
+use crate::batch::{self, Batch, BatchRef};
+use crate::persist::{Committer, block_commit_with};
+use crate::shared::{Shared, now_ms};
+
+/// The most committed blocks waiting for execution.
+pub const EXECUTION_QUEUE: usize = 64;
+/// How long one batch fetch waits for a peer.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a block's durability releases: its transactions leave the mempool
+/// and its waiting clients are answered.
+struct Executed {
+    height: u64,
+    ids: Vec<Hash32>,
+    senders: Vec<(Address, u64)>,
+    timestamp_ms: u64,
+}
+
+/// Starts the executor thread.
+pub fn start(
+    shared: Arc<Shared>,
+    mut commits: mpsc::Receiver<Box<CommittedBlock>>,
+    runtime: Handle,
+    fatal: mpsc::UnboundedSender<anyhow::Error>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let pending: Arc<Mutex<VecDeque<Executed>>> = Arc::default();
+    let hook_shared = Arc::clone(&shared);
+    let hook_pending = Arc::clone(&pending);
+    let report_fatal = fatal.clone();
+    let committer = Committer::start_with_hooks(
+        shared.store.clone(),
+        Box::new(move |error| {
+            let _ = report_fatal.send(anyhow::anyhow!("the block writer failed: {error:#}"));
+        }),
+        Box::new(move |height| durable(&hook_shared, &hook_pending, height)),
+    )?;
+    let thread = std::thread::Builder::new()
+        .name("executor".into())
+        .spawn(move || {
+            let mut committer = committer;
+            while let Some(entry) = commits.blocking_recv() {
+                if let Err(error) = execute(&shared, &runtime, &mut committer, &pending, &entry) {
+                    error!(error = %format!("{error:#}"), "execution stopped");
+                    let _ = fatal.send(error);
+                    break;
+                }
+            }
+            if let Err(error) = committer.close() {
+                let _ = fatal.send(error.context("closing the block writer"));
+            }
+            info!("executor stopped; every executed block is durable");
+        })
+        .context("starting the executor thread")?;
+    Ok(thread)
+}
+
+/// A block became durable: release what it executed.
+fn durable(shared: &Shared, pending: &Mutex<VecDeque<Executed>>, height: u64) {
+    let mut released = Vec::new();
+    {
+        let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+        while pending.front().is_some_and(|entry| entry.height <= height) {
+            if let Some(entry) = pending.pop_front() {
+                released.push(entry);
+            }
+        }
+    }
+    for entry in released {
+        let expired = {
+            let mut mempool = shared.mempool();
+            let expired =
+                mempool.committed(&entry.ids, &entry.senders, entry.height.saturating_add(1));
+            shared.update_mempool_metrics(&mempool);
+            expired
+        };
+        if !expired.is_empty() {
+            let mut remembered = shared.expired();
+            for id in expired {
+                remembered.insert(id);
+            }
+        }
+        let latency_ms = now_ms().saturating_sub(entry.timestamp_ms);
+        shared
+            .metrics
+            .commit_latency
+            .observe(latency_ms as f64 / 1_000.0);
+    }
+    shared
+        .metrics
+        .height
+        .set(i64::try_from(height).unwrap_or(i64::MAX));
+    shared.durable.send_replace(height);
+}
+
+/// Executes one committed block and queues its write.
+fn execute(
+    shared: &Shared,
+    runtime: &Handle,
+    committer: &mut Committer,
+    pending: &Mutex<VecDeque<Executed>>,
+    entry: &CommittedBlock,
+) -> Result<()> {
+    let height = entry.block.height.0;
+    let executed = shared.ledger().height();
+    if height <= executed {
+        debug!(height, "already executed");
+        return Ok(());
+    }
+    if height != executed.saturating_add(1) {
+        bail!("committed block {height} arrived while the ledger is at {executed}");
+    }
+    let certificates = pb::BlockPayload::decode(entry.block.payload.as_slice())
+        .context("a committed block's payload does not decode (its voters checked it)")?
+        .batches;
+    let mut signed = Vec::new();
+    let mut verified: Vec<VerifiedTx> = Vec::new();
+    let mut spans = Vec::with_capacity(certificates.len());
+    let mut digests = Vec::with_capacity(certificates.len());
+    for certificate in &certificates {
+        let reference = BatchRef::from_pb(
+            certificate
+                .batch
+                .as_ref()
+                .context("a committed certificate has no batch")?,
+        )?;
+        let batch = match shared.batches().store.get(&reference.digest).cloned() {
+            Some(batch) => batch,
+            None => fetch(shared, runtime, &reference, certificate, height)?,
+        };
+        spans.push(pb::BatchSpan {
+            batch: Some(reference.to_pb()),
+            sequence: batch.sequence,
+            first: u32::try_from(signed.len()).unwrap_or(u32::MAX),
+            count: u32::try_from(batch.signed.len()).unwrap_or(u32::MAX),
+        });
+        digests.push(reference.digest);
+        signed.extend(batch.signed);
+        verified.extend(batch.verified);
+    }
+    let ids: Vec<Hash32> = verified.iter().map(|tx| tx.id).collect();
+    let (header, applied, senders) = {
+        let mut ledger = shared.ledger_mut();
+        let header = ledger.build_header(&ids, entry.block.timestamp_ms);
+        let applied = ledger
+            .apply_checked(&header, &verified)
+            .with_context(|| format!("executing committed block {height}"))?;
+        let mut senders: Vec<Address> = verified.iter().map(|tx| tx.sender).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        let senders: Vec<(Address, u64)> = senders
+            .into_iter()
+            .filter_map(|sender| ledger.account(&sender).map(|a| (sender, a.next_sequence)))
+            .collect();
+        (header, applied, senders)
+    };
+    let record = pb::CommittedBlockRecord {
+        ledger: Some(pb::BlockRecord {
+            block: Some(pb::Block {
+                header: Some(header),
+                transactions: signed,
+            }),
+            receipts: applied.receipts.clone(),
+        }),
+        certified: entry.encode(),
+        batches: spans,
+    };
+    let commit = block_commit_with(record.encode_to_vec(), &applied);
+    pending
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push_back(Executed {
+            height,
+            ids,
+            senders,
+            timestamp_ms: entry.block.timestamp_ms,
+        });
+    committer.submit(commit)?;
+    {
+        let mut batches = shared.batches();
+        for digest in &digests {
+            batches.store.remove(digest);
+        }
+        shared
+            .metrics
+            .batches_held
+            .set(i64::try_from(batches.store.len()).unwrap_or(i64::MAX));
+        shared
+            .metrics
+            .certified_waiting
+            .set(i64::try_from(batches.certified.len()).unwrap_or(i64::MAX));
+    }
+    shared
+        .metrics
+        .executed
+        .inc_by(applied.receipts.len() as u64);
+    Ok(())
+}
+
+/// Fetches a batch this node does not hold from the validators that signed
+/// its certificate (at least one of them is honest), then from everyone,
+/// until one answers with the batch whose digest is certified. Every
+/// signature in it is verified before it is used.
+fn fetch(
+    shared: &Shared,
+    runtime: &Handle,
+    reference: &BatchRef,
+    certificate: &pb::BatchCertificate,
+    height: u64,
+) -> Result<Batch> {
+    let mut candidates: Vec<PeerKey> = Vec::new();
+    for signature in &certificate.signatures {
+        let Ok(signer) = u16::try_from(signature.signer) else {
+            continue;
+        };
+        if let Ok(key) = shared.validators.key(ValidatorId(signer)) {
+            candidates.push(shared.peers.network_of(key));
+        }
+    }
+    for key in shared.validators.keys() {
+        let peer = shared.peers.network_of(key);
+        if !candidates.contains(&peer) {
+            candidates.push(peer);
+        }
+    }
+    let me = shared.network.local_key();
+    candidates.retain(|peer| *peer != me);
+    let request = pb::FetchRequest {
+        digest: reference.digest.0.to_vec(),
+        height,
+    }
+    .encode_to_vec();
+    let started = std::time::Instant::now();
+    for attempt in 0u32.. {
+        for peer in &candidates {
+            let network = shared.network.clone();
+            let bytes = request.clone();
+            let peer = *peer;
+            let answer = runtime.block_on(async move {
+                tokio::time::timeout(FETCH_TIMEOUT, network.request(peer, bytes)).await
+            });
+            let bytes = match answer {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(error)) => {
+                    debug!(peer = %peer.to_hex(), %error, "batch fetch failed");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            let Ok(response) = pb::FetchResponse::decode(bytes.as_slice()) else {
+                warn!(peer = %peer.to_hex(), "a batch fetch answer does not decode");
+                continue;
+            };
+            let Some(message) = response.batch else {
+                continue;
+            };
+            match Batch::check(message, &shared.chain_id, &shared.validators) {
+                Ok(batch) if batch.reference == *reference => {
+                    shared.metrics.batch("fetched");
+                    return Ok(batch);
+                }
+                Ok(_) => warn!(peer = %peer.to_hex(), "a peer answered with another batch"),
+                Err(error) => {
+                    warn!(peer = %peer.to_hex(), %error, "a peer answered with an invalid batch")
+                }
+            }
+        }
+        if attempt % 10 == 9 {
+            warn!(
+                digest = %reference.digest,
+                height,
+                waited_s = started.elapsed().as_secs(),
+                "still fetching a certified batch; no peer has answered with it yet"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if shared.network.connected_peers().is_empty() {
+            std::thread::sleep(Duration::from_millis(800));
+        }
+    }
+    bail!("unreachable: the fetch loop only ends by returning")
+}
+
+/// Serves a peer's fetch: from the batches held, or from the committed
+/// block that ordered it.
+pub fn serve_fetch(shared: &Shared, request: &[u8]) -> Vec<u8> {
+    let batch = (|| -> Option<pb::Batch> {
+        let request = pb::FetchRequest::decode(request).ok()?;
+        let digest = Hash32::from_slice(&request.digest)?;
+        if let Some(batch) = shared.batches().store.get(&digest) {
+            return Some(batch.to_pb());
+        }
+        if request.height == 0 {
+            return None;
+        }
+        let record = crate::chain::read_record(shared.store.as_ref(), request.height).ok()??;
+        let span = record.batches.iter().find(|span| {
+            span.batch
+                .as_ref()
+                .is_some_and(|batch| batch.digest == digest.0)
+        })?;
+        let reference = span.batch.as_ref()?;
+        let block = record.ledger?.block?;
+        let first = usize::try_from(span.first).ok()?;
+        let count = usize::try_from(span.count).ok()?;
+        let transactions = block
+            .transactions
+            .get(first..first.checked_add(count)?)?
+            .to_vec();
+        Some(pb::Batch {
+            author: reference.author.clone(),
+            epoch: reference.epoch,
+            sequence: span.sequence,
+            transactions,
+        })
+    })();
+    pb::FetchResponse { batch }.encode_to_vec()
+}
+
+/// The references a committed block's payload orders (for the driver).
+pub fn ordered_digests(entry: &CommittedBlock) -> Vec<Hash32> {
+    batch::payload_references(&entry.block.payload)
+        .map(|references| references.iter().map(|r| r.digest).collect())
+        .unwrap_or_default()
+}
