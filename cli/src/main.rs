@@ -17,6 +17,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a local chain: 4 validators (the city treasury and three banks)
+    /// as real yuchain-node processes, wallets funded, payments streaming,
+    /// live progress; checks every node holds the same state root.
+    Devnet(yuchain_cli::devnet::DevnetArgs),
     /// Manage ed25519 keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -41,6 +45,7 @@ enum KeysCommand {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Devnet(args) => yuchain_cli::devnet::run(&args),
         Command::Keys(KeysCommand::Generate { out }) => {
             let key = SigningKey::generate()?;
             key.save_pem(&out)

@@ -83,6 +83,47 @@ impl Backend for Admission {
         status(&self.shared, &id)
     }
 
+    async fn chain_info(&self) -> Result<pb::GetChainInfoResponse, SubmitError> {
+        let shared = Arc::clone(&self.shared);
+        let head = tokio::task::spawn_blocking(move || shared.store.head())
+            .await
+            .map_err(|_| internal("reading the head"))?
+            .map_err(|error| internal(&error.to_string()))?
+            .ok_or_else(|| internal("the store has no genesis"))?;
+        Ok(pb::GetChainInfoResponse {
+            chain_id: self.shared.chain_id.clone(),
+            genesis_hash: self.shared.genesis_hash.0.to_vec(),
+            height: head.height,
+            block_hash: head.block_hash.0.to_vec(),
+            state_root: head.state_root.0.to_vec(),
+            validator_count: u32::try_from(self.shared.validators.len()).unwrap_or(u32::MAX),
+            mempool_transactions: self.shared.mempool().len() as u64,
+        })
+    }
+
+    async fn block(&self, height: u64) -> Result<Option<pb::GetBlockResponse>, SubmitError> {
+        let shared = Arc::clone(&self.shared);
+        let record = tokio::task::spawn_blocking(move || {
+            crate::chain::read_record(shared.store.as_ref(), height)
+        })
+        .await
+        .map_err(|_| internal("reading a block"))?
+        .map_err(|error| internal(&format!("{error:#}")))?;
+        Ok(record.map(|record| {
+            let block = record.ledger.and_then(|ledger| ledger.block);
+            let tx_count = block.as_ref().map_or(0, |block| {
+                u32::try_from(block.transactions.len()).unwrap_or(u32::MAX)
+            });
+            pb::GetBlockResponse {
+                height,
+                header: block.and_then(|block| block.header),
+                state_root: record.state_root,
+                tx_count,
+                certified: record.certified,
+            }
+        }))
+    }
+
     async fn wait_committed(&self, id: Hash32, timeout: Duration) -> TxStatus {
         let mut durable = self.shared.durable.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -97,6 +138,14 @@ impl Backend for Admission {
             }
         }
     }
+}
+
+fn internal(what: &str) -> SubmitError {
+    SubmitError::new(
+        ErrorKind::Internal,
+        "INTERNAL",
+        format!("the node failed {what}; see its log"),
+    )
 }
 
 /// A transaction's status now: committed (durable, with its receipt),

@@ -47,6 +47,7 @@ pub fn genesis_record(applied: &yuchain_ledger::AppliedBlock) -> Vec<u8> {
         }),
         certified: Vec::new(),
         batches: Vec::new(),
+        state_root: applied.state_root.0.to_vec(),
     }
     .encode_to_vec()
 }

@@ -187,6 +187,7 @@ fn execute(
         }),
         certified: entry.encode(),
         batches: spans,
+        state_root: applied.state_root.0.to_vec(),
     };
     let commit = block_commit_with(record.encode_to_vec(), &applied);
     pending

@@ -54,6 +54,7 @@ pub fn init_logging(config: &NodeConfig) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Text => builder.try_init(),
@@ -182,6 +183,7 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
     .map_err(|error| anyhow::anyhow!("the genesis validator set: {error}"))?;
     let shared = Arc::new(Shared::new(
         config.clone(),
+        genesis.hash()?,
         consensus_key.clone(),
         validator_set,
         peers,

@@ -168,6 +168,8 @@ pub struct Shared {
     pub config: NodeConfig,
     /// The chain id.
     pub chain_id: String,
+    /// The genesis file's hash.
+    pub genesis_hash: Hash32,
     /// The consensus key (a validator votes with it).
     pub key: SigningKey,
     /// The validator set (epoch 0: epoch changes are not followed yet).
@@ -201,6 +203,7 @@ impl Shared {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: NodeConfig,
+        genesis_hash: Hash32,
         key: SigningKey,
         validators: ValidatorSet,
         peers: PeerMap,
@@ -216,6 +219,7 @@ impl Shared {
         Shared {
             config,
             chain_id,
+            genesis_hash,
             me,
             key,
             validators,

@@ -21,6 +21,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Waits until the transaction is committed (or expired/unknown), at most
     /// `timeout`; returns the status then.
     async fn wait_committed(&self, id: Hash32, timeout: Duration) -> TxStatus;
+    /// The chain's identity and the node's durable head.
+    async fn chain_info(&self) -> Result<pb::GetChainInfoResponse, SubmitError>;
+    /// The committed block at `height`, or `None` above the durable head.
+    async fn block(&self, height: u64) -> Result<Option<pb::GetBlockResponse>, SubmitError>;
 }
 
 /// Where a transaction is, as the node knows it.

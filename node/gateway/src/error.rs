@@ -34,6 +34,8 @@ pub enum ErrorKind {
     FailedPrecondition,
     /// The node already holds this transaction.
     AlreadyExists,
+    /// What was asked for does not exist (yet): a block above the head.
+    NotFound,
     /// A limit is reached (mempool full, per-sender quota). Retry later.
     ResourceExhausted,
     /// The node cannot admit transactions now (starting, syncing). Retry,
@@ -50,6 +52,7 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => Code::InvalidArgument,
             ErrorKind::FailedPrecondition => Code::FailedPrecondition,
             ErrorKind::AlreadyExists => Code::AlreadyExists,
+            ErrorKind::NotFound => Code::NotFound,
             ErrorKind::ResourceExhausted => Code::ResourceExhausted,
             ErrorKind::Unavailable => Code::Unavailable,
             ErrorKind::Internal => Code::Internal,

@@ -122,4 +122,27 @@ impl WalletGateway for GatewayService {
             height,
         }))
     }
+
+    async fn get_chain_info(
+        &self,
+        _request: Request<pb::GetChainInfoRequest>,
+    ) -> Result<Response<pb::GetChainInfoResponse>, Status> {
+        Ok(Response::new(self.backend.chain_info().await?))
+    }
+
+    async fn get_block(
+        &self,
+        request: Request<pb::GetBlockRequest>,
+    ) -> Result<Response<pb::GetBlockResponse>, Status> {
+        let height = request.into_inner().height;
+        match self.backend.block(height).await? {
+            Some(block) => Ok(Response::new(block)),
+            None => Err(SubmitError::new(
+                ErrorKind::NotFound,
+                "BLOCK_NOT_FOUND",
+                format!("no committed block at height {height} on this node yet; GetChainInfo gives its height"),
+            )
+            .into()),
+        }
+    }
 }

@@ -35,6 +35,7 @@ async fn every_error_kind_maps_to_its_status_code_with_the_reason() {
             Code::FailedPrecondition,
         ),
         (ErrorKind::AlreadyExists, "DUPLICATE", Code::AlreadyExists),
+        (ErrorKind::NotFound, "BLOCK_NOT_FOUND", Code::NotFound),
         (
             ErrorKind::ResourceExhausted,
             "MEMPOOL_FULL",

@@ -78,3 +78,32 @@ async fn get_transaction_with_an_id_not_32_bytes_is_invalid_argument() {
         crate::errors::assert_reason(&status, "INVALID_TX_ID");
     }
 }
+
+#[tokio::test]
+async fn chain_info_and_blocks_are_served_and_a_block_above_the_head_is_not_found() {
+    let backend = FakeBackend::new();
+    let gateway = TestGateway::start(backend).await;
+    let mut client = gateway.client().await;
+    let info = bounded(client.get_chain_info(pb::GetChainInfoRequest {}))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(info.chain_id, crate::support::FAKE_CHAIN_ID);
+    assert_eq!(info.height, crate::support::FAKE_HEIGHT);
+    let block = bounded(client.get_block(pb::GetBlockRequest { height: 2 }))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!((block.height, block.state_root), (2, vec![2; 32]));
+    let missing = bounded(client.get_block(pb::GetBlockRequest {
+        height: crate::support::FAKE_HEIGHT + 1,
+    }))
+    .await
+    .expect_err("above the head");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    assert!(
+        missing.message().contains("GetChainInfo"),
+        "{}",
+        missing.message()
+    );
+}

@@ -150,7 +150,29 @@ impl Backend for FakeBackend {
             }
         }
     }
+
+    async fn chain_info(&self) -> Result<pb::GetChainInfoResponse, SubmitError> {
+        Ok(pb::GetChainInfoResponse {
+            chain_id: FAKE_CHAIN_ID.into(),
+            height: FAKE_HEIGHT,
+            state_root: vec![5; 32],
+            ..pb::GetChainInfoResponse::default()
+        })
+    }
+
+    async fn block(&self, height: u64) -> Result<Option<pb::GetBlockResponse>, SubmitError> {
+        Ok((height <= FAKE_HEIGHT).then(|| pb::GetBlockResponse {
+            height,
+            state_root: vec![u8::try_from(height).unwrap_or(0); 32],
+            ..pb::GetBlockResponse::default()
+        }))
+    }
 }
+
+/// The fake chain's id.
+pub(crate) const FAKE_CHAIN_ID: &str = "fake-chain";
+/// The fake chain's height.
+pub(crate) const FAKE_HEIGHT: u64 = 3;
 
 /// A gateway serving `backend` on a loopback port, stopped when dropped.
 pub(crate) struct TestGateway {
