@@ -211,6 +211,11 @@ impl Cluster {
                         1,
                     )
                     .replacen(
+                        "round_timeout_ms_max = 30000",
+                        &format!("round_timeout_ms_max = {}", timeout.saturating_mul(8)),
+                        1,
+                    )
+                    .replacen(
                         "empty_block_wait_ms = 200",
                         &format!("empty_block_wait_ms = {}", (timeout / 5).max(10)),
                         1,
@@ -239,6 +244,7 @@ impl Cluster {
             .arg("run")
             .arg("--home")
             .arg(&node.home)
+            .env("YUCHAIN_EXIT_WITH_PARENT", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -77,8 +77,10 @@ pub struct GatewaySection {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSection {
-    /// Where to serve `GET /metrics`; empty string for none.
-    pub listen: Option<SocketAddr>,
+    /// Whether to serve metrics at all.
+    pub enabled: bool,
+    /// Where to serve `GET /metrics`.
+    pub listen: SocketAddr,
 }
 
 /// `[consensus]`.
@@ -176,7 +178,8 @@ impl Default for GatewaySection {
 impl Default for MetricsSection {
     fn default() -> MetricsSection {
         MetricsSection {
-            listen: Some(SocketAddr::from(([127, 0, 0, 1], 7300))),
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 7300)),
         }
     }
 }
@@ -246,7 +249,8 @@ observers = []
 listen = "127.0.0.1:7200"
 
 [metrics]
-# Prometheus metrics at http://<listen>/metrics. Remove the line to disable.
+# Prometheus metrics at http://<listen>/metrics; enabled = false serves none.
+enabled = true
 listen = "127.0.0.1:7300"
 
 [consensus]

@@ -266,7 +266,7 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
         let _ = gateway_shutdown.wait_for(|stop| *stop).await;
     }));
 
-    let metrics_task = match config.metrics.listen {
+    let metrics_task = match config.metrics.enabled.then_some(config.metrics.listen) {
         Some(address) => {
             let listener = crate::metrics::bind(address).await.with_context(|| {
                 format!("serving metrics on {address} (field `listen` of [metrics])")
@@ -284,7 +284,7 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
         role = ?config.role,
         p2p = %network.listen_address(),
         gateway = %gateway_address,
-        metrics = ?config.metrics.listen,
+        metrics = ?config.metrics.enabled.then_some(config.metrics.listen),
         "yuchain-node is running"
     );
 
@@ -407,7 +407,29 @@ async fn status_log(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
+/// The environment variable that makes a node stop when the process that
+/// started it dies (set by the devnet and the multi-process tests, so a
+/// killed test runner leaves no node behind).
+pub const EXIT_WITH_PARENT_ENV: &str = "YUCHAIN_EXIT_WITH_PARENT";
+
+/// Resolves when the parent process is gone, if [`EXIT_WITH_PARENT_ENV`] is
+/// set; never otherwise.
+async fn parent_gone() {
+    if std::env::var_os(EXIT_WITH_PARENT_ENV).is_none() {
+        return std::future::pending().await;
+    }
+    let parent = nix::unistd::getppid();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if nix::unistd::getppid() != parent {
+            warn!("the process that started this node is gone; stopping");
+            return;
+        }
+    }
+}
+
+/// Resolves on SIGTERM, Ctrl-C, or (see [`EXIT_WITH_PARENT_ENV`]) the
+/// parent's exit.
 async fn stop_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -426,5 +448,6 @@ async fn stop_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+        () = parent_gone() => {}
     }
 }

@@ -1,0 +1,387 @@
+//! Multi-process tests: real `yuchain-node` processes on loopback, free
+//! ports, temporary homes, each test bounded in time. The cluster owns its
+//! processes and kills any left when it is dropped (also when a test
+//! fails), and the nodes stop by themselves if the test process dies.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use yuchain_cli::cluster::{Cluster, ClusterConfig};
+use yuchain_cli::load::{self, Outcome, Wallets};
+use yuchain_proto::pb::{self, transaction_body::Action};
+use yuchain_proto::{Hash32, pb::ResultCode};
+
+/// Every test finishes within this, or fails.
+const TEST_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long a node gets to reach a height.
+const CATCH_UP: Duration = Duration::from_secs(60);
+
+fn cluster(dir: &std::path::Path, validators: usize, observers: usize) -> Result<Cluster> {
+    let mut config =
+        ClusterConfig::devnet(dir.to_path_buf(), env!("CARGO_BIN_EXE_yuchain-node").into());
+    config.validators = validators;
+    config.observers = observers;
+    config.round_timeout_ms = Some(400);
+    Cluster::create(config)
+}
+
+/// Runs `test` on a fresh runtime under [`TEST_TIMEOUT`].
+fn bounded<F: std::future::Future<Output = Result<()>>>(test: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime
+        .block_on(async { tokio::time::timeout(TEST_TIMEOUT, test).await })
+        .expect("the test finished in time")
+        .expect("the test passed");
+}
+
+/// Pays `count` payments from the wallets through node `via`, each waited
+/// for; returns the ids of those committed OK (all of them, or an error).
+async fn pay(
+    cluster: &Cluster,
+    wallets: &mut Wallets,
+    via: usize,
+    count: usize,
+) -> Result<Vec<Hash32>> {
+    let mut client = cluster.client(via, Duration::from_secs(10)).await?;
+    let mut ids = Vec::new();
+    let accounts = wallets.accounts.len();
+    for index in 0..count {
+        let from = index % accounts;
+        let to = wallets.accounts[(from + 1) % accounts].address;
+        let transaction = wallets.accounts[from].sign(
+            &wallets.chain_id,
+            wallets.expiry_height,
+            Action::Transfer(pb::Transfer {
+                to: to.0.to_vec(),
+                amount: 100,
+                memo: format!("payment {index}"),
+            }),
+        );
+        let (id, outcome) = load::submit(&mut client, transaction).await;
+        match outcome {
+            Outcome::Committed {
+                code: ResultCode::Ok,
+                ..
+            } => {
+                wallets.accounts[from].sequence += 1;
+                ids.push(id);
+            }
+            other => bail!("payment {index} through node {via} ended {other:?}"),
+        }
+    }
+    Ok(ids)
+}
+
+/// Checks that every running node in `nodes` holds each payment, committed
+/// OK, at the same height.
+async fn present_everywhere(cluster: &Cluster, nodes: &[usize], ids: &[Hash32]) -> Result<()> {
+    for &index in nodes {
+        let mut client = cluster.client(index, Duration::from_secs(10)).await?;
+        for id in ids {
+            let response = client
+                .get_transaction(pb::GetTransactionRequest {
+                    tx_id: id.0.to_vec(),
+                })
+                .await?
+                .into_inner();
+            if response.status() != pb::TransactionStatus::Committed
+                || response.receipt.as_ref().map(|r| r.code()) != Some(ResultCode::Ok)
+            {
+                bail!(
+                    "{} does not hold committed payment {id}: {:?}",
+                    cluster.nodes[index].name,
+                    response.status()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every node in `nodes` reaches the highest height among them,
+/// then checks they hold the same block and state root there.
+async fn agree(cluster: &Cluster, nodes: &[usize]) -> Result<u64> {
+    let mut height = 0;
+    for &index in nodes {
+        height = height.max(cluster.chain_info(index).await?.height);
+    }
+    let mut first: Option<pb::GetBlockResponse> = None;
+    for &index in nodes {
+        cluster.wait_height(index, height, CATCH_UP).await?;
+        let mut client = cluster.client(index, Duration::from_secs(5)).await?;
+        let block = client
+            .get_block(pb::GetBlockRequest { height })
+            .await?
+            .into_inner();
+        match &first {
+            None => first = Some(block),
+            Some(expected) => {
+                if block != *expected {
+                    bail!(
+                        "{} holds another block or state at height {height}",
+                        cluster.nodes[index].name
+                    );
+                }
+            }
+        }
+    }
+    Ok(height)
+}
+
+/// Heights of `nodes` now.
+async fn heights(cluster: &Cluster, nodes: &[usize]) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for &index in nodes {
+        out.push(cluster.chain_info(index).await?.height);
+    }
+    Ok(out)
+}
+
+#[test]
+fn validators_agree_survive_a_crash_and_a_wiped_node_resyncs_from_genesis() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    bounded(async {
+        let mut cluster = cluster(dir.path(), 4, 0)?;
+        cluster.start_all()?;
+        for index in 0..4 {
+            cluster.wait_height(index, 1, CATCH_UP).await?;
+        }
+        let mut wallets = load::fund_wallets(&cluster, 6).await?;
+        let mut committed = pay(&cluster, &mut wallets, 0, 6).await?;
+        agree(&cluster, &[0, 1, 2, 3])
+            .await
+            .context("all four agree")?;
+        present_everywhere(&cluster, &[0, 1, 2, 3], &committed).await?;
+
+        // kill -9 of one validator: the other three keep committing.
+        cluster.kill(3)?;
+        let before = heights(&cluster, &[0, 1, 2]).await?;
+        committed.extend(pay(&cluster, &mut wallets, 1, 6).await?);
+        let after = heights(&cluster, &[0, 1, 2]).await?;
+        assert!(
+            after.iter().zip(&before).all(|(a, b)| a > b),
+            "commits go on without the crashed validator: {before:?} -> {after:?}"
+        );
+        // Restarted, it catches up to the same root.
+        cluster.start(3)?;
+        agree(&cluster, &[0, 1, 2, 3])
+            .await
+            .context("the restarted node caught up")?;
+        present_everywhere(&cluster, &[3], &committed).await?;
+
+        // Wiped (its block database deleted, keys and safety record kept), it
+        // re-syncs the whole chain from genesis and re-executes it.
+        let grace = Duration::from_secs(20);
+        let status = cluster.stop(2, grace)?.context("node 2 was running")?;
+        assert!(
+            status.success(),
+            "a graceful stop exits cleanly: {status:?}"
+        );
+        cluster.wipe(2)?;
+        committed.extend(pay(&cluster, &mut wallets, 0, 3).await?);
+        cluster.start(2)?;
+        agree(&cluster, &[0, 1, 2, 3])
+            .await
+            .context("the wiped node re-synced")?;
+        present_everywhere(&cluster, &[0, 1, 2, 3], &committed).await?;
+        cluster.stop_all(grace)?;
+        for index in 0..4 {
+            assert!(!cluster.is_running(index));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn with_two_of_four_stopped_nothing_commits_and_nothing_forks_until_one_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    bounded(async {
+        let mut cluster = cluster(dir.path(), 4, 0)?;
+        cluster.start_all()?;
+        for index in 0..4 {
+            cluster.wait_height(index, 1, CATCH_UP).await?;
+        }
+        let mut wallets = load::fund_wallets(&cluster, 4).await?;
+        let mut committed = pay(&cluster, &mut wallets, 0, 2).await?;
+        let grace = Duration::from_secs(20);
+        cluster.stop(2, grace)?;
+        cluster.stop(3, grace)?;
+        // In flight while only two of four run: at most the blocks already
+        // certified can still commit, then nothing.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stalled = heights(&cluster, &[0, 1]).await?;
+        let mut client = cluster.client(0, Duration::from_secs(5)).await?;
+        let from = 0;
+        let to = wallets.accounts[1].address;
+        let transaction = wallets.accounts[from].sign(
+            &wallets.chain_id,
+            wallets.expiry_height,
+            Action::Transfer(pb::Transfer {
+                to: to.0.to_vec(),
+                amount: 100,
+                memo: "during the outage".into(),
+            }),
+        );
+        let id = yuchain_proto::tx::tx_id(&transaction.body, &transaction.signature);
+        let response = client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                transaction: Some(transaction),
+                wait_for_commit: true,
+                wait_timeout_ms: 3_000,
+            })
+            .await?
+            .into_inner();
+        assert_eq!(
+            response.status(),
+            pb::TransactionStatus::Pending,
+            "no quorum, no commit"
+        );
+        let later = heights(&cluster, &[0, 1]).await?;
+        assert_eq!(stalled, later, "no block commits without a quorum");
+        // One comes back: commits resume, the waiting payment included.
+        cluster.start(2)?;
+        let resumed = stalled.iter().max().copied().unwrap_or(0) + 1;
+        for index in [0, 1, 2] {
+            cluster.wait_height(index, resumed, CATCH_UP).await?;
+        }
+        let deadline = std::time::Instant::now() + CATCH_UP;
+        loop {
+            let status = client
+                .get_transaction(pb::GetTransactionRequest {
+                    tx_id: id.0.to_vec(),
+                })
+                .await?
+                .into_inner()
+                .status();
+            if status == pb::TransactionStatus::Committed {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiting payment commits"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        wallets.accounts[from].sequence += 1;
+        committed.push(id);
+        committed.extend(pay(&cluster, &mut wallets, 2, 2).await?);
+        agree(&cluster, &[0, 1, 2]).await?;
+        cluster.start(3)?;
+        agree(&cluster, &[0, 1, 2, 3]).await?;
+        present_everywhere(&cluster, &[0, 1, 2, 3], &committed).await?;
+        cluster.stop_all(grace)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn an_observer_follows_and_never_votes_and_an_unknown_peer_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    bounded(async {
+        // Four validators and one configured observer.
+        let mut cluster = cluster(dir.path(), 4, 1)?;
+        let observer = 4;
+        let safety = cluster.nodes[observer].home.join("safety");
+        let safety_before = std::fs::read(&safety)?;
+        cluster.start_all()?;
+        for index in 0..5 {
+            cluster.wait_height(index, 1, CATCH_UP).await?;
+        }
+        let mut wallets = load::fund_wallets(&cluster, 4).await?;
+        let committed = pay(&cluster, &mut wallets, 1, 4).await?;
+        agree(&cluster, &[0, 1, 2, 3, observer]).await?;
+        present_everywhere(&cluster, &[observer], &committed).await?;
+        assert_eq!(
+            std::fs::read(&safety)?,
+            safety_before,
+            "an observer never writes a safety record: it never votes"
+        );
+        let mut client = cluster.client(observer, Duration::from_secs(5)).await?;
+        let transaction = wallets.accounts[0].sign(
+            &wallets.chain_id,
+            wallets.expiry_height,
+            Action::Transfer(pb::Transfer {
+                to: wallets.accounts[1].address.0.to_vec(),
+                amount: 1,
+                memo: String::new(),
+            }),
+        );
+        let refused = client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                transaction: Some(transaction),
+                wait_for_commit: false,
+                wait_timeout_ms: 0,
+            })
+            .await
+            .expect_err("an observer admits nothing");
+        assert_eq!(load::reason_of(&refused), "NOT_A_VALIDATOR");
+
+        // A node with a key no validator knows: refused at connection, so it
+        // never gets a block.
+        let stranger = dir.path().join("stranger");
+        let binary = env!("CARGO_BIN_EXE_yuchain-node");
+        let free = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let ports: Vec<u16> = (0..3)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr().map(|a| a.port()))
+            })
+            .collect::<std::io::Result<std::io::Result<Vec<_>>>>()??;
+        drop(free);
+        let init = std::process::Command::new(binary)
+            .args(["init", "--observer", "--name", "stranger", "--home"])
+            .arg(&stranger)
+            .args(["--address", &format!("127.0.0.1:{}", ports[0])])
+            .args(["--gateway-listen", &format!("127.0.0.1:{}", ports[1])])
+            .args(["--metrics-listen", &format!("127.0.0.1:{}", ports[2])])
+            .output()?;
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        std::fs::copy(
+            dir.path().join("genesis.toml"),
+            stranger.join("genesis.toml"),
+        )?;
+        let log = std::fs::File::create(dir.path().join("stranger.log"))?;
+        let mut child = ChildGuard(
+            std::process::Command::new(binary)
+                .args(["run", "--home"])
+                .arg(&stranger)
+                .env("YUCHAIN_EXIT_WITH_PARENT", "1")
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?,
+        );
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let metrics = yuchain_cli::metrics_text(&format!("127.0.0.1:{}", ports[2]).parse()?)
+            .await
+            .context("the stranger's metrics")?;
+        let gauge = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name} ")))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+        };
+        assert_eq!(gauge("yuchain_peers"), Some(0), "no validator accepts it");
+        assert_eq!(gauge("yuchain_height"), Some(0), "it never gets a block");
+        assert!(cluster.chain_info(0).await?.height > 1);
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        cluster.stop_all(Duration::from_secs(20))?;
+        Ok(())
+    });
+}
+
+/// Kills the child when dropped (a failing assertion must not leave it).
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
