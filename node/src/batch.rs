@@ -613,11 +613,13 @@ mod tests {
         assert_eq!(checked.signers, vec![ValidatorId(1), ValidatorId(2)]);
         let payload = pb::BlockPayload {
             batches: vec![certificate.clone()],
+            executed: None,
         }
         .encode_to_vec();
         assert_eq!(check_payload(&payload, &set).expect("payload").len(), 1);
         let twice = pb::BlockPayload {
             batches: vec![certificate.clone(), certificate],
+            executed: None,
         }
         .encode_to_vec();
         assert!(check_payload(&twice, &set).is_err());

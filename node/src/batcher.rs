@@ -23,6 +23,8 @@ const CHECKS_IN_FLIGHT: usize = 2;
 /// How long an own batch waits for acknowledgements before it is sent
 /// again (a peer may have been down).
 const REBROADCAST_AFTER: Duration = Duration::from_secs(2);
+/// How many times an own batch is sent again before it is given up.
+const REBROADCASTS_MAX: usize = 5;
 /// The most own batches waiting for certificates.
 const UNCERTIFIED_MAX: usize = 1_024;
 
@@ -120,26 +122,53 @@ fn cut(shared: &Shared, me: yuchain_consensus::types::ValidatorId) -> Option<Bat
     Some(reference)
 }
 
-/// Sends own batches still without a certificate again.
+/// Sends own batches still without a certificate again; after
+/// [`REBROADCASTS_MAX`] tries, gives the batch up and puts its
+/// transactions back in the mempool for a new batch (if the old one is
+/// certified and ordered after all, the copies fail harmlessly: their
+/// sequences are used).
 fn rebroadcast(shared: &Shared, uncertified: &mut VecDeque<(BatchRef, Instant, usize)>) {
-    let batches = shared.batches();
-    uncertified.retain(|(reference, _, _)| {
-        batches.acks_pending(&reference.digest) && batches.store.get(&reference.digest).is_some()
-    });
-    for (reference, since, times) in uncertified.iter_mut() {
-        if since.elapsed() < REBROADCAST_AFTER || *times >= 5 {
-            continue;
+    let mut given_up = Vec::new();
+    {
+        let batches = shared.batches();
+        uncertified.retain(|(reference, since, times)| {
+            if !batches.acks_pending(&reference.digest) {
+                return false;
+            }
+            let Some(batch) = batches.store.get(&reference.digest) else {
+                return false;
+            };
+            if since.elapsed() >= REBROADCAST_AFTER && *times >= REBROADCASTS_MAX {
+                given_up.push(batch.verified.iter().map(|tx| tx.id).collect::<Vec<_>>());
+                return false;
+            }
+            true
+        });
+        for (reference, since, times) in uncertified.iter_mut() {
+            if since.elapsed() < REBROADCAST_AFTER {
+                continue;
+            }
+            let Some(batch) = batches.store.get(&reference.digest) else {
+                continue;
+            };
+            let message = pb::BatchMessage {
+                kind: Some(pb::batch_message::Kind::Batch(batch.to_pb())),
+            }
+            .encode_to_vec();
+            shared.network.broadcast(Channel::Batches, message);
+            *since = Instant::now();
+            *times += 1;
         }
-        let Some(batch) = batches.store.get(&reference.digest) else {
-            continue;
-        };
-        let message = pb::BatchMessage {
-            kind: Some(pb::batch_message::Kind::Batch(batch.to_pb())),
+    }
+    if !given_up.is_empty() {
+        warn!(
+            batches = given_up.len(),
+            "own batches got no certificate; their transactions go into new batches"
+        );
+        let mut mempool = shared.mempool();
+        for ids in given_up {
+            mempool.requeue(&ids);
         }
-        .encode_to_vec();
-        shared.network.broadcast(Channel::Batches, message);
-        *since = Instant::now();
-        *times += 1;
     }
 }
 

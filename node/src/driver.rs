@@ -20,7 +20,7 @@ use yuchain_storage::SafetyStore;
 
 use crate::batch::{self, BLOCK_BATCHES_MAX};
 use crate::chain::{SAFETY_KEY, block_key, block_key_height, read_committed};
-use crate::shared::{Shared, now_ms};
+use crate::shared::{ClaimError, Shared, check_claim, now_ms};
 
 /// The most consensus messages waiting for the driver.
 pub const CONSENSUS_INBOX: usize = 4_096;
@@ -318,7 +318,12 @@ impl Driver {
         }
         let round = pending.round;
         self.pending_payload = None;
-        let payload = pb::BlockPayload { batches: chosen }.encode_to_vec();
+        let executed = *self.shared.executed.borrow();
+        let payload = pb::BlockPayload {
+            batches: chosen,
+            executed: Some(executed.to_pb()),
+        }
+        .encode_to_vec();
         let actions = self.core.step(Input::PayloadReady {
             round,
             payload,
@@ -349,14 +354,22 @@ impl Driver {
     }
 
     /// Checks a proposal's payload on a blocking thread (certificate
-    /// signatures) and answers through the inbox.
+    /// signatures), then its executed state against this node's own
+    /// execution (waiting a little for it), and answers through the inbox.
     fn check_proposal(&self, block: Block) {
         let shared = Arc::clone(&self.shared);
         let answers = self.answers.clone();
         let hash = block.hash();
+        let height = block.height.0;
+        let claim = pb::BlockPayload::decode(block.payload.as_slice())
+            .ok()
+            .and_then(|payload| payload.executed);
         let ancestors = self.ancestor_batches(block.parent);
+        let wait = Duration::from_millis(self.shared.config.consensus.round_timeout_ms / 2);
         tokio::spawn(async move {
-            let verdict = tokio::task::spawn_blocking(move || {
+            let checker = Arc::clone(&shared);
+            let certificates_valid = tokio::task::spawn_blocking(move || {
+                let shared = checker;
                 match batch::check_payload(&block.payload, &shared.validators) {
                     Ok(certificates) => {
                         let repeats = certificates
@@ -375,6 +388,8 @@ impl Driver {
             })
             .await
             .unwrap_or(false);
+            let verdict =
+                certificates_valid && check_executed(&shared, claim.as_ref(), height, wait).await;
             let _ = answers
                 .send(DriverEvent::Checked {
                     block: hash,
@@ -449,6 +464,50 @@ impl Driver {
                 })
                 .await;
         });
+    }
+}
+
+/// Checks a proposal's claim about the executed state
+/// ([`check_claim`]), first waiting up to `wait` for this node's own
+/// execution to reach the claimed height.
+pub async fn check_executed(
+    shared: &Arc<Shared>,
+    claim: Option<&pb::ExecutedState>,
+    block_height: u64,
+    wait: Duration,
+) -> bool {
+    if let Some(height) = claim.map(|claim| claim.height) {
+        let mut executed = shared.executed.subscribe();
+        let reached = tokio::time::timeout(wait, executed.wait_for(|state| state.height >= height))
+            .await
+            .is_ok_and(|result| result.is_ok());
+        if !reached {
+            debug!(
+                claim = height,
+                "not executed that far yet; not voting for this proposal"
+            );
+            return false;
+        }
+    }
+    let reader = Arc::clone(shared);
+    let claim = claim.cloned();
+    let verdict = tokio::task::spawn_blocking(move || {
+        check_claim(claim.as_ref(), block_height, |height| {
+            reader.executed_at(height).ok().flatten()
+        })
+    })
+    .await;
+    match verdict {
+        Ok(Ok(_)) => true,
+        Ok(Err(error @ ClaimError::Differs { .. })) => {
+            error!(%error, "a proposal's executed state differs from this node's execution; not voting");
+            false
+        }
+        Ok(Err(error)) => {
+            warn!(%error, "a proposal's executed state is refused");
+            false
+        }
+        Err(_) => false,
     }
 }
 

@@ -24,7 +24,7 @@ use yuchain_proto::{Address, Hash32, pb};
 
 use crate::batch::{self, Batch, BatchRef};
 use crate::persist::{Committer, block_commit_with};
-use crate::shared::{Shared, now_ms};
+use crate::shared::{ClaimError, ExecutedState, Shared, check_claim, now_ms};
 
 /// The most committed blocks waiting for execution.
 pub const EXECUTION_QUEUE: usize = 64;
@@ -133,9 +133,10 @@ fn execute(
     if height != executed.saturating_add(1) {
         bail!("committed block {height} arrived while the ledger is at {executed}");
     }
-    let certificates = pb::BlockPayload::decode(entry.block.payload.as_slice())
-        .context("a committed block's payload does not decode (its voters checked it)")?
-        .batches;
+    let payload = pb::BlockPayload::decode(entry.block.payload.as_slice())
+        .context("a committed block's payload does not decode (its voters checked it)")?;
+    check_certified_execution(shared, payload.executed.as_ref(), height)?;
+    let certificates = payload.batches;
     let mut signed = Vec::new();
     let mut verified: Vec<VerifiedTx> = Vec::new();
     let mut spans = Vec::with_capacity(certificates.len());
@@ -177,6 +178,11 @@ fn execute(
             .collect();
         (header, applied, senders)
     };
+    shared.record_executed(ExecutedState {
+        height,
+        block_hash: applied.block_hash,
+        state_root: applied.state_root,
+    });
     let record = pb::CommittedBlockRecord {
         ledger: Some(pb::BlockRecord {
             block: Some(pb::Block {
@@ -219,6 +225,35 @@ fn execute(
         .executed
         .inc_by(applied.receipts.len() as u64);
     Ok(())
+}
+
+/// Compares this node's execution with the executed state a committed
+/// block certifies (2f + 1 validators voted for it, so at least f + 1 honest
+/// ones computed the same): a difference means this node's execution
+/// diverged, and it must stop rather than serve or vote on a wrong state.
+fn check_certified_execution(
+    shared: &Shared,
+    claim: Option<&pb::ExecutedState>,
+    height: u64,
+) -> Result<()> {
+    let mut read_error = None;
+    let checked = check_claim(claim, height, |claimed| match shared.executed_at(claimed) {
+        Ok(state) => state,
+        Err(error) => {
+            read_error = Some(error);
+            None
+        }
+    });
+    if let Some(error) = read_error {
+        return Err(error.context("reading an executed state to check a certified one"));
+    }
+    match checked {
+        Ok(_) => Ok(()),
+        Err(error @ ClaimError::Differs { .. }) => bail!(
+            "this node's execution diverged from what the validators certified in block              {height}: {error}. Stop this node, keep its home for investigation, and re-sync a              fresh home from genesis"
+        ),
+        Err(error) => bail!("committed block {height}: {error}"),
+    }
 }
 
 /// Fetches a batch this node does not hold from the validators that signed

@@ -8,7 +8,7 @@
 //! block that orders it is executed (or it expires). Batched entries still
 //! count against the bounds and still block duplicates.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use prost::Message as _;
 use yuchain_proto::tx::VerifiedTx;
@@ -72,8 +72,11 @@ pub struct Mempool {
     ids: HashMap<Hash32, (Address, u64)>,
     /// (expiry height, id) of every entry.
     expiries: BTreeSet<(u64, Hash32)>,
-    /// Senders with queued entries, in the order they are served.
+    /// Senders that may be served (queued entries and none in a batch not
+    /// yet executed), in the order they are served.
     ready: VecDeque<Address>,
+    /// The senders in `ready`.
+    ready_set: HashSet<Address>,
     queued: usize,
     count: usize,
     bytes: usize,
@@ -88,6 +91,7 @@ impl Mempool {
             ids: HashMap::new(),
             expiries: BTreeSet::new(),
             ready: VecDeque::new(),
+            ready_set: HashSet::new(),
             queued: 0,
             count: 0,
             bytes: 0,
@@ -137,7 +141,6 @@ impl Mempool {
         if entries.len() >= self.limits.per_sender_max {
             return Err(MempoolError::SenderFull(entries.len()));
         }
-        let had_queued = entries.values().any(|entry| !entry.batched);
         self.expiries.insert((verified.expiry_height, id));
         entries.insert(
             sequence,
@@ -152,15 +155,19 @@ impl Mempool {
         self.count += 1;
         self.queued += 1;
         self.bytes = self.bytes.saturating_add(bytes);
-        if !had_queued {
-            self.ready.push_back(sender);
-        }
+        self.refresh(sender);
         Ok(())
     }
 
     /// Takes up to `count` queued transactions (and at most `bytes` bytes)
     /// for a batch: one per sender per pass, each sender's in sequence
     /// order. They stay in the pool, batched, until executed or expired.
+    ///
+    /// A sender with transactions in an earlier batch not yet executed is
+    /// skipped until that batch is: batches may be certified and ordered in
+    /// any order, and a later sequence executed before an earlier one would
+    /// be refused (its sequence is not next). So one sender's transactions
+    /// are never in two unexecuted batches at once.
     pub fn take_batch(
         &mut self,
         count: usize,
@@ -168,29 +175,60 @@ impl Mempool {
     ) -> Vec<(pb::SignedTransaction, VerifiedTx)> {
         let mut out = Vec::new();
         let mut taken_bytes = 0usize;
+        let mut in_this_batch: HashSet<Address> = HashSet::new();
         while out.len() < count {
             let Some(sender) = self.ready.pop_front() else {
                 break;
             };
+            self.ready_set.remove(&sender);
             let Some(entries) = self.senders.get_mut(&sender) else {
                 continue;
             };
+            let busy = entries.values().any(|entry| entry.batched);
+            if busy && !in_this_batch.contains(&sender) {
+                continue;
+            }
             let Some(entry) = entries.values_mut().find(|entry| !entry.batched) else {
                 continue;
             };
             if taken_bytes.saturating_add(entry.bytes) > bytes && !out.is_empty() {
                 self.ready.push_front(sender);
+                self.ready_set.insert(sender);
                 break;
             }
             entry.batched = true;
             taken_bytes = taken_bytes.saturating_add(entry.bytes);
             out.push((entry.signed.clone(), entry.verified.clone()));
             self.queued -= 1;
+            in_this_batch.insert(sender);
             if entries.values().any(|entry| !entry.batched) {
                 self.ready.push_back(sender);
+                self.ready_set.insert(sender);
+            }
+        }
+        // Senders served in this batch wait for it to be executed.
+        for sender in in_this_batch {
+            if self.ready_set.remove(&sender) {
+                self.ready.retain(|other| *other != sender);
             }
         }
         out
+    }
+
+    /// Puts `sender` in the serving order if it may be served.
+    fn refresh(&mut self, sender: Address) {
+        if self.ready_set.contains(&sender) {
+            return;
+        }
+        let Some(entries) = self.senders.get(&sender) else {
+            return;
+        };
+        let queued = entries.values().any(|entry| !entry.batched);
+        let busy = entries.values().any(|entry| entry.batched);
+        if queued && !busy {
+            self.ready.push_back(sender);
+            self.ready_set.insert(sender);
+        }
     }
 
     /// Removes what a committed block executed: the transactions with these
@@ -242,16 +280,13 @@ impl Mempool {
             let Some(entries) = self.senders.get_mut(&sender) else {
                 continue;
             };
-            let had_queued = entries.values().any(|entry| !entry.batched);
             if let Some(entry) = entries.get_mut(&sequence)
                 && entry.batched
             {
                 entry.batched = false;
                 self.queued += 1;
-                if !had_queued {
-                    self.ready.push_back(sender);
-                }
             }
+            self.refresh(sender);
         }
     }
 
@@ -265,6 +300,7 @@ impl Mempool {
         if entries.is_empty() {
             self.senders.remove(&sender);
         }
+        self.refresh(sender);
         self.ids.remove(&entry.verified.id);
         self.expiries
             .remove(&(entry.verified.expiry_height, entry.verified.id));
@@ -339,11 +375,15 @@ mod tests {
         let batch = pool.take_batch(2, usize::MAX);
         let senders: Vec<Address> = batch.iter().map(|(_, tx)| tx.sender).collect();
         assert_eq!(senders, vec![address_of(&busy), address_of(&quiet)]);
+        // Both senders now have a batch in flight: nothing more of theirs
+        // goes into another batch until it is executed.
+        assert!(pool.take_batch(10, usize::MAX).is_empty());
+        pool.committed(&[batch[0].1.id], &[], 0);
         let rest = pool.take_batch(10, usize::MAX);
         let sequences: Vec<u64> = rest.iter().map(|(_, tx)| tx.sequence).collect();
-        assert_eq!(sequences, vec![1, 2, 3, 4]);
+        assert_eq!(sequences, vec![1, 2, 3, 4], "in order, in one batch");
         assert_eq!(pool.queued(), 0);
-        assert_eq!(pool.len(), 6);
+        assert_eq!(pool.len(), 5);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the node's tasks share: the chain's identity, the stores, the
 //! ledger, the mempool, the batches, the metrics and the network handle.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::{Notify, watch};
@@ -162,6 +162,103 @@ impl BatchState {
     }
 }
 
+/// How many recent executed states are kept in memory (older ones are read
+/// from the store).
+pub const EXECUTED_REMEMBERED: usize = 4_096;
+
+/// The ledger after one executed block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecutedState {
+    /// The height.
+    pub height: u64,
+    /// The ledger block's hash.
+    pub block_hash: Hash32,
+    /// The state root after it.
+    pub state_root: Hash32,
+}
+
+impl ExecutedState {
+    /// As a message.
+    pub fn to_pb(&self) -> pb::ExecutedState {
+        pb::ExecutedState {
+            height: self.height,
+            block_hash: self.block_hash.0.to_vec(),
+            state_root: self.state_root.0.to_vec(),
+        }
+    }
+
+    /// From a message (`None` if a hash is not 32 bytes).
+    pub fn from_pb(message: &pb::ExecutedState) -> Option<ExecutedState> {
+        Some(ExecutedState {
+            height: message.height,
+            block_hash: Hash32::from_slice(&message.block_hash)?,
+            state_root: Hash32::from_slice(&message.state_root)?,
+        })
+    }
+}
+
+/// Why a block's executed-state claim is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    /// None, or a hash of the wrong length.
+    #[error("the block carries no well-formed executed state")]
+    Missing,
+    /// Of a block that cannot be committed yet.
+    #[error(
+        "the block (height {block}) claims the execution of height {claim}, which is not committed before it"
+    )]
+    TooHigh {
+        /// The claimed height.
+        claim: u64,
+        /// The block's height.
+        block: u64,
+    },
+    /// This node has not executed that height.
+    #[error("this node has not executed height {0} yet")]
+    NotExecuted(u64),
+    /// Different from this node's own execution.
+    #[error("at height {height} this node computed state root {ours}, the block claims {theirs}")]
+    Differs {
+        /// The height.
+        height: u64,
+        /// This node's state root.
+        ours: Hash32,
+        /// The claimed one.
+        theirs: Hash32,
+    },
+}
+
+/// Checks a block's claim about the executed state: present, of genesis or
+/// of a height at least two below the block (only committed blocks are
+/// executed, and the parent is certified, not committed), and equal to this
+/// node's own execution there (`own`). Voters check it before voting; every
+/// node checks it again when it executes the block, so a node whose
+/// re-execution diverged (after a sync, say) stops.
+pub fn check_claim(
+    claim: Option<&pb::ExecutedState>,
+    block_height: u64,
+    own: impl FnOnce(u64) -> Option<ExecutedState>,
+) -> Result<ExecutedState, ClaimError> {
+    let claim = claim
+        .and_then(ExecutedState::from_pb)
+        .ok_or(ClaimError::Missing)?;
+    if claim.height != 0 && claim.height.saturating_add(2) > block_height {
+        return Err(ClaimError::TooHigh {
+            claim: claim.height,
+            block: block_height,
+        });
+    }
+    let ours = own(claim.height).ok_or(ClaimError::NotExecuted(claim.height))?;
+    if ours != claim {
+        return Err(ClaimError::Differs {
+            height: claim.height,
+            ours: ours.state_root,
+            theirs: claim.state_root,
+        });
+    }
+    Ok(claim)
+}
+
 /// Everything the tasks share.
 pub struct Shared {
     /// The node's configuration.
@@ -190,6 +287,11 @@ pub struct Shared {
     pub batch_ready: Notify,
     /// The durable height, for clients waiting for a commit.
     pub durable: watch::Sender<u64>,
+    /// The latest executed state (durable or not), for proposals and for
+    /// voters checking them.
+    pub executed: watch::Sender<ExecutedState>,
+    /// Recent executed states by height.
+    pub executed_recent: Mutex<BTreeMap<u64, ExecutedState>>,
     /// Recently expired transaction ids.
     pub expired: Mutex<RecentSet>,
     /// Metrics.
@@ -214,6 +316,11 @@ impl Shared {
     ) -> Shared {
         let chain_id = ledger.chain_id().to_string();
         let height = ledger.height();
+        let executed = ExecutedState {
+            height,
+            block_hash: ledger.last_block_hash(),
+            state_root: ledger.state_root(),
+        };
         let me = validators.index_of(&key.public_key());
         let mempool = Mempool::new(config.mempool.clone());
         Shared {
@@ -230,6 +337,8 @@ impl Shared {
             batches: Mutex::new(BatchState::new()),
             batch_ready: Notify::new(),
             durable: watch::Sender::new(height),
+            executed: watch::Sender::new(executed),
+            executed_recent: Mutex::new(BTreeMap::from([(height, executed)])),
             expired: Mutex::new(RecentSet::new(EXPIRED_REMEMBERED)),
             metrics,
             network,
@@ -263,6 +372,60 @@ impl Shared {
         self.expired.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Records a block's execution.
+    pub fn record_executed(&self, state: ExecutedState) {
+        {
+            let mut recent = self
+                .executed_recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            recent.insert(state.height, state);
+            while recent.len() > EXECUTED_REMEMBERED {
+                recent.pop_first();
+            }
+        }
+        self.executed.send_replace(state);
+    }
+
+    /// This node's executed state at `height`, if it executed it (from
+    /// memory, or the store for older heights).
+    pub fn executed_at(&self, height: u64) -> anyhow::Result<Option<ExecutedState>> {
+        if let Some(state) = self
+            .executed_recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&height)
+        {
+            return Ok(Some(*state));
+        }
+        if height > self.executed.borrow().height {
+            return Ok(None);
+        }
+        let Some(record) = crate::chain::read_record(self.store.as_ref(), height)? else {
+            return Ok(None);
+        };
+        let block_hash = yuchain_storage::BlockStore::head(self.store.as_ref())?
+            .filter(|head| head.height == height)
+            .map(|head| head.block_hash);
+        let header_hash = record
+            .ledger
+            .as_ref()
+            .and_then(|ledger| ledger.block.as_ref())
+            .and_then(|block| block.header.as_ref())
+            .map(yuchain_ledger::block_hash);
+        let (Some(state_root), Some(block_hash)) = (
+            Hash32::from_slice(&record.state_root),
+            header_hash.or(block_hash),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(ExecutedState {
+            height,
+            block_hash,
+            state_root,
+        }))
+    }
+
     /// Updates the mempool gauges.
     pub fn update_mempool_metrics(&self, mempool: &Mempool) {
         self.metrics
@@ -281,4 +444,56 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(height: u64, root: u8) -> ExecutedState {
+        ExecutedState {
+            height,
+            block_hash: Hash32([height as u8; 32]),
+            state_root: Hash32([root; 32]),
+        }
+    }
+
+    #[test]
+    fn an_executed_state_claim_must_be_committed_present_and_equal_to_ours() {
+        let ours = |height: u64| (height <= 10).then(|| state(height, 7));
+        assert_eq!(
+            check_claim(Some(&state(0, 7).to_pb()), 1, ours),
+            Ok(state(0, 7))
+        );
+        assert_eq!(
+            check_claim(Some(&state(8, 7).to_pb()), 10, ours),
+            Ok(state(8, 7))
+        );
+        assert_eq!(
+            check_claim(Some(&state(9, 7).to_pb()), 10, ours),
+            Err(ClaimError::TooHigh {
+                claim: 9,
+                block: 10
+            })
+        );
+        assert_eq!(
+            check_claim(Some(&state(8, 9).to_pb()), 10, ours),
+            Err(ClaimError::Differs {
+                height: 8,
+                ours: Hash32([7; 32]),
+                theirs: Hash32([9; 32]),
+            })
+        );
+        assert_eq!(
+            check_claim(Some(&state(11, 7).to_pb()), 20, ours),
+            Err(ClaimError::NotExecuted(11))
+        );
+        assert_eq!(check_claim(None, 20, ours), Err(ClaimError::Missing));
+        let mut short = state(3, 7).to_pb();
+        short.state_root.pop();
+        assert_eq!(
+            check_claim(Some(&short), 20, ours),
+            Err(ClaimError::Missing)
+        );
+    }
 }
