@@ -25,16 +25,33 @@ fn cluster(dir: &std::path::Path, validators: usize, observers: usize) -> Result
     Cluster::create(config)
 }
 
-/// Runs `test` on a fresh runtime under [`TEST_TIMEOUT`].
-fn bounded<F: std::future::Future<Output = Result<()>>>(test: F) {
+/// Runs `test` on a fresh runtime under [`TEST_TIMEOUT`]; on failure,
+/// prints the end of every node's log in `dir` first.
+fn bounded<F: std::future::Future<Output = Result<()>>>(dir: &std::path::Path, test: F) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime
-        .block_on(async { tokio::time::timeout(TEST_TIMEOUT, test).await })
-        .expect("the test finished in time")
-        .expect("the test passed");
+    let outcome = runtime.block_on(async { tokio::time::timeout(TEST_TIMEOUT, test).await });
+    let failure = match outcome {
+        Ok(Ok(())) => return,
+        Ok(Err(error)) => format!("{error:#}"),
+        Err(_) => format!("the test did not finish within {TEST_TIMEOUT:?}"),
+    };
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|ext| ext == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                eprintln!("==== {} (last 40 lines)", path.display());
+                for line in &lines[lines.len().saturating_sub(40)..] {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+    panic!("{failure}");
 }
 
 /// Pays `count` payments from the wallets through node `via`, each waited
@@ -143,7 +160,7 @@ async fn heights(cluster: &Cluster, nodes: &[usize]) -> Result<Vec<u64>> {
 #[test]
 fn validators_agree_survive_a_crash_and_a_wiped_node_resyncs_from_genesis() {
     let dir = tempfile::tempdir().expect("tempdir");
-    bounded(async {
+    bounded(dir.path(), async {
         let mut cluster = cluster(dir.path(), 4, 0)?;
         cluster.start_all()?;
         for index in 0..4 {
@@ -198,7 +215,7 @@ fn validators_agree_survive_a_crash_and_a_wiped_node_resyncs_from_genesis() {
 #[test]
 fn with_two_of_four_stopped_nothing_commits_and_nothing_forks_until_one_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
-    bounded(async {
+    bounded(dir.path(), async {
         let mut cluster = cluster(dir.path(), 4, 0)?;
         cluster.start_all()?;
         for index in 0..4 {
@@ -280,7 +297,7 @@ fn with_two_of_four_stopped_nothing_commits_and_nothing_forks_until_one_returns(
 #[test]
 fn an_observer_follows_and_never_votes_and_an_unknown_peer_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    bounded(async {
+    bounded(dir.path(), async {
         // Four validators and one configured observer.
         let mut cluster = cluster(dir.path(), 4, 1)?;
         let observer = 4;
