@@ -125,6 +125,23 @@ async fn run_async(args: &DevnetArgs) -> Result<()> {
     load.drain(Duration::from_secs(35)).await;
     let stats = load.snapshot();
     let agreement = agreement(&cluster).await;
+    for id in &stats.timed_out {
+        let mut seen = Vec::new();
+        for index in 0..cluster.nodes.len() {
+            let status = match cluster.client(index, Duration::from_secs(2)).await {
+                Ok(mut client) => client
+                    .get_transaction(yuchain_proto::pb::GetTransactionRequest {
+                        tx_id: id.0.to_vec(),
+                    })
+                    .await
+                    .map(|response| format!("{:?}", response.into_inner().status()))
+                    .unwrap_or_else(|status| status.message().to_string()),
+                Err(error) => error.to_string(),
+            };
+            seen.push(format!("{}: {status}", cluster.nodes[index].name));
+        }
+        println!("  timed out {id}: {}", seen.join(", "));
+    }
     cluster.stop_all(Duration::from_secs(20))?;
     print_summary(&stats, &agreement, args);
     if let Some(temporary) = temporary

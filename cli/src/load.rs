@@ -17,7 +17,8 @@ use crate::cluster::Cluster;
 
 /// How far ahead of the current height transactions expire.
 pub const EXPIRY_WINDOW: u64 = 100_000;
-/// How much each bank's reserve is issued, in fen (10 million yuan).
+/// How much each bank's reserve is issued at least, in fen (10 million
+/// yuan; twice what its wallets' top-ups need if that is more).
 pub const RESERVE_FEN: u64 = 1_000_000_000;
 /// How much each wallet is topped up with, in fen (10,000 yuan).
 pub const TOP_UP_FEN: u64 = 1_000_000;
@@ -115,6 +116,9 @@ pub async fn submit(
                     latency: started.elapsed(),
                 },
                 (pb::TransactionStatus::Expired, _) => Outcome::Refused("EXPIRED".into()),
+                (pb::TransactionStatus::Unknown, _) => {
+                    Outcome::Refused("UNKNOWN_AFTER_ADMISSION".into())
+                }
                 _ => Outcome::Timeout,
             }
         }
@@ -198,6 +202,9 @@ pub async fn fund_wallets(cluster: &Cluster, count: usize) -> Result<Wallets> {
     let expiry_height = info.height.saturating_add(EXPIRY_WINDOW);
     let validators = cluster.nodes.iter().filter(|node| !node.observer).count();
     let mut issuer = Account::new(cluster.authorities.issuer.clone());
+    let banks = cluster.authorities.operators.len().max(1);
+    let per_bank = u64::try_from(count.div_ceil(banks)).unwrap_or(u64::MAX);
+    let reserve = RESERVE_FEN.max(per_bank.saturating_mul(TOP_UP_FEN).saturating_mul(2));
     let issues: Vec<pb::SignedTransaction> = (0..cluster.authorities.operators.len())
         .map(|index| {
             let transaction = issuer.sign(
@@ -205,7 +212,7 @@ pub async fn fund_wallets(cluster: &Cluster, count: usize) -> Result<Wallets> {
                 expiry_height,
                 Action::Issue(pb::Issue {
                     operator: cluster.operator_address(index).0.to_vec(),
-                    amount: RESERVE_FEN,
+                    amount: reserve,
                 }),
             );
             issuer.sequence += 1;
@@ -218,7 +225,6 @@ pub async fn fund_wallets(cluster: &Cluster, count: usize) -> Result<Wallets> {
     let mut accounts: Vec<Account> = (0..count)
         .map(|_| SigningKey::generate().map(Account::new))
         .collect::<Result<_, _>>()?;
-    let banks = cluster.authorities.operators.len();
     let mut tasks = Vec::new();
     for (bank, (_, key)) in cluster.authorities.operators.iter().enumerate() {
         let mut operator = Account::new(key.clone());
@@ -307,6 +313,8 @@ pub struct Stats {
     pub refused: BTreeMap<String, u64>,
     /// Not committed within the wait.
     pub timeouts: u64,
+    /// The first few of those, to look up.
+    pub timed_out: Vec<Hash32>,
     /// Not offered because every wallet had a payment in flight.
     pub skipped_busy: u64,
     /// Latencies of committed payments, in milliseconds.
@@ -406,7 +414,7 @@ impl PaymentLoad {
         let stats = Arc::clone(&self.stats);
         self.lock_stats().offered += 1;
         self.in_flight.spawn(async move {
-            let (_, outcome) = submit(&mut client, transaction).await;
+            let (id, outcome) = submit(&mut client, transaction).await;
             let mut account = account;
             {
                 let mut stats = stats.lock().unwrap_or_else(PoisonError::into_inner);
@@ -425,7 +433,12 @@ impl PaymentLoad {
                     Outcome::Refused(reason) => {
                         *stats.refused.entry(reason.clone()).or_default() += 1;
                     }
-                    Outcome::Timeout => stats.timeouts += 1,
+                    Outcome::Timeout => {
+                        stats.timeouts += 1;
+                        if stats.timed_out.len() < 10 {
+                            stats.timed_out.push(id);
+                        }
+                    }
                 }
             }
             // A payment that timed out may still commit: its wallet stays
