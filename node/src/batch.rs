@@ -247,6 +247,25 @@ impl Batch {
     }
 }
 
+/// How long a batch record is kept in the store without being executed
+/// (a certified batch is normally ordered within seconds).
+pub const BATCH_RETENTION_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// The store's record of a batch: when it was stored (ms since the Unix
+/// epoch, big-endian) and the batch message.
+pub fn batch_record(batch: &Batch, stored_at_ms: u64) -> Vec<u8> {
+    let mut record = stored_at_ms.to_be_bytes().to_vec();
+    record.extend_from_slice(&batch.to_pb().encode_to_vec());
+    record
+}
+
+/// Reads a batch record: when it was stored, and the message.
+pub fn read_batch_record(record: &[u8]) -> Option<(u64, pb::Batch)> {
+    let time: [u8; 8] = record.get(..8)?.try_into().ok()?;
+    let message = pb::Batch::decode(record.get(8..)?).ok()?;
+    Some((u64::from_be_bytes(time), message))
+}
+
 /// Signs an acknowledgement of `reference` as validator `signer`.
 pub fn acknowledge(key: &SigningKey, signer: ValidatorId, reference: &BatchRef) -> pb::BatchAck {
     pb::BatchAck {

@@ -98,6 +98,17 @@ fn cut(shared: &Shared, me: yuchain_consensus::types::ValidatorId) -> Option<Bat
         Batch::own(shared.key.public_key(), epoch, sequence, transactions)
     };
     let reference = batch.reference;
+    // Durable before it is acknowledged, even by its author: a certificate
+    // promises its signers hold the batch, also after a crash.
+    let record = batch::batch_record(&batch, crate::shared::now_ms());
+    if let Err(error) =
+        tokio::task::block_in_place(|| shared.store.put_batch(&reference.digest, &record))
+    {
+        warn!(%error, "storing an own batch failed; its transactions go back to the mempool");
+        let ids: Vec<_> = batch.verified.iter().map(|tx| tx.id).collect();
+        shared.mempool().requeue(&ids);
+        return None;
+    }
     let message = pb::BatchMessage {
         kind: Some(pb::batch_message::Kind::Batch(batch.to_pb())),
     }
@@ -201,7 +212,18 @@ async fn handle(
                 let checked = {
                     let shared = Arc::clone(&shared);
                     tokio::task::spawn_blocking(move || {
-                        Batch::check(batch, &shared.chain_id, &shared.validators)
+                        let batch = Batch::check(batch, &shared.chain_id, &shared.validators)?;
+                        // Durable before the acknowledgement leaves.
+                        let record = batch::batch_record(&batch, crate::shared::now_ms());
+                        shared
+                            .store
+                            .put_batch(&batch.reference.digest, &record)
+                            .map_err(|error| {
+                                batch::BatchError::Malformed(format!(
+                                    "not acknowledged: storing it failed: {error}"
+                                ))
+                            })?;
+                        Ok::<Batch, batch::BatchError>(batch)
                     })
                     .await
                 };

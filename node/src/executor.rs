@@ -36,6 +36,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 struct Executed {
     height: u64,
     ids: Vec<Hash32>,
+    /// The batches it executed: their records are deleted once it is
+    /// durable.
+    batches: Vec<Hash32>,
     senders: Vec<(Address, u64)>,
     timestamp_ms: u64,
 }
@@ -90,6 +93,9 @@ fn durable(shared: &Shared, pending: &Mutex<VecDeque<Executed>>, height: u64) {
         }
     }
     for entry in released {
+        if let Err(error) = shared.store.delete_batches(&entry.batches) {
+            warn!(%error, "deleting executed batches from the store");
+        }
         let expired = {
             let mut mempool = shared.mempool();
             let expired =
@@ -148,7 +154,8 @@ fn execute(
                 .as_ref()
                 .context("a committed certificate has no batch")?,
         )?;
-        let batch = match shared.batches().store.get(&reference.digest).cloned() {
+        let held = shared.batches().store.get(&reference.digest).cloned();
+        let batch = match held.or_else(|| stored_batch(shared, &reference)) {
             Some(batch) => batch,
             None => fetch(shared, runtime, &reference, certificate, height)?,
         };
@@ -202,6 +209,7 @@ fn execute(
         .push_back(Executed {
             height,
             ids,
+            batches: digests.clone(),
             senders,
             timestamp_ms: entry.block.timestamp_ms,
         });
@@ -340,14 +348,72 @@ fn fetch(
     bail!("unreachable: the fetch loop only ends by returning")
 }
 
-/// Serves a peer's fetch: from the batches held, or from the committed
-/// block that ordered it.
+/// A batch from the store's batch records (one this node acknowledged
+/// before a restart, or evicted from memory), verified again.
+fn stored_batch(shared: &Shared, reference: &BatchRef) -> Option<Batch> {
+    let record = shared.store.batch(&reference.digest).ok()??;
+    let (_, message) = batch::read_batch_record(&record)?;
+    let batch = Batch::check(message, &shared.chain_id, &shared.validators).ok()?;
+    (batch.reference == *reference).then_some(batch)
+}
+
+/// Loads the batch records kept in the store into memory at start-up
+/// (verifying each again), and deletes those past
+/// [`batch::BATCH_RETENTION_MS`] or unreadable.
+pub fn restore_batches(shared: &Shared) -> Result<usize> {
+    let mut records = Vec::new();
+    shared
+        .store
+        .for_each_batch(&mut |key, value| {
+            records.push((key.to_vec(), value.to_vec()));
+            Ok(())
+        })
+        .context("reading the stored batches")?;
+    let now = now_ms();
+    let mut stale = Vec::new();
+    let mut restored = 0;
+    for (key, value) in records {
+        let Some(digest) = Hash32::from_slice(&key) else {
+            continue;
+        };
+        let checked = batch::read_batch_record(&value).and_then(|(stored_at, message)| {
+            if now.saturating_sub(stored_at) > batch::BATCH_RETENTION_MS {
+                return None;
+            }
+            Batch::check(message, &shared.chain_id, &shared.validators).ok()
+        });
+        match checked {
+            Some(batch) if batch.reference.digest == digest => {
+                shared.batches().store.insert(batch);
+                restored += 1;
+            }
+            _ => stale.push(digest),
+        }
+    }
+    shared
+        .store
+        .delete_batches(&stale)
+        .context("deleting stale batches")?;
+    Ok(restored)
+}
+
+/// Serves a peer's fetch: from the batches held, the batch records, or the
+/// committed block that ordered it.
 pub fn serve_fetch(shared: &Shared, request: &[u8]) -> Vec<u8> {
     let batch = (|| -> Option<pb::Batch> {
         let request = pb::FetchRequest::decode(request).ok()?;
         let digest = Hash32::from_slice(&request.digest)?;
         if let Some(batch) = shared.batches().store.get(&digest) {
             return Some(batch.to_pb());
+        }
+        if let Some((_, message)) = shared
+            .store
+            .batch(&digest)
+            .ok()
+            .flatten()
+            .and_then(|record| batch::read_batch_record(&record))
+        {
+            return Some(message);
         }
         if request.height == 0 {
             return None;

@@ -12,6 +12,7 @@
 //! | `tree_nodes` | Merkle node key | node bytes |
 //! | `history` | address (20) ‖ height (u64 BE) ‖ index (u32 BE) | tx id (32 bytes) |
 //! | `meta` | `head`, `schema_version` | height ‖ block hash ‖ state root; u32 BE |
+//! | `batches` | batch digest (32 bytes) | the node's record of a batch it holds for consensus |
 //!
 //! Big-endian integers make byte order equal numeric order, so the last
 //! block is the last key of `blocks` and an account's history is one
@@ -66,9 +67,13 @@ pub const CF_TREE_NODES: &str = "tree_nodes";
 pub const CF_HISTORY: &str = "history";
 /// Column family of the head and the schema version.
 pub const CF_META: &str = "meta";
+/// Column family of batches of transactions the node acknowledged (or
+/// made) and has not executed yet, by digest: kept across a crash, because
+/// a batch's availability certificate promises the signers hold it.
+pub const CF_BATCHES: &str = "batches";
 
 /// Every column family of the database.
-pub const COLUMN_FAMILIES: [&str; 8] = [
+pub const COLUMN_FAMILIES: [&str; 9] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_TRANSACTIONS,
@@ -77,11 +82,13 @@ pub const COLUMN_FAMILIES: [&str; 8] = [
     CF_TREE_NODES,
     CF_HISTORY,
     CF_META,
+    CF_BATCHES,
 ];
 
 /// The layout version this build reads and writes, recorded at creation.
-/// Version 2 moved consensus safety data out of the database.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 2 moved consensus safety data out of the database; version 3
+/// added `batches`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META_HEAD: &[u8] = b"head";
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -221,6 +228,40 @@ impl RocksStore {
     /// The directory of the database.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Stores a batch's record under its digest, synced: durable before it
+    /// returns (the node acknowledges the batch only then).
+    pub fn put_batch(&self, digest: &Hash32, record: &[u8]) -> Result<()> {
+        self.db
+            .put_cf_opt(self.cf(CF_BATCHES)?, digest.0, record, &self.synced)
+            .map_err(Error::rocks("storing a batch"))
+    }
+
+    /// The batch record stored under `digest`.
+    pub fn batch(&self, digest: &Hash32) -> Result<Option<Vec<u8>>> {
+        self.get(CF_BATCHES, &digest.0)
+    }
+
+    /// Deletes batch records (not synced: a delete lost in a crash leaves a
+    /// record that is deleted again later).
+    pub fn delete_batches(&self, digests: &[Hash32]) -> Result<()> {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(CF_BATCHES)?;
+        let mut batch = WriteBatch::default();
+        for digest in digests {
+            batch.delete_cf(cf, digest.0);
+        }
+        self.db
+            .write(batch)
+            .map_err(Error::rocks("deleting batches"))
+    }
+
+    /// Visits every batch record in digest order.
+    pub fn for_each_batch(&self, visit: Visitor<'_>) -> Result<()> {
+        self.for_each(CF_BATCHES, visit)
     }
 
     fn lock_commits(&self) -> MutexGuard<'_, ()> {

@@ -276,3 +276,38 @@ fn readers_get_the_previous_head_while_a_commit_is_syncing() {
     });
     assert_eq!(store.head().expect("head").map(|head| head.height), Some(3));
 }
+
+#[test]
+fn batch_records_are_kept_across_a_reopen_until_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    {
+        let store = RocksStore::create(&path).expect("create");
+        store.put_batch(&Hash32([1; 32]), b"one").expect("put");
+        store.put_batch(&Hash32([2; 32]), b"two").expect("put");
+        store.put_batch(&Hash32([3; 32]), b"three").expect("put");
+        store.delete_batches(&[Hash32([2; 32])]).expect("delete");
+    }
+    let store = RocksStore::open(&path).expect("reopen");
+    assert_eq!(
+        store.batch(&Hash32([1; 32])).expect("get"),
+        Some(b"one".to_vec())
+    );
+    assert_eq!(store.batch(&Hash32([2; 32])).expect("get"), None);
+    let mut seen = Vec::new();
+    store
+        .for_each_batch(&mut |key, value| {
+            seen.push((key.to_vec(), value.to_vec()));
+            Ok(())
+        })
+        .expect("visit");
+    assert_eq!(
+        seen,
+        vec![
+            (vec![1; 32], b"one".to_vec()),
+            (vec![3; 32], b"three".to_vec())
+        ]
+    );
+    // Batch records are not blocks: the head and the chain are untouched.
+    assert_eq!(store.head().expect("head"), None);
+}
