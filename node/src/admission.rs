@@ -59,7 +59,11 @@ impl Backend for Admission {
         }
         let decoded = tx::decode(&transaction, &self.shared.chain_id)
             .map_err(|error| self.reject(SubmitError::from_tx_error(&error)))?;
-        if self.shared.mempool().contains(&decoded.id) {
+        // A retry of a transaction already pending or committed gets its id
+        // (and, waiting, its status), not a refusal of its used sequence.
+        if self.shared.mempool().contains(&decoded.id)
+            || committed_status(&self.shared, &decoded.id).is_some()
+        {
             return Ok(decoded.id);
         }
         let (reply, answer) = oneshot::channel();
@@ -151,22 +155,33 @@ fn internal(what: &str) -> SubmitError {
 /// A transaction's status now: committed (durable, with its receipt),
 /// pending (in the mempool, or executed but not yet durable), expired
 /// (dropped unexecuted), or unknown.
+///
+/// The mempool is asked first: an entry leaves it only after its block is
+/// durable, so a transaction missing from it and then from the store is
+/// truly not committed (asked the other way round, a block made durable
+/// between the two reads would show its transactions as unknown).
 pub fn status(shared: &Shared, id: &Hash32) -> TxStatus {
-    if let Ok(Some(bytes)) = shared.store.receipt(id)
-        && let Ok(receipt) = <pb::Receipt as prost::Message>::decode(bytes.as_slice())
-    {
-        return TxStatus::Committed {
-            height: receipt.height,
-            receipt,
-        };
+    let pending = shared.mempool().contains(id);
+    if let Some(committed) = committed_status(shared, id) {
+        return committed;
     }
-    if shared.mempool().contains(id) {
+    if pending {
         return TxStatus::Pending;
     }
     if shared.expired().contains(id) {
         return TxStatus::Expired;
     }
     TxStatus::Unknown
+}
+
+/// The committed status of `id`, if its receipt is stored.
+fn committed_status(shared: &Shared, id: &Hash32) -> Option<TxStatus> {
+    let bytes = shared.store.receipt(id).ok()??;
+    let receipt = <pb::Receipt as prost::Message>::decode(bytes.as_slice()).ok()?;
+    Some(TxStatus::Committed {
+        height: receipt.height,
+        receipt,
+    })
 }
 
 /// Verifies queued transactions in batches and admits the valid ones.

@@ -187,6 +187,9 @@ impl Batch {
         if validators.index_of(&author).is_none() {
             return Err(BatchError::NotAValidator(hex::encode(author.0)));
         }
+        if message.transactions.is_empty() {
+            return Err(BatchError::Malformed("an empty batch".into()));
+        }
         if message.transactions.len() > BATCH_TRANSACTIONS_MAX {
             return Err(BatchError::TooLarge(format!(
                 "{} transactions, at most {BATCH_TRANSACTIONS_MAX}",
@@ -239,11 +242,13 @@ impl Batch {
         }
     }
 
-    /// The bytes it holds in memory, roughly (for the store's bound).
+    /// The bytes it holds in memory, roughly (for the store's bound): its
+    /// transactions twice (as received and decoded) and a fixed overhead.
     pub fn memory_bytes(&self) -> usize {
         usize::try_from(self.reference.byte_size)
             .unwrap_or(usize::MAX)
             .saturating_mul(2)
+            .saturating_add(1_024)
     }
 }
 
@@ -366,6 +371,14 @@ impl AckCollector {
     /// How many batches wait.
     pub fn len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Stops waiting for the batch with `digest` (given up): a late
+    /// acknowledgement can no longer certify it.
+    pub fn forget(&mut self, digest: &Hash32) {
+        if self.pending.remove(digest).is_some() {
+            self.order.retain(|other| other != digest);
+        }
     }
 
     /// Whether the batch with `digest` still waits.
@@ -709,7 +722,7 @@ mod tests {
         let mut chain = TestChain::new(2);
         let operator = chain.operators[0].clone();
         let to = yuchain_ledger::testkit::address_of(&chain.operators[1]);
-        let mut store = BatchStore::new(1_000);
+        let mut store = BatchStore::new(5_000);
         let mut digests = Vec::new();
         for sequence in 0..10 {
             let signed = chain.tx(&operator, transfer(to, 1, ""));
@@ -723,7 +736,7 @@ mod tests {
             digests.push(batch.reference.digest);
             store.insert(batch);
         }
-        assert!(store.bytes() <= 1_000);
+        assert!(store.bytes() <= 5_000);
         assert!(store.get(&digests[0]).is_none());
         assert!(store.get(&digests[9]).is_some());
     }

@@ -150,7 +150,10 @@ fn rebroadcast(shared: &Shared, uncertified: &mut VecDeque<(BatchRef, Instant, u
                 return false;
             };
             if since.elapsed() >= REBROADCAST_AFTER && *times >= REBROADCASTS_MAX {
-                given_up.push(batch.verified.iter().map(|tx| tx.id).collect::<Vec<_>>());
+                given_up.push((
+                    reference.digest,
+                    batch.verified.iter().map(|tx| tx.id).collect::<Vec<_>>(),
+                ));
                 return false;
             }
             true
@@ -172,12 +175,18 @@ fn rebroadcast(shared: &Shared, uncertified: &mut VecDeque<(BatchRef, Instant, u
         }
     }
     if !given_up.is_empty() {
+        {
+            let mut batches = shared.batches();
+            for (digest, _) in &given_up {
+                batches.acks.forget(digest);
+            }
+        }
         warn!(
             batches = given_up.len(),
             "own batches got no certificate; their transactions go into new batches"
         );
         let mut mempool = shared.mempool();
-        for ids in given_up {
+        for (_, ids) in given_up {
             mempool.requeue(&ids);
         }
     }

@@ -61,7 +61,6 @@ pub enum DriverEvent {
 /// A payload request waiting for a certified batch.
 struct PendingPayload {
     round: Round,
-    parent: BlockHash,
     deadline_ms: u64,
 }
 
@@ -184,6 +183,7 @@ impl Driver {
     /// them.
     async fn perform(&mut self, actions: Vec<Action>) -> Result<()> {
         let mut unsynced: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut payload_asked = false;
         for action in actions {
             match action {
                 Action::PersistSafety(safety) => {
@@ -210,14 +210,16 @@ impl Driver {
                         self.ticks.insert(at_ms);
                     }
                 }
-                Action::GetPayload { round, parent, .. } => {
+                Action::GetPayload { round, .. } => {
+                    // Answered after this step's actions are all done (its
+                    // safety writes first): the answer is a step of its own,
+                    // whose writes must come after these.
                     self.pending_payload = Some(PendingPayload {
                         round,
-                        parent,
                         deadline_ms: now_ms()
                             .saturating_add(self.shared.config.consensus.empty_block_wait_ms),
                     });
-                    self.try_payload(false).await?;
+                    payload_asked = true;
                 }
                 Action::CheckProposal(block) => self.check_proposal(block),
                 Action::Commit(entry) => {
@@ -268,6 +270,9 @@ impl Driver {
         if self.halted {
             anyhow::bail!("consensus halted");
         }
+        if payload_asked {
+            Box::pin(self.try_payload(false)).await?;
+        }
         Ok(())
     }
 
@@ -296,7 +301,10 @@ impl Driver {
         let Some(pending) = self.pending_payload.as_ref() else {
             return Ok(());
         };
-        let exclude = self.ancestor_batches(pending.parent);
+        // The core builds on its highest certificate when the payload
+        // arrives, which may have risen since it asked.
+        let parent = self.core.safety().high_qc.vote.block;
+        let exclude = self.ancestor_batches(parent);
         let mut chosen = Vec::new();
         let mut transactions: u64 = 0;
         {
@@ -340,7 +348,7 @@ impl Driver {
             payload,
             next_validators: None,
         });
-        Box::pin(self.perform(actions)).await
+        self.perform(actions).await
     }
 
     /// The batches ordered by the uncommitted ancestors of `parent` (they
@@ -383,11 +391,20 @@ impl Driver {
                 let shared = checker;
                 match batch::check_payload(&block.payload, &shared.validators) {
                     Ok(certificates) => {
-                        let repeats = certificates
-                            .iter()
-                            .any(|certificate| ancestors.contains(&certificate.reference.digest));
+                        let repeats = certificates.iter().any(|certificate| {
+                            let digest = &certificate.reference.digest;
+                            ancestors.contains(digest)
+                                || shared.batches().ordered.contains(digest)
+                                || yuchain_storage::BlockStore::batch_height(
+                                    shared.store.as_ref(),
+                                    digest,
+                                )
+                                .ok()
+                                .flatten()
+                                .is_some()
+                        });
                         if repeats {
-                            warn!("a proposal orders a batch its ancestors already order");
+                            warn!("a proposal orders a batch already ordered");
                         }
                         !repeats
                     }

@@ -25,6 +25,7 @@ use yuchain_proto::{Address, Hash32, pb};
 use crate::batch::{self, Batch, BatchRef};
 use crate::persist::{Committer, block_commit_with};
 use crate::shared::{ClaimError, ExecutedState, Shared, check_claim, now_ms};
+use yuchain_storage::BlockStore as _;
 
 /// The most committed blocks waiting for execution.
 pub const EXECUTION_QUEUE: usize = 64;
@@ -65,8 +66,16 @@ pub fn start(
         .name("executor".into())
         .spawn(move || {
             let mut committer = committer;
+            let mut ordered = OrderedBatches::default();
             while let Some(entry) = commits.blocking_recv() {
-                if let Err(error) = execute(&shared, &runtime, &mut committer, &pending, &entry) {
+                if let Err(error) = execute(
+                    &shared,
+                    &runtime,
+                    &mut committer,
+                    &pending,
+                    &mut ordered,
+                    &entry,
+                ) {
                     error!(error = %format!("{error:#}"), "execution stopped");
                     let _ = fatal.send(error);
                     break;
@@ -122,12 +131,55 @@ fn durable(shared: &Shared, pending: &Mutex<VecDeque<Executed>>, height: u64) {
     shared.durable.send_replace(height);
 }
 
-/// Executes one committed block and queues its write.
+/// The batches this executor ordered since it started, by digest, with
+/// the height that ordered them (bounded; older ones are durable, and the
+/// store's index answers for them).
+#[derive(Default)]
+struct OrderedBatches {
+    heights: std::collections::HashMap<Hash32, u64>,
+    order: VecDeque<Hash32>,
+}
+
+/// How many recently ordered batches the executor remembers itself.
+const ORDERED_BATCHES_REMEMBERED: usize = 200_000;
+
+impl OrderedBatches {
+    fn insert(&mut self, digest: Hash32, height: u64) {
+        if self.heights.insert(digest, height).is_none() {
+            self.order.push_back(digest);
+            while self.order.len() > ORDERED_BATCHES_REMEMBERED {
+                if let Some(old) = self.order.pop_front() {
+                    self.heights.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether a block below `height` ordered the batch: from memory, or
+    /// the store's index (everything older is durable). Every node answers
+    /// alike, for it depends on the committed chain alone.
+    fn ordered_before(&self, shared: &Shared, digest: &Hash32, height: u64) -> Result<bool> {
+        if let Some(first) = self.heights.get(digest) {
+            return Ok(*first < height);
+        }
+        Ok(shared
+            .store
+            .batch_height(digest)
+            .context("reading the batch index")?
+            .is_some_and(|first| first < height))
+    }
+}
+
+/// Executes one committed block and queues its write. A batch that an
+/// earlier block already ordered is skipped (its transactions were
+/// executed; a Byzantine leader may order it again), and so is a batch
+/// given twice in one block.
 fn execute(
     shared: &Shared,
     runtime: &Handle,
     committer: &mut Committer,
     pending: &Mutex<VecDeque<Executed>>,
+    ordered: &mut OrderedBatches,
     entry: &CommittedBlock,
 ) -> Result<()> {
     let height = entry.block.height.0;
@@ -154,6 +206,16 @@ fn execute(
                 .as_ref()
                 .context("a committed certificate has no batch")?,
         )?;
+        if digests.contains(&reference.digest)
+            || ordered.ordered_before(shared, &reference.digest, height)?
+        {
+            warn!(
+                digest = %reference.digest,
+                height,
+                "a committed block orders a batch already ordered; skipped"
+            );
+            continue;
+        }
         let held = shared.batches().store.get(&reference.digest).cloned();
         let batch = match held.or_else(|| stored_batch(shared, &reference)) {
             Some(batch) => batch,
@@ -168,6 +230,9 @@ fn execute(
         digests.push(reference.digest);
         signed.extend(batch.signed);
         verified.extend(batch.verified);
+    }
+    for digest in &digests {
+        ordered.insert(*digest, height);
     }
     let ids: Vec<Hash32> = verified.iter().map(|tx| tx.id).collect();
     let (header, applied, senders) = {
@@ -202,7 +267,8 @@ fn execute(
         batches: spans,
         state_root: applied.state_root.0.to_vec(),
     };
-    let commit = block_commit_with(record.encode_to_vec(), &applied);
+    let mut commit = block_commit_with(record.encode_to_vec(), &applied);
+    commit.ordered_batches = digests.clone();
     pending
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -415,10 +481,8 @@ pub fn serve_fetch(shared: &Shared, request: &[u8]) -> Vec<u8> {
         {
             return Some(message);
         }
-        if request.height == 0 {
-            return None;
-        }
-        let record = crate::chain::read_record(shared.store.as_ref(), request.height).ok()??;
+        let height = shared.store.batch_height(&digest).ok()??;
+        let record = crate::chain::read_record(shared.store.as_ref(), height).ok()??;
         let span = record.batches.iter().find(|span| {
             span.batch
                 .as_ref()

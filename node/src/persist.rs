@@ -57,6 +57,7 @@ pub fn block_commit_with(record: Vec<u8>, applied: &AppliedBlock) -> BlockCommit
         state: applied.state_changes.clone(),
         tree_nodes: applied.tree_diff.nodes.clone(),
         history: applied.history.clone(),
+        ordered_batches: Vec::new(),
     }
 }
 

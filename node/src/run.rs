@@ -195,6 +195,17 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
     metrics
         .height
         .set(i64::try_from(height).unwrap_or(i64::MAX));
+    let restore_shared = Arc::clone(&shared);
+    let restored_batches =
+        tokio::task::spawn_blocking(move || executor::restore_batches(&restore_shared))
+            .await
+            .context("restoring the stored batches")??;
+    if restored_batches > 0 {
+        info!(
+            batches = restored_batches,
+            "restored the batches held before the restart"
+        );
+    }
 
     let consensus_config = yuchain_consensus::Config {
         round_timeout_ms: config.consensus.round_timeout_ms,

@@ -96,6 +96,7 @@ fn block_commit(height: u64, shape: &Shape) -> BlockCommit {
         state: Vec::with_capacity(2 * txs),
         tree_nodes: Vec::with_capacity(4 * txs),
         history: Vec::with_capacity(2 * txs),
+        ordered_batches: Vec::new(),
     };
     commit.block.extend_from_slice(&rng.bytes(256, 128));
     for index in 0..shape.txs {

@@ -53,6 +53,7 @@
 //!     state: vec![(b"account/alice".to_vec(), Some(b"100 fen".to_vec()))],
 //!     tree_nodes: vec![],
 //!     history: vec![(alice, 0, tx_id)],
+//!     ordered_batches: vec![],
 //! };
 //! store.commit(&genesis)?;
 //! assert_eq!(store.head()?.map(|head| head.height), Some(0));
@@ -112,6 +113,10 @@ pub struct BlockCommit {
     /// Per-account history entries at this height: (account, index of the
     /// transaction in the block, transaction id).
     pub history: Vec<(Address, u32, Hash32)>,
+    /// The batch digests the block ordered, indexed to its height in the
+    /// same write (so a batch ordered again is recognised, and served, by
+    /// every node alike).
+    pub ordered_batches: Vec<Hash32>,
 }
 
 impl BlockCommit {
@@ -128,6 +133,7 @@ impl BlockCommit {
                 .sum()
         };
         self.block.len()
+            + self.ordered_batches.len() * (32 + 8)
             + pairs(&self.transactions)
             + pairs(&self.receipts)
             + updates(&self.state)
@@ -187,6 +193,10 @@ pub trait BlockStore: Send + Sync {
 
     /// The height of the block with this hash.
     fn block_height(&self, block_hash: &Hash32) -> Result<Option<u64>>;
+
+    /// The height of the block that ordered the batch with `digest`
+    /// (the first, if several did).
+    fn batch_height(&self, digest: &Hash32) -> Result<Option<u64>>;
 
     /// The stored bytes of a transaction.
     fn transaction(&self, tx_id: &Hash32) -> Result<Option<Vec<u8>>>;

@@ -50,6 +50,7 @@ struct Data {
     state: BTreeMap<Vec<u8>, Vec<u8>>,
     tree_nodes: BTreeMap<Vec<u8>, Vec<u8>>,
     history: BTreeMap<(Address, u64, u32), Hash32>,
+    batch_heights: BTreeMap<Hash32, u64>,
 }
 
 impl MemStore {
@@ -132,6 +133,9 @@ impl BlockStore for MemStore {
         for (tx_id, bytes) in &commit.receipts {
             data.receipts.insert(*tx_id, bytes.clone());
         }
+        for digest in &commit.ordered_batches {
+            data.batch_heights.entry(*digest).or_insert(commit.height);
+        }
         apply_updates(&mut data.state, &commit.state);
         apply_updates(&mut data.tree_nodes, &commit.tree_nodes);
         for (address, index, tx_id) in &commit.history {
@@ -156,6 +160,10 @@ impl BlockStore for MemStore {
 
     fn block_height(&self, block_hash: &Hash32) -> Result<Option<u64>> {
         Ok(self.lock().block_hashes.get(block_hash).copied())
+    }
+
+    fn batch_height(&self, digest: &Hash32) -> Result<Option<u64>> {
+        Ok(self.lock().batch_heights.get(digest).copied())
     }
 
     fn transaction(&self, tx_id: &Hash32) -> Result<Option<Vec<u8>>> {

@@ -12,6 +12,7 @@
 //! | `tree_nodes` | Merkle node key | node bytes |
 //! | `history` | address (20) ‖ height (u64 BE) ‖ index (u32 BE) | tx id (32 bytes) |
 //! | `meta` | `head`, `schema_version` | height ‖ block hash ‖ state root; u32 BE |
+//! | `batch_heights` | batch digest (32 bytes) | height of the block that first ordered it (u64 BE) |
 //! | `batches` | batch digest (32 bytes) | the node's record of a batch it holds for consensus |
 //!
 //! Big-endian integers make byte order equal numeric order, so the last
@@ -71,9 +72,11 @@ pub const CF_META: &str = "meta";
 /// made) and has not executed yet, by digest: kept across a crash, because
 /// a batch's availability certificate promises the signers hold it.
 pub const CF_BATCHES: &str = "batches";
+/// Column family of the height of the block that ordered each batch.
+pub const CF_BATCH_HEIGHTS: &str = "batch_heights";
 
 /// Every column family of the database.
-pub const COLUMN_FAMILIES: [&str; 9] = [
+pub const COLUMN_FAMILIES: [&str; 10] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_TRANSACTIONS,
@@ -83,11 +86,12 @@ pub const COLUMN_FAMILIES: [&str; 9] = [
     CF_HISTORY,
     CF_META,
     CF_BATCHES,
+    CF_BATCH_HEIGHTS,
 ];
 
 /// The layout version this build reads and writes, recorded at creation.
 /// Version 2 moved consensus safety data out of the database; version 3
-/// added `batches`.
+/// added `batches` and `batch_heights`.
 pub const SCHEMA_VERSION: u32 = 3;
 
 const META_HEAD: &[u8] = b"head";
@@ -587,6 +591,13 @@ impl BlockStore for RocksStore {
             by_id(&commit.transactions),
         );
         put_sorted(&mut batch, self.cf(CF_RECEIPTS)?, by_id(&commit.receipts));
+        let batch_heights = self.cf(CF_BATCH_HEIGHTS)?;
+        for digest in &commit.ordered_batches {
+            // The first block to order a batch keeps it.
+            if self.get(CF_BATCH_HEIGHTS, &digest.0)?.is_none() {
+                batch.put_cf(batch_heights, digest.0, height);
+            }
+        }
         put_sorted(&mut batch, self.cf(CF_STATE)?, updates(&commit.state));
         put_sorted(
             &mut batch,
@@ -650,6 +661,15 @@ impl BlockStore for RocksStore {
 
     fn tree_node(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.get(CF_TREE_NODES, key)
+    }
+
+    fn batch_height(&self, digest: &Hash32) -> Result<Option<u64>> {
+        match self.get(CF_BATCH_HEIGHTS, &digest.0)? {
+            None => Ok(None),
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+                .map(|bytes| Some(u64::from_be_bytes(bytes)))
+                .map_err(|_| Error::corruption("a batch height is not 8 bytes")),
+        }
     }
 
     fn for_each_tree_node(&self, visit: Visitor<'_>) -> Result<()> {

@@ -118,6 +118,7 @@ pub(crate) fn commit_at(height: u64) -> BlockCommit {
         state,
         tree_nodes,
         history,
+        ordered_batches: vec![Hash32([height as u8; 32])],
     }
 }
 

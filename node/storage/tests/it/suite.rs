@@ -51,6 +51,7 @@ store_suite!(
     history_limit_is_capped,
     head_follows_many_commits,
     concurrent_commits_of_one_height_let_exactly_one_win,
+    ordered_batches_are_indexed_to_the_first_block_that_ordered_them,
 );
 
 /// Both stores behind the trait object, to check object safety at compile
@@ -481,6 +482,27 @@ fn head_follows_many_commits(store: &dyn BlockStore) {
         assert_eq!(head.block_hash, block_hash(height));
     }
     assert_fixture_chain(store, BLOCKS - 1);
+}
+
+fn ordered_batches_are_indexed_to_the_first_block_that_ordered_them(store: &dyn BlockStore) {
+    let first = Hash32([0xB1; 32]);
+    let second = Hash32([0xB2; 32]);
+    store.commit(&commit_at(0)).expect("genesis");
+    store
+        .commit(&BlockCommit {
+            ordered_batches: vec![first],
+            ..commit_at(1)
+        })
+        .expect("commit");
+    store
+        .commit(&BlockCommit {
+            ordered_batches: vec![first, second],
+            ..commit_at(2)
+        })
+        .expect("commit");
+    assert_eq!(store.batch_height(&first).expect("read"), Some(1));
+    assert_eq!(store.batch_height(&second).expect("read"), Some(2));
+    assert_eq!(store.batch_height(&Hash32([0xB3; 32])).expect("read"), None);
 }
 
 fn concurrent_commits_of_one_height_let_exactly_one_win(store: &dyn BlockStore) {

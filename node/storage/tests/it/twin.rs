@@ -115,6 +115,9 @@ fn mem_and_rocks_agree_on_a_random_stream_of_commits() {
                     )
                 })
                 .collect(),
+            ordered_batches: (0..rng.below(3))
+                .map(|_| pool_tx_id(rng.below(TX_POOL)))
+                .collect(),
         };
         let results = stores.map(|store| format!("{:?}", store.commit(&commit)));
         assert_eq!(results[0], results[1], "step {step}: commit results differ");
@@ -145,9 +148,10 @@ fn mem_and_rocks_agree_on_a_random_stream_of_commits() {
         for index in 0..TX_POOL {
             let id = pool_tx_id(index);
             out += &format!(
-                "tx {index} {:?} {:?}\n",
+                "tx {index} {:?} {:?} {:?}\n",
                 store.transaction(&id).expect("tx"),
-                store.receipt(&id).expect("receipt")
+                store.receipt(&id).expect("receipt"),
+                store.batch_height(&id).expect("batch height")
             );
         }
         out += &format!("state {:?}\n", collect(|visit| store.for_each_state(visit)));
