@@ -547,3 +547,171 @@ fn round_gauge(round: Round) -> i64 {
 pub fn hex_short(bytes: &[u8]) -> String {
     hex::encode(bytes.get(..4).unwrap_or(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use yuchain_consensus::types::{Epoch, ValidatorId};
+    use yuchain_consensus::{SafetyData, ValidatorSet};
+    use yuchain_ledger::testkit::{TestChain, address_of, transfer};
+    use yuchain_network::{Limits, NetworkConfig, NetworkKey};
+    use yuchain_proto::{SigningKey, tx};
+    use yuchain_storage::{MemSafetyStore, RocksStore};
+
+    use crate::batch::Batch;
+    use crate::chain::{open_ledger, restore_consensus};
+    use crate::config::NodeConfig;
+    use crate::genesis::{GenesisFile, ValidatorCard};
+    use crate::metrics::Metrics;
+    use crate::shared::PeerMap;
+
+    /// Remembers every safety record written, in order.
+    #[derive(Default)]
+    struct Recorder {
+        inner: MemSafetyStore,
+        written: Mutex<Vec<SafetyData>>,
+    }
+
+    impl SafetyStore for Recorder {
+        fn write_safety(
+            &self,
+            changes: &[(Vec<u8>, Option<Vec<u8>>)],
+        ) -> yuchain_storage::Result<()> {
+            self.inner.write_safety(changes)?;
+            for (key, value) in changes {
+                if key.as_slice() == SAFETY_KEY
+                    && let Some(value) = value
+                {
+                    let data = SafetyData::decode(value).expect("a safety record");
+                    self.written.lock().expect("lock").push(data);
+                }
+            }
+            Ok(())
+        }
+
+        fn safety(&self, key: &[u8]) -> yuchain_storage::Result<Option<Vec<u8>>> {
+            self.inner.safety(key)
+        }
+
+        fn safety_keys(&self) -> yuchain_storage::Result<Vec<Vec<u8>>> {
+            self.inner.safety_keys()
+        }
+    }
+
+    /// A step that persists safety data and then asks for a payload, with a
+    /// certified batch waiting: the answer (a proposal, whose safety data
+    /// records the round proposed in) must be written after the step's own
+    /// safety data, never before it (it once was, so the older record
+    /// overwrote the newer one and a crash then could let the leader
+    /// propose twice in the round).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_payload_is_answered_after_the_safety_writes_of_the_step_that_asked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = SigningKey::for_test("only validator");
+        let net = SigningKey::for_test("only validator/net");
+        let mut chain = TestChain::new(2);
+        let genesis = GenesisFile {
+            ledger: chain.genesis.clone(),
+            validators: vec![ValidatorCard {
+                name: "only".into(),
+                consensus_public_key: hex::encode(key.public_key().0),
+                network_public_key: hex::encode(net.public_key().0),
+                address: "127.0.0.1:1".into(),
+            }],
+        };
+        let store = Arc::new(RocksStore::create(dir.path().join("db")).expect("store"));
+        let ledger = open_ledger(&store, &genesis).expect("ledger");
+        let restored = restore_consensus(store.as_ref(), None, &genesis, 0).expect("restore");
+        let (network, _events) = yuchain_network::spawn(NetworkConfig {
+            key: NetworkKey::from_seed(net.seed()),
+            listen: "127.0.0.1:0".parse().expect("address"),
+            dial: Vec::new(),
+            allowed: Vec::new(),
+            limits: Limits::default(),
+        })
+        .await
+        .expect("network");
+        let validators = ValidatorSet::new(Epoch(0), vec![key.public_key()]).expect("set");
+        let shared = Arc::new(Shared::new(
+            NodeConfig::default(),
+            genesis.hash().expect("hash"),
+            key.clone(),
+            validators.clone(),
+            PeerMap::default(),
+            store,
+            ledger,
+            Metrics::new(),
+            network,
+        ));
+        let signed = chain.tx(
+            &chain.operators[0].clone(),
+            transfer(address_of(&chain.operators[1]), 1, ""),
+        );
+        let verified = tx::decode_and_verify(&signed, &chain.genesis.chain_id).expect("valid");
+        let batch = Batch::own(key.public_key(), Epoch(0), 0, vec![(signed, verified)]);
+        let reference = batch.reference;
+        {
+            let ack = batch::check_ack(
+                &batch::acknowledge(&key, ValidatorId(0), &reference),
+                &validators,
+            )
+            .expect("ack");
+            let mut batches = shared.batches();
+            batches.store.insert(batch);
+            batches.acks.expect(reference);
+            let certificate = batches.acks.add(ack, 1).expect("certified");
+            batches.add_certified(reference, certificate);
+        }
+        let mut core = Core::new(
+            key,
+            yuchain_consensus::Config::default(),
+            genesis.consensus_genesis().expect("genesis"),
+            restored,
+        )
+        .expect("core");
+        let recorder = Arc::new(Recorder::default());
+        let (inbox_tx, inbox_rx) = mpsc::channel(16);
+        let (commit_tx, _commit_rx) = mpsc::channel(16);
+        let older = core.safety().clone();
+        let mut actions = vec![Action::PersistSafety(Box::new(older))];
+        actions.extend(core.step(Input::Tick { now_ms: now_ms() }));
+        assert!(
+            actions
+                .iter()
+                .any(|action| matches!(action, Action::GetPayload { .. })),
+            "the only validator leads round 1"
+        );
+        let mut driver = Driver::new(
+            shared,
+            core,
+            Some(recorder.clone() as Arc<dyn SafetyStore>),
+            inbox_rx,
+            inbox_tx,
+            commit_tx,
+        )
+        .expect("driver");
+        driver.perform(actions).await.expect("performed");
+        let written = recorder.written.lock().expect("lock").clone();
+        assert!(
+            written.len() >= 2,
+            "the step's record and the proposal's: {written:?}"
+        );
+        assert_eq!(
+            written[0].last_proposed_round.0, 0,
+            "the step's own record first"
+        );
+        let last = written.last().expect("written");
+        assert_eq!(
+            last.last_proposed_round.0, 1,
+            "the newest record, the proposal's, is the one kept"
+        );
+        assert_eq!(
+            driver
+                .safety
+                .as_ref()
+                .and_then(|s| s.safety(SAFETY_KEY).ok().flatten()),
+            Some(last.encode())
+        );
+    }
+}

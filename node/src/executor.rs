@@ -365,20 +365,34 @@ fn fetch(
     .encode_to_vec();
     let started = std::time::Instant::now();
     for attempt in 0u32.. {
-        for peer in &candidates {
-            let network = shared.network.clone();
-            let bytes = request.clone();
-            let peer = *peer;
-            let answer = runtime.block_on(async move {
-                tokio::time::timeout(FETCH_TIMEOUT, network.request(peer, bytes)).await
-            });
-            let bytes = match answer {
-                Ok(Ok(bytes)) => bytes,
-                Ok(Err(error)) => {
-                    debug!(peer = %peer.to_hex(), %error, "batch fetch failed");
-                    continue;
+        // Every candidate at once; the first valid answer wins.
+        let answers: Vec<(PeerKey, Option<Vec<u8>>)> = runtime.block_on(async {
+            let mut asks = tokio::task::JoinSet::new();
+            for peer in &candidates {
+                let network = shared.network.clone();
+                let bytes = request.clone();
+                let peer = *peer;
+                asks.spawn(async move {
+                    let answer =
+                        tokio::time::timeout(FETCH_TIMEOUT, network.request(peer, bytes)).await;
+                    (peer, answer.ok().and_then(Result::ok))
+                });
+            }
+            let mut answers = Vec::new();
+            while let Some(done) = asks.join_next().await {
+                if let Ok((peer, answer)) = done {
+                    let found = answer.is_some();
+                    answers.push((peer, answer));
+                    if found {
+                        break;
+                    }
                 }
-                Err(_) => continue,
+            }
+            answers
+        });
+        for (peer, bytes) in answers {
+            let Some(bytes) = bytes else {
+                continue;
             };
             let Ok(response) = pb::FetchResponse::decode(bytes.as_slice()) else {
                 warn!(peer = %peer.to_hex(), "a batch fetch answer does not decode");
@@ -398,12 +412,12 @@ fn fetch(
                 }
             }
         }
-        if attempt % 10 == 9 {
+        if attempt % 10 == 0 {
             warn!(
                 digest = %reference.digest,
                 height,
-                waited_s = started.elapsed().as_secs(),
-                "still fetching a certified batch; no peer has answered with it yet"
+                waited_ms = started.elapsed().as_millis() as u64,
+                "fetching a certified batch: no peer has answered with it yet"
             );
         }
         std::thread::sleep(Duration::from_millis(200));
