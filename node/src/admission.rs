@@ -129,18 +129,21 @@ impl Backend for Admission {
     }
 
     async fn wait_committed(&self, id: Hash32, timeout: Duration) -> TxStatus {
-        let mut durable = self.shared.durable.subscribe();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let now = status(&self.shared, &id);
-            if now != TxStatus::Pending {
-                return now;
+        // Woken once, when the block holding it (or its expiry) is durable,
+        // not at every height.
+        let notify = self.shared.waiter(id);
+        let now = {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut now = status(&self.shared, &id);
+            if now == TxStatus::Pending && tokio::time::timeout(timeout, notified).await.is_ok() {
+                now = status(&self.shared, &id);
             }
-            match tokio::time::timeout_at(deadline, durable.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return status(&self.shared, &id),
-            }
-        }
+            now
+        };
+        self.shared.release_waiter(id, notify);
+        now
     }
 }
 

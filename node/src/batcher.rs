@@ -18,8 +18,11 @@ use crate::shared::Shared;
 
 /// The most batch-lane messages waiting for the batch task.
 pub const BATCH_INBOX: usize = 4_096;
-/// The most peer batches verified at once (each on all cores).
-const CHECKS_IN_FLIGHT: usize = 2;
+/// The most peer batches being verified or waiting for it (each check
+/// takes all cores for a while; two run at once).
+const CHECKS_IN_FLIGHT: usize = 64;
+/// The most peer batches verified at the same moment.
+const CHECKS_RUNNING: usize = 2;
 /// How long an own batch waits for acknowledgements before it is sent
 /// again (a peer may have been down).
 const REBROADCAST_AFTER: Duration = Duration::from_secs(2);
@@ -27,6 +30,13 @@ const REBROADCAST_AFTER: Duration = Duration::from_secs(2);
 const REBROADCASTS_MAX: usize = 5;
 /// The most own batches waiting for certificates.
 const UNCERTIFIED_MAX: usize = 1_024;
+
+/// Bounds on peer batch checks: how many may be admitted (running or
+/// waiting), and how many run at once.
+struct Checks {
+    admitted: Arc<Semaphore>,
+    running: Arc<Semaphore>,
+}
 
 /// A batch-lane message from a peer.
 #[derive(Debug)]
@@ -49,7 +59,10 @@ pub async fn run(
     let interval = Duration::from_millis(shared.config.batches.interval_ms.max(1));
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let checks = Arc::new(Semaphore::new(CHECKS_IN_FLIGHT));
+    let checks = Checks {
+        admitted: Arc::new(Semaphore::new(CHECKS_IN_FLIGHT)),
+        running: Arc::new(Semaphore::new(CHECKS_RUNNING)),
+    };
     let mut uncertified: VecDeque<(BatchRef, Instant, usize)> = VecDeque::new();
     let mut last_rebroadcast = Instant::now();
     loop {
@@ -195,7 +208,7 @@ fn rebroadcast(shared: &Shared, uncertified: &mut VecDeque<(BatchRef, Instant, u
 /// Handles one message on the batch lane.
 async fn handle(
     shared: &Arc<Shared>,
-    checks: &Arc<Semaphore>,
+    checks: &Checks,
     event: BatchEvent,
     uncertified: &mut VecDeque<(BatchRef, Instant, usize)>,
 ) {
@@ -211,13 +224,29 @@ async fn handle(
         Some(pb::batch_message::Kind::Batch(batch)) => {
             // Verifying a batch takes all cores for a while: at most a few at
             // once; the rest wait in the inbox (bounded).
-            let Ok(permit) = Arc::clone(checks).acquire_owned().await else {
+            // A batch already held (sent again by its author, whose
+            // acknowledgement got lost) is acknowledged again at once.
+            if let Some(reference) = held_reference(shared, &batch) {
+                acknowledge_held(shared, event.from, &reference);
+                return;
+            }
+            // Verifying a batch takes all cores for a while: at most a few at
+            // once, without holding up acknowledgements and certificates;
+            // past what waits (bounded), batches are dropped (the author
+            // sends them again).
+            let Ok(permit) = Arc::clone(&checks.admitted).try_acquire_owned() else {
+                shared.metrics.batch("check_queue_full");
+                debug!(peer = %event.from.to_hex(), "too many batches being checked; one dropped");
                 return;
             };
             let shared = Arc::clone(shared);
             let from = event.from;
+            let running = Arc::clone(&checks.running);
             tokio::spawn(async move {
                 let _permit = permit;
+                let Ok(_running) = running.acquire().await else {
+                    return;
+                };
                 let checked = {
                     let shared = Arc::clone(&shared);
                     tokio::task::spawn_blocking(move || {
@@ -288,6 +317,51 @@ async fn handle(
             }
         }
         None => {}
+    }
+}
+
+/// The reference of a batch this node already holds, computed from the
+/// message without verifying anything (ids are hashes of the bytes).
+fn held_reference(shared: &Shared, message: &pb::Batch) -> Option<BatchRef> {
+    let author = yuchain_proto::PublicKey::from_slice(&message.author).ok()?;
+    let ids: Vec<yuchain_proto::Hash32> = message
+        .transactions
+        .iter()
+        .map(|signed| yuchain_proto::tx::tx_id(&signed.body, &signed.signature))
+        .collect();
+    let digest = batch::batch_digest(
+        &author,
+        yuchain_consensus::types::Epoch(message.epoch),
+        message.sequence,
+        &ids,
+    );
+    shared
+        .batches()
+        .store
+        .get(&digest)
+        .map(|batch| batch.reference)
+}
+
+/// Acknowledges again a batch this node holds (and stored before its first
+/// acknowledgement).
+fn acknowledge_held(shared: &Shared, from: PeerKey, reference: &BatchRef) {
+    let Some(me) = shared.me else {
+        return;
+    };
+    let author = shared.peers.network_of(&reference.author);
+    if author != from {
+        return;
+    }
+    let ack = pb::BatchMessage {
+        kind: Some(pb::batch_message::Kind::Ack(batch::acknowledge(
+            &shared.key,
+            me,
+            reference,
+        ))),
+    }
+    .encode_to_vec();
+    if let Err(error) = shared.network.send(author, Channel::Batches, ack) {
+        debug!(%error, "an acknowledgement was not sent");
     }
 }
 

@@ -113,11 +113,15 @@ fn durable(shared: &Shared, pending: &Mutex<VecDeque<Executed>>, height: u64) {
             expired
         };
         if !expired.is_empty() {
-            let mut remembered = shared.expired();
-            for id in expired {
-                remembered.insert(id);
+            {
+                let mut remembered = shared.expired();
+                for id in &expired {
+                    remembered.insert(*id);
+                }
             }
+            shared.wake(&expired);
         }
+        shared.wake(&entry.ids);
         let latency_ms = now_ms().saturating_sub(entry.timestamp_ms);
         shared
             .metrics

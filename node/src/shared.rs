@@ -294,6 +294,8 @@ pub struct Shared {
     pub executed_recent: Mutex<BTreeMap<u64, ExecutedState>>,
     /// Recently expired transaction ids.
     pub expired: Mutex<RecentSet>,
+    /// Clients waiting for a transaction, woken when it is durable.
+    pub waiters: Mutex<HashMap<Hash32, Arc<Notify>>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The network.
@@ -340,6 +342,7 @@ impl Shared {
             executed: watch::Sender::new(executed),
             executed_recent: Mutex::new(BTreeMap::from([(height, executed)])),
             expired: Mutex::new(RecentSet::new(EXPIRED_REMEMBERED)),
+            waiters: Mutex::new(HashMap::new()),
             metrics,
             network,
         }
@@ -424,6 +427,38 @@ impl Shared {
             block_hash,
             state_root,
         }))
+    }
+
+    /// The notification a client waiting for `id` waits on.
+    pub fn waiter(&self, id: Hash32) -> Arc<Notify> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(waiters.entry(id).or_insert_with(|| Arc::new(Notify::new())))
+    }
+
+    /// A client stopped waiting for `id`: forget the notification if nobody
+    /// else waits on it.
+    pub fn release_waiter(&self, id: Hash32, notify: Arc<Notify>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiters
+            .get(&id)
+            .is_some_and(|held| Arc::ptr_eq(held, &notify) && Arc::strong_count(held) <= 2)
+        {
+            waiters.remove(&id);
+        }
+    }
+
+    /// Wakes the clients waiting for these transactions (their block, or
+    /// their expiry, is durable).
+    pub fn wake(&self, ids: &[Hash32]) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiters.is_empty() {
+            return;
+        }
+        for id in ids {
+            if let Some(notify) = waiters.remove(id) {
+                notify.notify_waiters();
+            }
+        }
     }
 
     /// Updates the mempool gauges.
