@@ -240,7 +240,13 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .with_context(|| format!("opening {}", node.log.display()))?;
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        // A process group of its own: a Ctrl-C at the terminal reaches the
+        // devnet, which stops its nodes in order (and reads their state
+        // first), not every node at once.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
             .arg("run")
             .arg("--home")
             .arg(&node.home)
