@@ -295,8 +295,9 @@ impl Driver {
     }
 
     /// Answers a pending payload request with the certified batches not yet
-    /// ordered by the block's ancestors, or, once `deadline` passed, with
-    /// whatever there is (possibly nothing).
+    /// ordered by the block's ancestors, or, once `deadline` passed or when
+    /// an uncommitted ancestor orders batches (it needs the blocks after it
+    /// to commit), with whatever there is (possibly nothing).
     async fn try_payload(&mut self, deadline: bool) -> Result<()> {
         let Some(pending) = self.pending_payload.as_ref() else {
             return Ok(());
@@ -324,7 +325,10 @@ impl Driver {
                 chosen.push(certificate.clone());
             }
         }
-        if chosen.is_empty() && !deadline {
+        // Wait for work only when there is nothing to finish: an uncommitted
+        // ancestor that orders batches needs the blocks after it to commit,
+        // so those are proposed at once, empty or not.
+        if chosen.is_empty() && !deadline && exclude.is_empty() {
             return Ok(());
         }
         let round = pending.round;
