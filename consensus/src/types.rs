@@ -666,6 +666,21 @@ impl Message {
 /// encoding's version.
 const STORAGE_VERSION: u8 = 1;
 
+/// A reader of a stored value: bounded in size, of this storage version.
+fn storage_reader(bytes: &[u8]) -> Result<Reader<'_>> {
+    if bytes.len() > MESSAGE_SIZE_BYTES_MAX {
+        return Err(ConsensusError::MessageTooLarge {
+            size: bytes.len(),
+            limit: MESSAGE_SIZE_BYTES_MAX,
+        });
+    }
+    let mut reader = Reader::new(bytes);
+    if reader.u8()? != STORAGE_VERSION {
+        return Err(ConsensusError::Malformed("unknown storage version"));
+    }
+    Ok(reader)
+}
+
 impl Block {
     /// The block's bytes for the driver's store (uncommitted blocks kept
     /// across a restart).
@@ -679,16 +694,7 @@ impl Block {
     /// Decodes [`Block::encode`]'s bytes, refusing oversized input and
     /// trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Block> {
-        if bytes.len() > MESSAGE_SIZE_BYTES_MAX {
-            return Err(ConsensusError::MessageTooLarge {
-                size: bytes.len(),
-                limit: MESSAGE_SIZE_BYTES_MAX,
-            });
-        }
-        let mut reader = Reader::new(bytes);
-        if reader.u8()? != STORAGE_VERSION {
-            return Err(ConsensusError::Malformed("unknown storage version"));
-        }
+        let mut reader = storage_reader(bytes)?;
         let block = Block::read(&mut reader)?;
         reader.finish()?;
         Ok(block)
@@ -721,16 +727,7 @@ impl crate::CommittedBlock {
     /// verified: the store is the node's own (a syncing node verifies what
     /// it receives through the core).
     pub fn decode(bytes: &[u8]) -> Result<crate::CommittedBlock> {
-        if bytes.len() > MESSAGE_SIZE_BYTES_MAX {
-            return Err(ConsensusError::MessageTooLarge {
-                size: bytes.len(),
-                limit: MESSAGE_SIZE_BYTES_MAX,
-            });
-        }
-        let mut reader = Reader::new(bytes);
-        if reader.u8()? != STORAGE_VERSION {
-            return Err(ConsensusError::Malformed("unknown storage version"));
-        }
+        let mut reader = storage_reader(bytes)?;
         let block = Block::read(&mut reader)?;
         let commit_qc = QuorumCert::read(&mut reader)?;
         let epoch_end = if reader.present()? {

@@ -25,6 +25,16 @@ fn cluster(dir: &std::path::Path, validators: usize, observers: usize) -> Result
     Cluster::create(config)
 }
 
+/// A cluster made in `dir`, started, every node past its first block.
+async fn running(dir: &std::path::Path, validators: usize, observers: usize) -> Result<Cluster> {
+    let mut cluster = cluster(dir, validators, observers)?;
+    cluster.start_all()?;
+    for index in 0..validators + observers {
+        cluster.wait_height(index, 1, CATCH_UP).await?;
+    }
+    Ok(cluster)
+}
+
 /// Runs `test` on a fresh runtime under [`TEST_TIMEOUT`]; on failure,
 /// prints the end of every node's log in `dir` first.
 fn bounded<F: std::future::Future<Output = Result<()>>>(dir: &std::path::Path, test: F) {
@@ -161,11 +171,7 @@ async fn heights(cluster: &Cluster, nodes: &[usize]) -> Result<Vec<u64>> {
 fn validators_agree_survive_a_crash_and_a_wiped_node_resyncs_from_genesis() {
     let dir = tempfile::tempdir().expect("tempdir");
     bounded(dir.path(), async {
-        let mut cluster = cluster(dir.path(), 4, 0)?;
-        cluster.start_all()?;
-        for index in 0..4 {
-            cluster.wait_height(index, 1, CATCH_UP).await?;
-        }
+        let mut cluster = running(dir.path(), 4, 0).await?;
         let mut wallets = load::fund_wallets(&cluster, 6).await?;
         let mut committed = pay(&cluster, &mut wallets, 0, 6).await?;
         agree(&cluster, &[0, 1, 2, 3])
@@ -216,11 +222,7 @@ fn validators_agree_survive_a_crash_and_a_wiped_node_resyncs_from_genesis() {
 fn with_two_of_four_stopped_nothing_commits_and_nothing_forks_until_one_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
     bounded(dir.path(), async {
-        let mut cluster = cluster(dir.path(), 4, 0)?;
-        cluster.start_all()?;
-        for index in 0..4 {
-            cluster.wait_height(index, 1, CATCH_UP).await?;
-        }
+        let mut cluster = running(dir.path(), 4, 0).await?;
         let mut wallets = load::fund_wallets(&cluster, 4).await?;
         let mut committed = pay(&cluster, &mut wallets, 0, 2).await?;
         let grace = Duration::from_secs(20);
