@@ -77,6 +77,8 @@ pub struct Driver {
     pending_payload: Option<PendingPayload>,
     /// Voted blocks persisted, by height (to drop them once committed).
     persisted_blocks: BTreeSet<(u64, Vec<u8>)>,
+    /// Voted blocks to delete with the next safety write.
+    stale_blocks: Vec<Vec<u8>>,
     halted: bool,
 }
 
@@ -108,6 +110,7 @@ impl Driver {
             ticks: BTreeSet::new(),
             pending_payload: None,
             persisted_blocks,
+            stale_blocks: Vec::new(),
             halted: false,
         })
     }
@@ -284,9 +287,12 @@ impl Driver {
         let Some(safety) = self.safety.clone() else {
             // An observer never votes; its core persists nothing of worth.
             unsynced.clear();
+            self.stale_blocks.clear();
             return Ok(());
         };
-        let changes = std::mem::take(unsynced);
+        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            self.stale_blocks.drain(..).map(|key| (key, None)).collect();
+        changes.append(unsynced);
         tokio::task::spawn_blocking(move || safety.write_safety(&changes))
             .await
             .context("the safety writer panicked")?
@@ -444,21 +450,20 @@ impl Driver {
             .send(entry)
             .await
             .map_err(|_| anyhow::anyhow!("the executor stopped"))?;
+        // A voted block may go once a block at its height is durable here
+        // (until then it is this node's copy of a certified block); the
+        // deletion rides along with the next safety write, never a write
+        // of its own.
+        let durable = (*self.shared.durable.borrow()).min(height);
         let obsolete: Vec<(u64, Vec<u8>)> = self
             .persisted_blocks
             .iter()
-            .take_while(|(block_height, _)| *block_height <= height)
+            .take_while(|(block_height, _)| *block_height <= durable)
             .cloned()
             .collect();
-        if !obsolete.is_empty() {
-            let mut changes = Vec::new();
-            for entry in obsolete {
-                self.persisted_blocks.remove(&entry);
-                changes.push((entry.1, None));
-            }
-            // Dropping a voted block is never urgent: written with the next
-            // safety write, or now on its own.
-            self.flush(&mut changes).await?;
+        for entry in obsolete {
+            self.persisted_blocks.remove(&entry);
+            self.stale_blocks.push(entry.1);
         }
         Ok(())
     }
