@@ -24,6 +24,9 @@ use crate::shared::{ClaimError, Shared, check_claim, now_ms};
 
 /// The most consensus messages waiting for the driver.
 pub const CONSENSUS_INBOX: usize = 4_096;
+/// How long a safety write or a hand-over to the executor may take before
+/// it is logged as slow.
+const SLOW: Duration = Duration::from_millis(200);
 /// How many blocks behind its own execution a leader's executed-state claim
 /// is.
 const CLAIM_LAG: u64 = 4;
@@ -151,7 +154,14 @@ impl Driver {
                         while self.ticks.first().is_some_and(|at| *at <= now) {
                             self.ticks.pop_first();
                         }
+                        let round = self.core.round();
                         let actions = self.core.step(Input::Tick { now_ms: now });
+                        if actions.iter().any(|action| {
+                            matches!(action, Action::Broadcast(bytes)
+                                if matches!(yuchain_consensus::Message::decode(bytes), Ok(yuchain_consensus::Message::Timeout(_))))
+                        }) {
+                            info!(%round, "round timed out here (no certificate in time)");
+                        }
                         self.perform(actions).await?;
                     }
                 }
@@ -293,10 +303,18 @@ impl Driver {
         let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             self.stale_blocks.drain(..).map(|key| (key, None)).collect();
         changes.append(unsynced);
+        let started = std::time::Instant::now();
         tokio::task::spawn_blocking(move || safety.write_safety(&changes))
             .await
             .context("the safety writer panicked")?
             .context("writing the safety record; nothing that depends on it is sent")?;
+        let took = started.elapsed();
+        if took >= SLOW {
+            warn!(
+                took_ms = took.as_millis() as u64,
+                "a safety record write was slow (the disk's fsync)"
+            );
+        }
         Ok(())
     }
 
@@ -446,10 +464,18 @@ impl Driver {
             let digests: Vec<Hash32> = references.iter().map(|r| r.digest).collect();
             self.shared.batches().mark_ordered(&digests);
         }
+        let started = std::time::Instant::now();
         self.commits
             .send(entry)
             .await
             .map_err(|_| anyhow::anyhow!("the executor stopped"))?;
+        let took = started.elapsed();
+        if took >= SLOW {
+            warn!(
+                took_ms = took.as_millis() as u64,
+                "consensus waited for execution (the executor is behind)"
+            );
+        }
         // A voted block may go once a block at its height is durable here
         // (until then it is this node's copy of a certified block); the
         // deletion rides along with the next safety write, never a write
