@@ -3,8 +3,6 @@
 //! consensus core restarts from (its safety data, a checkpoint of the
 //! committed chain, the blocks it voted for).
 
-use std::sync::Arc;
-
 use anyhow::{Context as _, Result, bail, ensure};
 use prost::Message as _;
 use yuchain_consensus::types::{Epoch, Height};
@@ -173,6 +171,3 @@ pub fn restore_consensus(
     }
     Ok(restored)
 }
-
-/// The stores a running node shares between its tasks.
-pub type SharedStore = Arc<RocksStore>;

@@ -523,10 +523,3 @@ pub fn serve_fetch(shared: &Shared, request: &[u8]) -> Vec<u8> {
     })();
     pb::FetchResponse { batch }.encode_to_vec()
 }
-
-/// The references a committed block's payload orders (for the driver).
-pub fn ordered_digests(entry: &CommittedBlock) -> Vec<Hash32> {
-    batch::payload_references(&entry.block.payload)
-        .map(|references| references.iter().map(|r| r.digest).collect())
-        .unwrap_or_default()
-}

@@ -407,19 +407,16 @@ impl Shared {
         let Some(record) = crate::chain::read_record(self.store.as_ref(), height)? else {
             return Ok(None);
         };
-        let block_hash = yuchain_storage::BlockStore::head(self.store.as_ref())?
-            .filter(|head| head.height == height)
-            .map(|head| head.block_hash);
-        let header_hash = record
+        // Genesis has no stored header; it is in memory from the start.
+        let block_hash = record
             .ledger
             .as_ref()
             .and_then(|ledger| ledger.block.as_ref())
             .and_then(|block| block.header.as_ref())
             .map(yuchain_ledger::block_hash);
-        let (Some(state_root), Some(block_hash)) = (
-            Hash32::from_slice(&record.state_root),
-            header_hash.or(block_hash),
-        ) else {
+        let (Some(state_root), Some(block_hash)) =
+            (Hash32::from_slice(&record.state_root), block_hash)
+        else {
             return Ok(None);
         };
         Ok(Some(ExecutedState {

@@ -30,7 +30,8 @@
 //! opened: [`RocksStore::open`] of a missing database is [`Error::NotFound`],
 //! never a fresh, empty one. Consensus safety data is not kept here but in
 //! [`FileSafetyStore`](crate::FileSafetyStore) (schema 1 had a `safety`
-//! column family; schema 2 has none).
+//! column family; schema 2 has none; schema 3 adds `batches` and
+//! `batch_heights`).
 //!
 //! A commit holds the commit lock across its synced write, but not the lock
 //! of the cached head: readers of [`head`](crate::BlockStore::head) never
