@@ -195,6 +195,13 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
     metrics
         .height
         .set(i64::try_from(height).unwrap_or(i64::MAX));
+    let (_, genesis_applied) =
+        yuchain_ledger::Ledger::genesis(&genesis.ledger).context("applying the ledger genesis")?;
+    shared.remember_executed(crate::shared::ExecutedState {
+        height: 0,
+        block_hash: genesis_applied.block_hash,
+        state_root: genesis_applied.state_root,
+    });
     let restore_shared = Arc::clone(&shared);
     let restored_batches =
         tokio::task::spawn_blocking(move || executor::restore_batches(&restore_shared))

@@ -375,6 +375,16 @@ impl Shared {
         self.expired.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Remembers an executed state without announcing it (genesis at
+    /// start-up: early blocks' claims name it, and its stored record has no
+    /// header to read its hash from).
+    pub fn remember_executed(&self, state: ExecutedState) {
+        self.executed_recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(state.height, state);
+    }
+
     /// Records a block's execution.
     pub fn record_executed(&self, state: ExecutedState) {
         {
@@ -407,7 +417,7 @@ impl Shared {
         let Some(record) = crate::chain::read_record(self.store.as_ref(), height)? else {
             return Ok(None);
         };
-        // Genesis has no stored header; it is in memory from the start.
+        // Genesis has no stored header; it is remembered from the start.
         let block_hash = record
             .ledger
             .as_ref()
