@@ -7,7 +7,7 @@
 //! still running, so a failing test leaves nothing behind.
 
 use std::fs::OpenOptions;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +41,20 @@ pub struct ClusterConfig {
     pub chain_id: String,
     /// The consensus round timeout, if not the default.
     pub round_timeout_ms: Option<u64>,
+    /// Where each node runs, if not all on loopback (one entry per node,
+    /// validators first); `None` is loopback, the default.
+    pub placement: Option<Vec<NodePlacement>>,
+}
+
+/// Where one node of a cluster runs: the host it listens on (p2p, gateway,
+/// metrics) and the command its `run` is started under, e.g.
+/// `["ip", "netns", "exec", "yuns-n0"]` for a network namespace.
+#[derive(Clone, Debug)]
+pub struct NodePlacement {
+    /// The address the node listens on and peers dial.
+    pub host: IpAddr,
+    /// Prepended to `yuchain-node run ...` (empty: run it directly).
+    pub command_prefix: Vec<String>,
 }
 
 impl ClusterConfig {
@@ -53,6 +67,7 @@ impl ClusterConfig {
             observers: 0,
             chain_id: "yuchain-devnet".into(),
             round_timeout_ms: None,
+            placement: None,
         }
     }
 }
@@ -139,6 +154,12 @@ impl Cluster {
             key.save_pem(&config.dir.join(format!("{name}.pem")))?;
         }
         let total = config.validators + config.observers;
+        if let Some(placement) = &config.placement {
+            ensure!(
+                placement.len() == total,
+                "a placement for each of the {total} nodes"
+            );
+        }
         let ports = free_ports(total * 3)?;
         let mut nodes = Vec::with_capacity(total);
         for index in 0..total {
@@ -150,7 +171,13 @@ impl Cluster {
             } else {
                 format!("validator-{index}")
             };
-            let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+            let host = config
+                .placement
+                .as_ref()
+                .map_or(IpAddr::from([127, 0, 0, 1]), |placement| {
+                    placement[index].host
+                });
+            let loopback = |port: u16| SocketAddr::new(host, port);
             let node = Node {
                 home: config.dir.join(&name),
                 log: config.dir.join(format!("{name}.log")),
@@ -233,6 +260,12 @@ impl Cluster {
     /// Starts node `index` (its output appended to its log).
     pub fn start(&mut self, index: usize) -> Result<()> {
         let binary = self.config.node_binary.clone();
+        let prefix = self
+            .config
+            .placement
+            .as_ref()
+            .map(|placement| placement[index].command_prefix.clone())
+            .unwrap_or_default();
         let node = &mut self.nodes[index];
         ensure!(node.child.is_none(), "{} is already running", node.name);
         let log = OpenOptions::new()
@@ -240,7 +273,14 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .with_context(|| format!("opening {}", node.log.display()))?;
-        let mut command = Command::new(&binary);
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
         // A process group of its own: a Ctrl-C at the terminal reaches the
         // devnet, which stops its nodes in order (and reads their state
         // first), not every node at once.

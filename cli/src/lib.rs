@@ -5,13 +5,17 @@
 //! - [`cluster`]: a local cluster of real `yuchain-node` processes (the
 //!   devnet, and the node's multi-process tests);
 //! - [`load`]: wallets funded through the gateways and a stream of payments;
-//! - [`devnet`]: `yuchain devnet`.
+//! - [`devnet`]: `yuchain devnet`;
+//! - [`scenario`]: `yuchain scenario netns`, validators in network
+//!   namespaces under delay, loss and partitions, with [`delay_proxy`].
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod cluster;
+pub mod delay_proxy;
 pub mod devnet;
 pub mod load;
+pub mod scenario;
 
 /// Fetches `GET /metrics` from a node's metrics endpoint.
 pub async fn metrics_text(address: &std::net::SocketAddr) -> anyhow::Result<String> {

@@ -21,6 +21,10 @@ enum Command {
     /// as real yuchain-node processes, wallets funded, payments streaming,
     /// live progress; checks every node holds the same state root.
     Devnet(yuchain_cli::devnet::DevnetArgs),
+    /// Fault scenarios on a real cluster: `yuchain scenario netns` (run by
+    /// scripts/netns-scenario.sh, which makes the network namespaces).
+    #[command(subcommand)]
+    Scenario(yuchain_cli::scenario::ScenarioCommand),
     /// Manage ed25519 keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -46,6 +50,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Devnet(args) => yuchain_cli::devnet::run(&args),
+        Command::Scenario(command) => yuchain_cli::scenario::run(&command),
         Command::Keys(KeysCommand::Generate { out }) => {
             let key = SigningKey::generate()?;
             key.save_pem(&out)
