@@ -74,16 +74,18 @@ pub struct NetnsArgs {
     /// Seconds of phase 1 (delay and loss only); default 30, short 10.
     #[arg(long)]
     pub baseline_secs: Option<u64>,
-    /// Seconds a cut lasts (phases 2 and 3); default 20, short 8.
+    /// Seconds a cut lasts (phase 2; phase 3 after its grace); default 12,
+    /// short 8.
     #[arg(long)]
     pub cut_secs: Option<u64>,
     /// Seconds of payments after a heal (once the chain moved again);
     /// default 15, short 6.
     #[arg(long)]
     pub heal_secs: Option<u64>,
-    /// Seconds after the two-node cut before heights must stand still
-    /// (blocks already certified may still finish).
-    #[arg(long, default_value_t = 3)]
+    /// Seconds after the two-node cut before heights must stand still: a
+    /// block ordered before the cut may still be executed, late, by a node
+    /// that must fetch its batches (retried every 5 s).
+    #[arg(long, default_value_t = 10)]
     pub grace_secs: u64,
     /// The longest a heal may take to show (the isolated node caught up,
     /// or new blocks on every node), in seconds.
@@ -160,7 +162,7 @@ impl Durations {
         };
         Durations {
             baseline: pick(args.baseline_secs, 30, 10),
-            cut: pick(args.cut_secs, 20, 8),
+            cut: pick(args.cut_secs, 12, 8),
             heal: pick(args.heal_secs, 15, 6),
             grace: Duration::from_secs(args.grace_secs),
             resume_timeout: Duration::from_secs(args.resume_timeout_secs),
@@ -906,6 +908,7 @@ async fn phases(
     let name = "3a two cut off";
     run.begin(name);
     network.cut_off(&side)?;
+    let at_cut = heights(&run.cluster).await;
     run.pump(durations.grace, |_| false).await;
     let frozen = heights(&run.cluster).await;
     let frozen_committed = run.load.snapshot().committed;
@@ -925,8 +928,11 @@ async fn phases(
             name,
             true,
             format!(
-                "n0,n1 | n2,n3; {committed_while_frozen} payments committed in the {:.0} s \
-                 after the grace",
+                "n0,n1 | n2,n3; heights {} at the cut, {} after a {} s grace; \
+                 {committed_while_frozen} payments committed in the {:.0} s after it",
+                show_heights(&at_cut),
+                show_heights(&frozen),
+                durations.grace.as_secs(),
                 frozen_at.elapsed().as_secs_f64()
             ),
         )
