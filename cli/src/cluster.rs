@@ -44,6 +44,8 @@ pub struct ClusterConfig {
     /// Where each node runs, if not all on loopback (one entry per node,
     /// validators first); `None` is loopback, the default.
     pub placement: Option<Vec<NodePlacement>>,
+    /// Wallets funded at genesis for a benchmark (keys derived from a seed).
+    pub load_test: Option<LoadTestGenesis>,
 }
 
 /// Where one node of a cluster runs: the host it listens on (p2p, gateway,
@@ -57,6 +59,18 @@ pub struct NodePlacement {
     pub command_prefix: Vec<String>,
 }
 
+/// Benchmark wallets funded at genesis: `yuchain-node genesis
+/// --load-test-wallets`.
+#[derive(Clone, Debug)]
+pub struct LoadTestGenesis {
+    /// How many.
+    pub count: u64,
+    /// The key seed.
+    pub seed: [u8; 32],
+    /// Each one's balance, in fen.
+    pub balance: u64,
+}
+
 impl ClusterConfig {
     /// A 4-validator devnet in `dir`.
     pub fn devnet(dir: PathBuf, node_binary: PathBuf) -> ClusterConfig {
@@ -68,6 +82,7 @@ impl ClusterConfig {
             chain_id: "yuchain-devnet".into(),
             round_timeout_ms: None,
             placement: None,
+            load_test: None,
         }
     }
 }
@@ -209,6 +224,15 @@ impl Cluster {
                 .arg("--validator-card")
                 .arg(node.home.join("validator.toml"));
         }
+        if let Some(load_test) = &config.load_test {
+            command
+                .arg("--load-test-wallets")
+                .arg(load_test.count.to_string())
+                .arg("--load-test-seed")
+                .arg(hex::encode(load_test.seed))
+                .arg("--load-test-balance")
+                .arg(load_test.balance.to_string());
+        }
         command.arg("--out").arg(&genesis);
         run_quietly(&mut command, "yuchain-node genesis")?;
         let observer_keys: Vec<String> = nodes
@@ -345,6 +369,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// The process id of node `index`, if it was started and not stopped.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.nodes[index].child.as_ref().map(Child::id)
+    }
+
     /// Whether node `index` runs (false once it exited).
     pub fn is_running(&mut self, index: usize) -> bool {
         match self.nodes[index].child.as_mut() {
@@ -449,6 +478,26 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// The `yuchain-node` binary to run: `explicit` if given, else
+/// `$YUCHAIN_NODE_BINARY`, else the one next to this program.
+pub fn locate_node_binary(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os("YUCHAIN_NODE_BINARY") {
+        return Ok(PathBuf::from(path));
+    }
+    let me = std::env::current_exe().context("locating this program")?;
+    let sibling = me.with_file_name("yuchain-node");
+    ensure!(
+        sibling.exists(),
+        "no yuchain-node next to {}; build both (cargo build -p yuchain-node -p yuchain-cli, \
+         with --release for benchmarks), or pass --node-binary",
+        me.display()
+    );
+    Ok(sibling)
 }
 
 /// Runs `yuchain-node init` for a node.

@@ -53,18 +53,7 @@ pub fn run(args: &DevnetArgs) -> Result<()> {
 }
 
 fn node_binary(args: &DevnetArgs) -> Result<PathBuf> {
-    if let Some(path) = &args.node_binary {
-        return Ok(path.clone());
-    }
-    let me = std::env::current_exe().context("locating this program")?;
-    let sibling = me.with_file_name("yuchain-node");
-    if sibling.exists() {
-        return Ok(sibling);
-    }
-    bail!(
-        "no yuchain-node next to {}; build it (cargo build -p yuchain-node) or pass --node-binary",
-        me.display()
-    )
+    crate::cluster::locate_node_binary(args.node_binary.as_deref())
 }
 
 async fn run_async(args: &DevnetArgs) -> Result<()> {

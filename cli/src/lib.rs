@@ -7,10 +7,12 @@
 //! - [`load`]: wallets funded through the gateways and a stream of payments;
 //! - [`devnet`]: `yuchain devnet`;
 //! - [`scenario`]: `yuchain scenario netns`, validators in network
-//!   namespaces under delay, loss and partitions, with [`delay_proxy`].
+//!   namespaces under delay, loss and partitions, with [`delay_proxy`];
+//! - [`bench`]: `yuchain bench`, the load generator.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bench;
 pub mod cluster;
 pub mod delay_proxy;
 pub mod devnet;

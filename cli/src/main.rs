@@ -25,6 +25,11 @@ enum Command {
     /// scripts/netns-scenario.sh, which makes the network namespaces).
     #[command(subcommand)]
     Scenario(yuchain_cli::scenario::ScenarioCommand),
+    /// Benchmark a local chain: many wallets funded at genesis, payments
+    /// signed in advance and offered at a fixed rate (open loop) through
+    /// every validator's gateway; reports committed/s, finality
+    /// percentiles, refusals, memory and disk (text, --json, --chart).
+    Bench(yuchain_cli::bench::BenchArgs),
     /// Manage ed25519 keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -51,6 +56,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Devnet(args) => yuchain_cli::devnet::run(&args),
         Command::Scenario(command) => yuchain_cli::scenario::run(&command),
+        Command::Bench(args) => yuchain_cli::bench::run(&args),
         Command::Keys(KeysCommand::Generate { out }) => {
             let key = SigningKey::generate()?;
             key.save_pem(&out)

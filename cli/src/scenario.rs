@@ -171,20 +171,7 @@ impl Durations {
 }
 
 fn node_binary(args: &NetnsArgs) -> Result<PathBuf> {
-    if let Some(path) = &args.node_binary {
-        return Ok(path.clone());
-    }
-    if let Some(path) = std::env::var_os("YUCHAIN_NODE_BINARY") {
-        return Ok(PathBuf::from(path));
-    }
-    let me = std::env::current_exe().context("locating this program")?;
-    let sibling = me.with_file_name("yuchain-node");
-    ensure!(
-        sibling.exists(),
-        "no yuchain-node next to {}; build it or pass --node-binary",
-        me.display()
-    );
-    Ok(sibling)
+    crate::cluster::locate_node_binary(args.node_binary.as_deref())
 }
 
 /// The iptables chains the driver makes in each node's namespace.

@@ -140,7 +140,15 @@ impl Touched {
 impl Ledger {
     /// The state at height 0 from a genesis document, and what to persist.
     pub fn genesis(genesis: &Genesis) -> Result<(Ledger, AppliedBlock), GenesisError> {
-        Ledger::genesis_with_wallets(genesis, &[])
+        let wallets: Vec<(yuchain_proto::PublicKey, u64)> = match &genesis.load_test {
+            None => Vec::new(),
+            Some(load_test) => load_test
+                .public_keys()?
+                .into_iter()
+                .map(|key| (key, load_test.balance))
+                .collect(),
+        };
+        Ledger::genesis_with_wallets(genesis, &wallets)
     }
 
     /// Genesis plus class-1 personal wallets of the first operator, each

@@ -30,7 +30,7 @@ pub mod tree;
 
 pub use error::{BlockError, GenesisError, LoadError, ProofError};
 pub use ledger::{AppliedBlock, Ledger, TRANSACTIONS_PER_BLOCK_MAX, block_hash};
-pub use params::{ChainParams, Genesis, GenesisOperator};
+pub use params::{ChainParams, Genesis, GenesisOperator, LOAD_TEST_WALLETS_MAX, LoadTestWallets};
 pub use state::{Account, ChainTotals, Payment, StateKey};
 pub use tree::verify_proof;
 

@@ -158,6 +158,67 @@ pub struct Genesis {
     /// Limits and fees.
     #[serde(default)]
     pub params: ChainParams,
+    /// Funded wallets for load tests and benchmarks, derived from a seed.
+    /// Absent from a real chain's genesis (and then from its hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_test: Option<LoadTestWallets>,
+}
+
+/// The most load-test wallets a genesis may fund.
+pub const LOAD_TEST_WALLETS_MAX: u64 = 2_000_000;
+
+/// Class-1 wallets of the first operator, funded at genesis, whose keys
+/// anyone can derive from `seed`: a benchmark's load generator signs for
+/// them without a million registrations first. Never for a real chain: the
+/// keys are as secret as the seed, which is in the genesis file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadTestWallets {
+    /// How many wallets.
+    pub count: u64,
+    /// The balance of each, in fen.
+    pub balance: u64,
+    /// 64 hex digits; wallet `i`'s key is derived from it and `i`.
+    pub seed: String,
+}
+
+impl LoadTestWallets {
+    /// The seed's bytes.
+    pub fn seed_bytes(&self) -> Result<[u8; 32], GenesisError> {
+        let bytes = hex::decode(&self.seed).map_err(|error| {
+            GenesisError::Invalid(format!("load_test.seed is not hex: {error}"))
+        })?;
+        bytes.try_into().map_err(|_| {
+            GenesisError::Invalid("load_test.seed must be 32 bytes (64 hex digits)".into())
+        })
+    }
+
+    /// Wallet `index`'s signing key.
+    pub fn key(seed: &[u8; 32], index: u64) -> yuchain_proto::SigningKey {
+        let mut material = [0u8; 40];
+        material[..32].copy_from_slice(seed);
+        material[32..].copy_from_slice(&index.to_le_bytes());
+        yuchain_proto::SigningKey::from_seed(blake3::derive_key(
+            "yuchain load-test wallet v1",
+            &material,
+        ))
+    }
+
+    /// Every wallet's public key, derived on all cores.
+    pub fn public_keys(&self) -> Result<Vec<PublicKey>, GenesisError> {
+        use rayon::prelude::*;
+        if self.count > LOAD_TEST_WALLETS_MAX {
+            return Err(GenesisError::Invalid(format!(
+                "load_test.count {} is above the most, {LOAD_TEST_WALLETS_MAX}",
+                self.count
+            )));
+        }
+        let seed = self.seed_bytes()?;
+        Ok((0..self.count)
+            .into_par_iter()
+            .map(|index| LoadTestWallets::key(&seed, index).public_key())
+            .collect())
+    }
 }
 
 /// The fee account's address.
@@ -285,6 +346,7 @@ mod tests {
                 public_key: hex::encode([9u8; 32]),
             }],
             params: ChainParams::default(),
+            load_test: None,
         };
         let text = genesis.to_toml().expect("toml");
         assert_eq!(Genesis::from_toml(&text).expect("parse"), genesis);
@@ -298,5 +360,61 @@ mod tests {
             Err(GenesisError::Invalid(_))
         ));
         assert!(Genesis::from_toml("chain_id = 5").is_err());
+    }
+
+    #[test]
+    fn load_test_wallets_are_funded_from_a_seed_and_absent_from_a_real_genesis() {
+        let issuer = yuchain_proto::SigningKey::for_test("issuer");
+        let bank = yuchain_proto::SigningKey::for_test("bank");
+        let mut genesis = Genesis {
+            chain_id: "yuchain-test".into(),
+            genesis_time_ms: 1,
+            issuer_public_key: hex::encode(issuer.public_key().0),
+            operators: vec![GenesisOperator {
+                name: "bank".into(),
+                public_key: hex::encode(bank.public_key().0),
+            }],
+            params: ChainParams::default(),
+            load_test: None,
+        };
+        // A genesis without load-test wallets says nothing of them, so the
+        // hash of every existing genesis file is unchanged.
+        assert!(!genesis.to_toml().expect("toml").contains("load_test"));
+        let plain_hash = genesis.hash().expect("hash");
+        genesis.load_test = Some(LoadTestWallets {
+            count: 3,
+            balance: 5_000,
+            seed: hex::encode([4u8; 32]),
+        });
+        assert_ne!(genesis.hash().expect("hash"), plain_hash);
+        let text = genesis.to_toml().expect("toml");
+        assert_eq!(Genesis::from_toml(&text).expect("parse"), genesis);
+        let (ledger, _) = crate::Ledger::genesis(&genesis).expect("genesis");
+        for index in 0..3 {
+            let key = LoadTestWallets::key(&[4u8; 32], index);
+            let account = ledger
+                .account(&Address::from_public_key(&key.public_key()))
+                .expect("a funded wallet");
+            assert_eq!(account.balance, 5_000);
+            assert_eq!(account.tier, KycTier::Class1);
+        }
+        assert_ne!(
+            LoadTestWallets::key(&[4u8; 32], 0).public_key(),
+            LoadTestWallets::key(&[4u8; 32], 1).public_key()
+        );
+        let mut too_many = genesis.clone();
+        too_many.load_test = Some(LoadTestWallets {
+            count: LOAD_TEST_WALLETS_MAX + 1,
+            balance: 1,
+            seed: hex::encode([4u8; 32]),
+        });
+        assert!(crate::Ledger::genesis(&too_many).is_err());
+        let mut bad_seed = genesis;
+        bad_seed.load_test = Some(LoadTestWallets {
+            count: 1,
+            balance: 1,
+            seed: "abcd".into(),
+        });
+        assert!(crate::Ledger::genesis(&bad_seed).is_err());
     }
 }

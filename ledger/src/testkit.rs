@@ -73,6 +73,7 @@ impl TestChain {
                 })
                 .collect(),
             params,
+            load_test: None,
         };
         let (ledger, genesis_applied) =
             Ledger::genesis(&genesis).expect("the test genesis is valid");

@@ -176,6 +176,36 @@ impl Batch {
         chain_id: &str,
         validators: &ValidatorSet,
     ) -> Result<Batch, BatchError> {
+        Batch::check_with(message, chain_id, validators, None)
+    }
+
+    /// Checks a batch like [`Batch::check`] but for its signatures, which
+    /// `certificate` attests: f + 1 validators signed that they verified
+    /// every one of exactly these transactions (see
+    /// [`tx::decode_attested_all`] for why that suffices). `certified` is
+    /// the reference of a certificate already checked; the batch must be
+    /// the one it names.
+    pub fn check_certified(
+        message: pb::Batch,
+        chain_id: &str,
+        validators: &ValidatorSet,
+        certified: &BatchRef,
+    ) -> Result<Batch, BatchError> {
+        let batch = Batch::check_with(message, chain_id, validators, Some(certified))?;
+        if batch.reference != *certified {
+            return Err(BatchError::BadCertificate(
+                "the batch is not the one its certificate names".into(),
+            ));
+        }
+        Ok(batch)
+    }
+
+    fn check_with(
+        message: pb::Batch,
+        chain_id: &str,
+        validators: &ValidatorSet,
+        certified: Option<&BatchRef>,
+    ) -> Result<Batch, BatchError> {
         let author = PublicKey::from_slice(&message.author)
             .map_err(|error| BatchError::Malformed(format!("author: {error}")))?;
         if message.epoch != validators.epoch().0 {
@@ -207,10 +237,18 @@ impl Batch {
             )));
         }
         let mut verified = Vec::with_capacity(message.transactions.len());
-        for (index, result) in tx::decode_and_verify_all(&message.transactions, chain_id)
-            .into_iter()
-            .enumerate()
-        {
+        let results = match certified {
+            None => tx::decode_and_verify_all(&message.transactions, chain_id),
+            Some(_) => tx::decode_attested_all(
+                &message.transactions,
+                chain_id,
+                tx::Attestation {
+                    reason: "a checked batch certificate: f + 1 validators attest that they \
+                             verified every signature of the batch",
+                },
+            ),
+        };
+        for (index, result) in results.into_iter().enumerate() {
             verified.push(result.map_err(|error| BatchError::BadTransaction {
                 index,
                 reason: error.to_string(),
@@ -250,6 +288,28 @@ impl Batch {
             .saturating_mul(2)
             .saturating_add(1_024)
     }
+}
+
+/// Whether validator `me` verifies a batch by `author` as soon as it
+/// arrives: the author and the f validators after it in the set's order
+/// (f + 1 in all, exactly what a certificate needs) do. The others wait for
+/// the certificate, which attests that at least one honest validator
+/// verified it ([`Batch::check_certified`]), and verify it themselves only
+/// if none comes in time.
+pub fn verifies_at_once(validators: &ValidatorSet, author: ValidatorId, me: ValidatorId) -> bool {
+    first_verifiers(validators, author).contains(&me)
+}
+
+/// The f + 1 validators that verify a batch by `author` as soon as it
+/// arrives: the author, then the f after it in the set's order.
+pub fn first_verifiers(validators: &ValidatorSet, author: ValidatorId) -> Vec<ValidatorId> {
+    let n = validators.len();
+    (0..validators.weak_quorum().min(n))
+        .filter_map(|step| {
+            let index = (usize::from(author.0) % n.max(1) + step) % n.max(1);
+            u16::try_from(index).ok().map(ValidatorId)
+        })
+        .collect()
 }
 
 /// How long a batch record is kept in the store without being executed
@@ -467,11 +527,75 @@ pub fn check_certificate(
     Ok(Certificate { reference, signers })
 }
 
-/// Decodes a block's payload and checks every certificate in it, the
-/// bounds on batches and transactions, and that no batch repeats.
+/// The most certificates remembered as checked.
+pub const CHECKED_CERTIFICATES_MAX: usize = 16_384;
+
+/// Certificates this node has checked, by the hash of their exact bytes and
+/// the epoch: a certificate arrives on its own, then again in each proposal
+/// that orders it (and in every re-proposal), and its f + 1 signatures need
+/// checking once. Bounded; the oldest are forgotten first.
+#[derive(Debug, Default)]
+pub struct CheckedCertificates {
+    checked: HashMap<Hash32, Certificate>,
+    order: VecDeque<Hash32>,
+}
+
+impl CheckedCertificates {
+    fn key(certificate: &pb::BatchCertificate, validators: &ValidatorSet) -> Hash32 {
+        Domain::Batch.hash_parts(&[
+            b"checked certificate",
+            &validators.epoch().0.to_le_bytes(),
+            &certificate.encode_to_vec(),
+        ])
+    }
+
+    /// Checks `certificate` ([`check_certificate`]) unless these exact
+    /// bytes were checked before in this epoch.
+    pub fn check(
+        cache: &std::sync::Mutex<CheckedCertificates>,
+        certificate: &pb::BatchCertificate,
+        validators: &ValidatorSet,
+    ) -> Result<Certificate, BatchError> {
+        let key = CheckedCertificates::key(certificate, validators);
+        let lock = || {
+            cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(known) = lock().checked.get(&key) {
+            return Ok(known.clone());
+        }
+        let checked = check_certificate(certificate, validators)?;
+        let mut cache = lock();
+        if cache.checked.insert(key, checked.clone()).is_none() {
+            cache.order.push_back(key);
+            while cache.order.len() > CHECKED_CERTIFICATES_MAX {
+                if let Some(old) = cache.order.pop_front() {
+                    cache.checked.remove(&old);
+                }
+            }
+        }
+        Ok(checked)
+    }
+
+    /// How many are remembered.
+    pub fn len(&self) -> usize {
+        self.checked.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.checked.is_empty()
+    }
+}
+
+/// Decodes a block's payload and checks every certificate in it (each
+/// once: see [`CheckedCertificates`]), the bounds on batches and
+/// transactions, and that no batch repeats.
 pub fn check_payload(
     payload: &[u8],
     validators: &ValidatorSet,
+    cache: &std::sync::Mutex<CheckedCertificates>,
 ) -> Result<Vec<Certificate>, BatchError> {
     let payload = pb::BlockPayload::decode(payload)
         .map_err(|error| BatchError::Malformed(format!("block payload: {error}")))?;
@@ -484,7 +608,7 @@ pub fn check_payload(
     let mut out: Vec<Certificate> = Vec::with_capacity(payload.batches.len());
     let mut transactions: u64 = 0;
     for certificate in &payload.batches {
-        let checked = check_certificate(certificate, validators)?;
+        let checked = CheckedCertificates::check(cache, certificate, validators)?;
         if out
             .iter()
             .any(|seen| seen.reference.digest == checked.reference.digest)
@@ -648,13 +772,74 @@ mod tests {
             executed: None,
         }
         .encode_to_vec();
-        assert_eq!(check_payload(&payload, &set).expect("payload").len(), 1);
+        let cache = std::sync::Mutex::new(CheckedCertificates::default());
+        assert_eq!(
+            check_payload(&payload, &set, &cache)
+                .expect("payload")
+                .len(),
+            1
+        );
+        assert_eq!(cache.lock().expect("cache").len(), 1);
+        // Checked once: the same bytes again hit the cache, other bytes
+        // (a forged signature) do not.
+        assert!(check_payload(&payload, &set, &cache).is_ok());
+        assert_eq!(cache.lock().expect("cache").len(), 1);
+        let mut forged = certificate.clone();
+        forged.signatures[0].signature[5] ^= 1;
+        let forged_payload = pb::BlockPayload {
+            batches: vec![forged],
+            executed: None,
+        }
+        .encode_to_vec();
+        assert!(check_payload(&forged_payload, &set, &cache).is_err());
         let twice = pb::BlockPayload {
             batches: vec![certificate.clone(), certificate],
             executed: None,
         }
         .encode_to_vec();
-        assert!(check_payload(&twice, &set).is_err());
+        assert!(check_payload(&twice, &set, &cache).is_err());
+    }
+
+    #[test]
+    fn the_author_and_the_f_after_it_verify_a_batch_at_once() {
+        let (_, set) = validators(4);
+        let ids = |list: &[u16]| list.iter().map(|&i| ValidatorId(i)).collect::<Vec<_>>();
+        assert_eq!(first_verifiers(&set, ValidatorId(0)), ids(&[0, 1]));
+        assert_eq!(first_verifiers(&set, ValidatorId(3)), ids(&[3, 0]));
+        assert!(verifies_at_once(&set, ValidatorId(3), ValidatorId(0)));
+        assert!(!verifies_at_once(&set, ValidatorId(3), ValidatorId(1)));
+        let (_, seven) = validators(7);
+        assert_eq!(first_verifiers(&seven, ValidatorId(5)), ids(&[5, 6, 0]));
+        let (_, one) = validators(1);
+        assert_eq!(first_verifiers(&one, ValidatorId(0)), ids(&[0]));
+    }
+
+    #[test]
+    fn a_certified_batch_skips_signatures_but_nothing_else() {
+        let (keys, set) = validators(4);
+        let mut chain = TestChain::new(2);
+        let chain_id = chain.ledger.chain_id().to_string();
+        let message = signed_batch(&mut chain, &keys[0]);
+        let reference = Batch::check(message.clone(), &chain_id, &set)
+            .expect("valid")
+            .reference;
+        let batch = Batch::check_certified(message.clone(), &chain_id, &set, &reference)
+            .expect("certified");
+        assert_eq!(batch.reference, reference);
+        assert_eq!(batch.verified.len(), 3);
+        // Another batch than the certificate names is refused, even one
+        // whose only change is a signature (the digest covers it).
+        let mut other = message.clone();
+        other.transactions[1].signature[0] ^= 1;
+        assert!(matches!(
+            Batch::check_certified(other, &chain_id, &set, &reference),
+            Err(BatchError::BadCertificate(_))
+        ));
+        // Stateless checks still run: the wrong chain is refused.
+        assert!(matches!(
+            Batch::check_certified(message, "another-chain", &set, &reference),
+            Err(BatchError::BadTransaction { .. })
+        ));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! gathers acknowledgements of its own into availability certificates and
 //! broadcasts those, so any leader can order them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,82 @@ const REBROADCAST_AFTER: Duration = Duration::from_secs(2);
 const REBROADCASTS_MAX: usize = 5;
 /// The most own batches waiting for certificates.
 const UNCERTIFIED_MAX: usize = 1_024;
+
+/// How long a peer batch that this node does not verify at once waits for
+/// its certificate before this node verifies and acknowledges it itself (a
+/// validator that should have may be down or Byzantine).
+const ATTESTATION_WAIT: Duration = Duration::from_millis(500);
+/// The most peer batches waiting for their certificates.
+const AWAITING_MAX: usize = 4_096;
+/// The most bytes of peer batches waiting for their certificates.
+const AWAITING_BYTES_MAX: usize = 128 << 20;
+
+/// Peer batches this node does not verify at once
+/// ([`batch::verifies_at_once`]), waiting for the certificate that attests
+/// their signatures. Held in memory only: this node signs nothing for them,
+/// so it promises nothing about holding them.
+#[derive(Default)]
+struct Awaiting {
+    batches: HashMap<yuchain_proto::Hash32, (pb::Batch, PeerKey, Instant, usize)>,
+    order: VecDeque<yuchain_proto::Hash32>,
+    bytes: usize,
+}
+
+impl Awaiting {
+    /// Holds `message` (with `digest`) from `from`; the oldest are dropped
+    /// past the bounds (their authors send them again).
+    fn insert(&mut self, digest: yuchain_proto::Hash32, message: pb::Batch, from: PeerKey) {
+        if self.batches.contains_key(&digest) {
+            return;
+        }
+        let bytes = message.encoded_len();
+        while (self.batches.len() >= AWAITING_MAX
+            || self.bytes.saturating_add(bytes) > AWAITING_BYTES_MAX)
+            && !self.order.is_empty()
+        {
+            if let Some(old) = self.order.pop_front() {
+                self.remove(&old);
+            }
+        }
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.batches
+            .insert(digest, (message, from, Instant::now(), bytes));
+        self.order.push_back(digest);
+    }
+
+    fn remove(&mut self, digest: &yuchain_proto::Hash32) -> Option<(pb::Batch, PeerKey)> {
+        let (message, from, _, bytes) = self.batches.remove(digest)?;
+        self.bytes = self.bytes.saturating_sub(bytes);
+        Some((message, from))
+    }
+
+    /// Takes the batch with `digest`, if it waits.
+    fn take(&mut self, digest: &yuchain_proto::Hash32) -> Option<(pb::Batch, PeerKey)> {
+        let taken = self.remove(digest)?;
+        if self.order.front() == Some(digest) {
+            self.order.pop_front();
+        }
+        Some(taken)
+    }
+
+    /// Takes the batches that waited longer than [`ATTESTATION_WAIT`].
+    fn take_overdue(&mut self) -> Vec<(pb::Batch, PeerKey)> {
+        let mut overdue = Vec::new();
+        while let Some(digest) = self.order.front().copied() {
+            match self.batches.get(&digest) {
+                None => {
+                    self.order.pop_front();
+                }
+                Some((_, _, since, _)) if since.elapsed() >= ATTESTATION_WAIT => {
+                    self.order.pop_front();
+                    overdue.extend(self.remove(&digest));
+                }
+                Some(_) => break,
+            }
+        }
+        overdue
+    }
+}
 
 /// Bounds on peer batch checks: how many may be admitted (running or
 /// waiting), and how many run at once.
@@ -64,6 +140,7 @@ pub async fn run(
         running: Arc::new(Semaphore::new(CHECKS_RUNNING)),
     };
     let mut uncertified: VecDeque<(BatchRef, Instant, usize)> = VecDeque::new();
+    let mut awaiting = Awaiting::default();
     let mut last_rebroadcast = Instant::now();
     loop {
         tokio::select! {
@@ -75,7 +152,7 @@ pub async fn run(
             }
             event = inbox.recv() => {
                 let Some(event) = event else { return };
-                handle(&shared, &checks, event, &mut uncertified).await;
+                handle(&shared, &checks, event, &mut uncertified, &mut awaiting).await;
             }
             _ = ticker.tick() => {
                 while let Some(reference) = cut(&shared, me) {
@@ -83,6 +160,10 @@ pub async fn run(
                     if uncertified.len() > UNCERTIFIED_MAX {
                         uncertified.pop_front();
                     }
+                }
+                for (message, from) in awaiting.take_overdue() {
+                    shared.metrics.batch("verified_without_certificate");
+                    check_and_acknowledge(&shared, &checks, from, message);
                 }
                 if last_rebroadcast.elapsed() >= REBROADCAST_AFTER {
                     last_rebroadcast = Instant::now();
@@ -211,6 +292,7 @@ async fn handle(
     checks: &Checks,
     event: BatchEvent,
     uncertified: &mut VecDeque<(BatchRef, Instant, usize)>,
+    awaiting: &mut Awaiting,
 ) {
     if !shared.peers.is_validator(&event.from) {
         debug!(peer = %event.from.to_hex(), "a batch message from a non-validator is ignored");
@@ -222,58 +304,30 @@ async fn handle(
     };
     match message.kind {
         Some(pb::batch_message::Kind::Batch(batch)) => {
-            // Verifying a batch takes all cores for a while: at most a few at
-            // once; the rest wait in the inbox (bounded).
+            let Some((author, digest)) = batch_digest(&batch) else {
+                debug!(peer = %event.from.to_hex(), "a batch with a malformed author");
+                return;
+            };
             // A batch already held (sent again by its author, whose
             // acknowledgement got lost) is acknowledged again at once.
-            if let Some(reference) = held_reference(shared, &batch) {
+            if let Some(reference) = held_reference(shared, &digest) {
                 acknowledge_held(shared, event.from, &reference);
                 return;
             }
-            // Verifying a batch takes all cores for a while: at most a few at
-            // once, without holding up acknowledgements and certificates;
-            // past what waits (bounded), batches are dropped (the author
-            // sends them again).
-            let Ok(permit) = Arc::clone(&checks.admitted).try_acquire_owned() else {
-                shared.metrics.batch("check_queue_full");
-                debug!(peer = %event.from.to_hex(), "too many batches being checked; one dropped");
-                return;
-            };
-            let shared = Arc::clone(shared);
-            let from = event.from;
-            let running = Arc::clone(&checks.running);
-            tokio::spawn(async move {
-                let _permit = permit;
-                let Ok(_running) = running.acquire().await else {
-                    return;
-                };
-                let checked = {
-                    let shared = Arc::clone(&shared);
-                    tokio::task::spawn_blocking(move || {
-                        let batch = Batch::check(batch, &shared.chain_id, &shared.validators)?;
-                        // Durable before the acknowledgement leaves.
-                        let record = batch::batch_record(&batch, crate::shared::now_ms());
-                        shared
-                            .store
-                            .put_batch(&batch.reference.digest, &record)
-                            .map_err(|error| {
-                                batch::BatchError::Malformed(format!(
-                                    "not acknowledged: storing it failed: {error}"
-                                ))
-                            })?;
-                        Ok::<Batch, batch::BatchError>(batch)
-                    })
-                    .await
-                };
-                match checked {
-                    Ok(Ok(batch)) => acknowledge(&shared, from, batch),
-                    Ok(Err(error)) => {
-                        shared.metrics.batch("refused");
-                        warn!(peer = %from.to_hex(), %error, "a peer's batch is refused");
-                    }
-                    Err(_) => {}
+            if let (Some(me), Some(author)) = (shared.me, shared.validators.index_of(&author))
+                && !batch::verifies_at_once(&shared.validators, author, me)
+                && first_verifiers_connected(shared, author)
+            {
+                // Its certificate will attest its signatures; if it is
+                // already here, so is that attestation.
+                let certified = shared.batches().certified_reference(&digest);
+                match certified {
+                    Some(reference) => accept_certified(shared, batch, reference),
+                    None => awaiting.insert(digest, batch, event.from),
                 }
-            });
+                return;
+            }
+            check_and_acknowledge(shared, checks, event.from, batch);
         }
         Some(pb::batch_message::Kind::Ack(ack)) => match batch::check_ack(&ack, &shared.validators)
         {
@@ -296,7 +350,11 @@ async fn handle(
         Some(pb::batch_message::Kind::Certificate(certificate)) => {
             let shared = Arc::clone(shared);
             let checked = tokio::task::spawn_blocking(move || {
-                let checked = batch::check_certificate(&certificate, &shared.validators);
+                let checked = batch::CheckedCertificates::check(
+                    &shared.checked_certificates,
+                    &certificate,
+                    &shared.validators,
+                );
                 (shared, checked, certificate)
             })
             .await;
@@ -312,6 +370,9 @@ async fn handle(
                         shared.metrics.batch("certified_received");
                         shared.batch_ready.notify_one();
                     }
+                    if let Some((message, _)) = awaiting.take(&checked.reference.digest) {
+                        accept_certified(&shared, message, checked.reference);
+                    }
                 }
                 Err(error) => warn!(%error, "a batch certificate is refused"),
             }
@@ -320,9 +381,9 @@ async fn handle(
     }
 }
 
-/// The reference of a batch this node already holds, computed from the
-/// message without verifying anything (ids are hashes of the bytes).
-fn held_reference(shared: &Shared, message: &pb::Batch) -> Option<BatchRef> {
+/// A batch message's author and digest, computed without verifying
+/// anything (ids are hashes of the bytes).
+fn batch_digest(message: &pb::Batch) -> Option<(yuchain_proto::PublicKey, yuchain_proto::Hash32)> {
     let author = yuchain_proto::PublicKey::from_slice(&message.author).ok()?;
     let ids: Vec<yuchain_proto::Hash32> = message
         .transactions
@@ -335,11 +396,112 @@ fn held_reference(shared: &Shared, message: &pb::Batch) -> Option<BatchRef> {
         message.sequence,
         &ids,
     );
+    Some((author, digest))
+}
+
+/// Whether this node is connected to every validator that should verify
+/// `author`'s batches at once (if one is not, its acknowledgement will not
+/// come, and waiting for the certificate would only add latency).
+fn first_verifiers_connected(
+    shared: &Shared,
+    author: yuchain_consensus::types::ValidatorId,
+) -> bool {
+    let connected = shared.network.connected_peers();
+    batch::first_verifiers(&shared.validators, author)
+        .into_iter()
+        .filter(|validator| Some(*validator) != shared.me)
+        .all(|validator| {
+            shared
+                .validators
+                .key(validator)
+                .is_ok_and(|key| connected.contains(&shared.peers.network_of(key)))
+        })
+}
+
+/// The reference of a batch this node already holds.
+fn held_reference(shared: &Shared, digest: &yuchain_proto::Hash32) -> Option<BatchRef> {
     shared
         .batches()
         .store
-        .get(&digest)
+        .get(digest)
         .map(|batch| batch.reference)
+}
+
+/// Verifies a peer's batch (off the async runtime, a bounded number at
+/// once), stores it durably and acknowledges it to its author.
+fn check_and_acknowledge(shared: &Arc<Shared>, checks: &Checks, from: PeerKey, batch: pb::Batch) {
+    // Verifying a batch takes all cores for a while: at most a few at
+    // once, without holding up acknowledgements and certificates; past
+    // what waits (bounded), batches are dropped (the author sends them
+    // again).
+    let Ok(permit) = Arc::clone(&checks.admitted).try_acquire_owned() else {
+        shared.metrics.batch("check_queue_full");
+        debug!(peer = %from.to_hex(), "too many batches being checked; one dropped");
+        return;
+    };
+    let shared = Arc::clone(shared);
+    let running = Arc::clone(&checks.running);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let Ok(running) = running.acquire().await else {
+            return;
+        };
+        let checked = {
+            let shared = Arc::clone(&shared);
+            tokio::task::spawn_blocking(move || {
+                Batch::check(batch, &shared.chain_id, &shared.validators)
+            })
+            .await
+        };
+        // Verification is done: let the next one use the cores while this
+        // batch is written (writes in flight together share one fsync).
+        drop(running);
+        let stored = match checked {
+            Ok(Ok(batch)) => {
+                let shared = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || {
+                    // Durable before the acknowledgement leaves.
+                    let record = batch::batch_record(&batch, crate::shared::now_ms());
+                    shared
+                        .store
+                        .put_batch(&batch.reference.digest, &record)
+                        .map(|()| batch)
+                        .map_err(|error| {
+                            batch::BatchError::Malformed(format!(
+                                "not acknowledged: storing it failed: {error}"
+                            ))
+                        })
+                })
+                .await
+            }
+            Ok(Err(error)) => Ok(Err(error)),
+            Err(error) => Err(error),
+        };
+        match stored {
+            Ok(Ok(batch)) => acknowledge(&shared, from, batch),
+            Ok(Err(error)) => {
+                shared.metrics.batch("refused");
+                warn!(peer = %from.to_hex(), %error, "a peer's batch is refused");
+            }
+            Err(_) => {}
+        }
+    });
+}
+
+/// Takes in a peer's batch whose certificate this node checked, without
+/// verifying its signatures (the certificate attests them), and holds it in
+/// memory for execution.
+fn accept_certified(shared: &Arc<Shared>, message: pb::Batch, reference: BatchRef) {
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || {
+        match Batch::check_certified(message, &shared.chain_id, &shared.validators, &reference) {
+            Ok(batch) => {
+                shared.metrics.batch("attested");
+                shared.batches().store.insert(batch);
+            }
+            Err(error) => warn!(%error, "a certified batch does not match its certificate"),
+        }
+    });
 }
 
 /// Acknowledges again a batch this node holds (and stored before its first
@@ -401,4 +563,51 @@ fn certified(shared: &Shared, reference: BatchRef, certificate: pb::BatchCertifi
         shared.batch_ready.notify_one();
     }
     shared.network.broadcast(Channel::Batches, message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yuchain_proto::Hash32;
+
+    fn message(size: usize) -> pb::Batch {
+        pb::Batch {
+            author: vec![1; 32],
+            epoch: 0,
+            sequence: 0,
+            transactions: vec![pb::SignedTransaction {
+                body: vec![7; size],
+                signature: vec![0; 64],
+            }],
+        }
+    }
+
+    #[test]
+    fn batches_waiting_for_certificates_are_bounded_and_fall_back_in_order() {
+        let mut awaiting = Awaiting::default();
+        let peer = PeerKey([2; 32]);
+        awaiting.insert(Hash32([1; 32]), message(10), peer);
+        awaiting.insert(Hash32([2; 32]), message(10), peer);
+        awaiting.insert(Hash32([2; 32]), message(10), peer);
+        assert_eq!(awaiting.batches.len(), 2);
+        // A certificate takes its batch out; nothing is overdue yet.
+        assert!(awaiting.take(&Hash32([1; 32])).is_some());
+        assert!(awaiting.take(&Hash32([1; 32])).is_none());
+        assert!(awaiting.take_overdue().is_empty());
+        // Past the byte bound the oldest go first.
+        let big = AWAITING_BYTES_MAX / 2;
+        awaiting.insert(Hash32([3; 32]), message(big), peer);
+        awaiting.insert(Hash32([4; 32]), message(big), peer);
+        assert!(!awaiting.batches.contains_key(&Hash32([2; 32])));
+        assert!(!awaiting.batches.contains_key(&Hash32([3; 32])));
+        assert!(awaiting.batches.contains_key(&Hash32([4; 32])));
+        assert!(awaiting.bytes <= AWAITING_BYTES_MAX);
+        // Once the wait is over, what is left is verified by this node.
+        for (digest, entry) in awaiting.batches.iter_mut() {
+            assert_eq!(*digest, Hash32([4; 32]));
+            entry.2 = Instant::now() - ATTESTATION_WAIT;
+        }
+        assert_eq!(awaiting.take_overdue().len(), 1);
+        assert!(awaiting.batches.is_empty() && awaiting.bytes == 0);
+    }
 }

@@ -209,7 +209,7 @@ impl Default for BatchSection {
     fn default() -> BatchSection {
         BatchSection {
             transactions_max: 2_000,
-            interval_ms: 20,
+            interval_ms: 50,
         }
     }
 }
@@ -273,7 +273,7 @@ sequence_window = 1024
 # Admitted transactions are broadcast in batches of at most this many, at
 # least every interval_ms.
 transactions_max = 2000
-interval_ms = 20
+interval_ms = 50
 
 [log]
 # "text" or "json"; level is a tracing filter ("info", "yuchain_node=debug").

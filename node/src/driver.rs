@@ -29,7 +29,7 @@ pub const CONSENSUS_INBOX: usize = 4_096;
 const SLOW: Duration = Duration::from_millis(200);
 /// How many blocks behind its own execution a leader's executed-state claim
 /// is.
-const CLAIM_LAG: u64 = 4;
+const CLAIM_LAG: u64 = 8;
 /// The most scheduled ticks remembered.
 const TICKS_MAX: usize = 1_024;
 
@@ -417,7 +417,11 @@ impl Driver {
             let checker = Arc::clone(&shared);
             let certificates_valid = tokio::task::spawn_blocking(move || {
                 let shared = checker;
-                match batch::check_payload(&block.payload, &shared.validators) {
+                match batch::check_payload(
+                    &block.payload,
+                    &shared.validators,
+                    &shared.checked_certificates,
+                ) {
                     Ok(certificates) => {
                         let repeats = certificates.iter().any(|certificate| {
                             let digest = &certificate.reference.digest;

@@ -369,8 +369,9 @@ fn fetch(
     .encode_to_vec();
     let started = std::time::Instant::now();
     for attempt in 0u32.. {
-        // Every candidate at once; the first valid answer wins.
-        let answers: Vec<(PeerKey, Option<Vec<u8>>)> = runtime.block_on(async {
+        // Every candidate at once; the first valid answer wins (a peer
+        // without the batch answers at once with none: wait for the others).
+        let found: Option<Batch> = runtime.block_on(async {
             let mut asks = tokio::task::JoinSet::new();
             for peer in &candidates {
                 let network = shared.network.clone();
@@ -382,39 +383,37 @@ fn fetch(
                     (peer, answer.ok().and_then(Result::ok))
                 });
             }
-            let mut answers = Vec::new();
             while let Some(done) = asks.join_next().await {
-                if let Ok((peer, answer)) = done {
-                    let found = answer.is_some();
-                    answers.push((peer, answer));
-                    if found {
-                        break;
+                let Ok((peer, Some(bytes))) = done else {
+                    continue;
+                };
+                let Ok(response) = pb::FetchResponse::decode(bytes.as_slice()) else {
+                    warn!(peer = %peer.to_hex(), "a batch fetch answer does not decode");
+                    continue;
+                };
+                let Some(message) = response.batch else {
+                    continue;
+                };
+                // A committed block's certificates were checked by its
+                // voters (2f + 1, so f + 1 honest): each attests the
+                // batch's signatures.
+                match Batch::check_certified(
+                    message,
+                    &shared.chain_id,
+                    &shared.validators,
+                    reference,
+                ) {
+                    Ok(batch) => return Some(batch),
+                    Err(error) => {
+                        warn!(peer = %peer.to_hex(), %error, "a peer answered with an invalid batch")
                     }
                 }
             }
-            answers
+            None
         });
-        for (peer, bytes) in answers {
-            let Some(bytes) = bytes else {
-                continue;
-            };
-            let Ok(response) = pb::FetchResponse::decode(bytes.as_slice()) else {
-                warn!(peer = %peer.to_hex(), "a batch fetch answer does not decode");
-                continue;
-            };
-            let Some(message) = response.batch else {
-                continue;
-            };
-            match Batch::check(message, &shared.chain_id, &shared.validators) {
-                Ok(batch) if batch.reference == *reference => {
-                    shared.metrics.batch("fetched");
-                    return Ok(batch);
-                }
-                Ok(_) => warn!(peer = %peer.to_hex(), "a peer answered with another batch"),
-                Err(error) => {
-                    warn!(peer = %peer.to_hex(), %error, "a peer answered with an invalid batch")
-                }
-            }
+        if let Some(batch) = found {
+            shared.metrics.batch("fetched");
+            return Ok(batch);
         }
         if attempt % 10 == 0 {
             warn!(
@@ -424,7 +423,9 @@ fn fetch(
                 "fetching a certified batch: no peer has answered with it yet"
             );
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(
+            20u64.saturating_mul(u64::from(attempt) + 1).min(200),
+        ));
         if shared.network.connected_peers().is_empty() {
             std::thread::sleep(Duration::from_millis(800));
         }
@@ -433,12 +434,12 @@ fn fetch(
 }
 
 /// A batch from the store's batch records (one this node acknowledged
-/// before a restart, or evicted from memory), verified again.
+/// before a restart, or evicted from memory), checked again against the
+/// committed certificate `reference` comes from.
 fn stored_batch(shared: &Shared, reference: &BatchRef) -> Option<Batch> {
     let record = shared.store.batch(&reference.digest).ok()??;
     let (_, message) = batch::read_batch_record(&record)?;
-    let batch = Batch::check(message, &shared.chain_id, &shared.validators).ok()?;
-    (batch.reference == *reference).then_some(batch)
+    Batch::check_certified(message, &shared.chain_id, &shared.validators, reference).ok()
 }
 
 /// Loads the batch records kept in the store into memory at start-up

@@ -252,6 +252,7 @@ mod tests {
                 issuer_public_key: hex::encode(SigningKey::for_test("issuer").public_key().0),
                 operators: vec![],
                 params: Default::default(),
+                load_test: None,
             },
             validators: vec![card("a"), card("b")],
         }

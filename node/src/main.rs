@@ -73,6 +73,17 @@ enum Command {
         /// Where to write the genesis file (never overwritten).
         #[arg(long)]
         out: PathBuf,
+        /// Benchmarks only: fund this many class-1 wallets of the first
+        /// operator at genesis, with keys derived from --load-test-seed
+        /// (which the file then holds: never for a real chain).
+        #[arg(long, requires = "load_test_seed")]
+        load_test_wallets: Option<u64>,
+        /// The load-test wallets' key seed, 64 hex digits.
+        #[arg(long, requires = "load_test_wallets")]
+        load_test_seed: Option<String>,
+        /// Each load-test wallet's balance, in fen.
+        #[arg(long, default_value_t = 1_000_000)]
+        load_test_balance: u64,
     },
     /// Run the node (validator or observer, as config.toml says) until
     /// SIGTERM or Ctrl-C.
@@ -159,6 +170,9 @@ fn main() -> Result<()> {
             cards,
             genesis_time_ms,
             out,
+            load_test_wallets,
+            load_test_seed,
+            load_test_balance,
         } => {
             if out.exists() {
                 bail!(
@@ -200,6 +214,13 @@ fn main() -> Result<()> {
                     issuer_public_key,
                     operators: genesis_operators,
                     params: Default::default(),
+                    load_test: load_test_wallets.zip(load_test_seed).map(|(count, seed)| {
+                        yuchain_ledger::LoadTestWallets {
+                            count,
+                            balance: load_test_balance,
+                            seed,
+                        }
+                    }),
                 },
                 validators,
             };

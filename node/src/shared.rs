@@ -145,6 +145,18 @@ impl BatchState {
         true
     }
 
+    /// The reference of the certified batch with `digest`, if its checked
+    /// certificate waits to be ordered.
+    pub fn certified_reference(&self, digest: &Hash32) -> Option<BatchRef> {
+        if !self.certified_index.contains(digest) {
+            return None;
+        }
+        self.certified
+            .iter()
+            .find(|(reference, _)| reference.digest == *digest)
+            .map(|(reference, _)| *reference)
+    }
+
     /// Whether an own batch still waits for acknowledgements.
     pub fn acks_pending(&self, digest: &Hash32) -> bool {
         self.acks.is_pending(digest)
@@ -283,6 +295,8 @@ pub struct Shared {
     pub mempool: Mutex<Mempool>,
     /// Batches.
     pub batches: Mutex<BatchState>,
+    /// Batch certificates already checked.
+    pub checked_certificates: Mutex<crate::batch::CheckedCertificates>,
     /// Signalled when a certified batch is added.
     pub batch_ready: Notify,
     /// The durable height, for clients waiting for a commit.
@@ -337,6 +351,7 @@ impl Shared {
             ledger: RwLock::new(ledger),
             mempool: Mutex::new(mempool),
             batches: Mutex::new(BatchState::new()),
+            checked_certificates: Mutex::default(),
             batch_ready: Notify::new(),
             durable: watch::Sender::new(height),
             executed: watch::Sender::new(executed),
