@@ -274,8 +274,20 @@ pub async fn fund_wallets(cluster: &Cluster, count: usize) -> Result<Wallets> {
             check_all_ok(outcomes, "wallet registration and top-up")
         }));
     }
+    let mut funded_at = 0;
     for task in tasks {
-        task.await.context("a setup task panicked")??;
+        funded_at = funded_at.max(task.await.context("a setup task panicked")??);
+    }
+    // Each setup transaction was seen committed by one gateway; a payment
+    // through another before that node executed the block would be refused
+    // (UNKNOWN_SENDER). Funded means funded on every node.
+    for index in 0..cluster.nodes.len() {
+        if cluster.pid(index).is_some() {
+            cluster
+                .wait_height(index, funded_at, COMMIT_WAIT)
+                .await
+                .context("waiting for every node to hold the funded wallets")?;
+        }
     }
     for account in &mut accounts {
         account.sequence = 0;
@@ -287,17 +299,21 @@ pub async fn fund_wallets(cluster: &Cluster, count: usize) -> Result<Wallets> {
     })
 }
 
-fn check_all_ok(outcomes: Vec<Outcome>, what: &str) -> Result<()> {
+/// Checks every outcome is a commit with receipt OK; returns the highest
+/// height they committed at.
+fn check_all_ok(outcomes: Vec<Outcome>, what: &str) -> Result<u64> {
+    let mut highest = 0;
     for outcome in outcomes {
         match outcome {
             Outcome::Committed {
                 code: pb::ResultCode::Ok,
+                height,
                 ..
-            } => {}
+            } => highest = highest.max(height),
             other => bail!("{what}: a transaction ended {other:?}"),
         }
     }
-    Ok(())
+    Ok(highest)
 }
 
 /// Running totals of a payment stream.
