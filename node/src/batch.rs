@@ -176,7 +176,7 @@ impl Batch {
         chain_id: &str,
         validators: &ValidatorSet,
     ) -> Result<Batch, BatchError> {
-        Batch::check_with(message, chain_id, validators, None)
+        Batch::check_with(message, chain_id, validators, false)
     }
 
     /// Checks a batch like [`Batch::check`] but for its signatures, which
@@ -191,7 +191,7 @@ impl Batch {
         validators: &ValidatorSet,
         certified: &BatchRef,
     ) -> Result<Batch, BatchError> {
-        let batch = Batch::check_with(message, chain_id, validators, Some(certified))?;
+        let batch = Batch::check_with(message, chain_id, validators, true)?;
         if batch.reference != *certified {
             return Err(BatchError::BadCertificate(
                 "the batch is not the one its certificate names".into(),
@@ -204,7 +204,7 @@ impl Batch {
         message: pb::Batch,
         chain_id: &str,
         validators: &ValidatorSet,
-        certified: Option<&BatchRef>,
+        attested: bool,
     ) -> Result<Batch, BatchError> {
         let author = PublicKey::from_slice(&message.author)
             .map_err(|error| BatchError::Malformed(format!("author: {error}")))?;
@@ -237,16 +237,17 @@ impl Batch {
             )));
         }
         let mut verified = Vec::with_capacity(message.transactions.len());
-        let results = match certified {
-            None => tx::decode_and_verify_all(&message.transactions, chain_id),
-            Some(_) => tx::decode_attested_all(
+        let results = if attested {
+            tx::decode_attested_all(
                 &message.transactions,
                 chain_id,
                 tx::Attestation {
                     reason: "a checked batch certificate: f + 1 validators attest that they \
                              verified every signature of the batch",
                 },
-            ),
+            )
+        } else {
+            tx::decode_and_verify_all(&message.transactions, chain_id)
         };
         for (index, result) in results.into_iter().enumerate() {
             verified.push(result.map_err(|error| BatchError::BadTransaction {
@@ -304,9 +305,10 @@ pub fn verifies_at_once(validators: &ValidatorSet, author: ValidatorId, me: Vali
 /// arrives: the author, then the f after it in the set's order.
 pub fn first_verifiers(validators: &ValidatorSet, author: ValidatorId) -> Vec<ValidatorId> {
     let n = validators.len();
+    // Empty when n is 0, so the closure never divides by it.
     (0..validators.weak_quorum().min(n))
         .filter_map(|step| {
-            let index = (usize::from(author.0) % n.max(1) + step) % n.max(1);
+            let index = (usize::from(author.0) % n + step) % n;
             u16::try_from(index).ok().map(ValidatorId)
         })
         .collect()
