@@ -463,6 +463,37 @@ impl Cluster {
         Ok(block.into_inner().state_root)
     }
 
+    /// Writes the authorities' keys (`keys/issuer.pem`, `keys/bank-N.pem`)
+    /// and a CLI profile for each (`issuer.toml`, `bank-N.toml`: node 0's
+    /// gateway, the key, the genesis file) into the cluster's directory, and
+    /// returns the profiles' paths, the issuer's first.
+    pub fn write_profiles(&self) -> Result<Vec<PathBuf>> {
+        let keys = self.config.dir.join("keys");
+        std::fs::create_dir_all(&keys).context("making the keys directory")?;
+        let mut written = Vec::new();
+        let mut actors = vec![("issuer".to_string(), &self.authorities.issuer)];
+        for (index, (_, key)) in self.authorities.operators.iter().enumerate() {
+            actors.push((format!("bank-{index}"), key));
+        }
+        for (name, key) in actors {
+            let key_path = keys.join(format!("{name}.pem"));
+            if !key_path.exists() {
+                key.save_pem(&key_path)
+                    .with_context(|| format!("writing {}", key_path.display()))?;
+            }
+            let profile = crate::client::Profile {
+                node: Some(self.nodes[0].endpoint()),
+                key: Some(key_path),
+                genesis: Some(self.config.dir.join("genesis.toml")),
+            };
+            let path = self.config.dir.join(format!("{name}.toml"));
+            let _ = std::fs::remove_file(&path);
+            profile.save(&path)?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+
     /// The address of an operator's reserve.
     pub fn operator_address(&self, index: usize) -> Address {
         Address::from_public_key(&self.authorities.operators[index].1.public_key())

@@ -98,6 +98,15 @@ async fn run_async(args: &DevnetArgs) -> Result<()> {
         args.wallets
     );
     let wallets = fund_wallets(&cluster, args.wallets).await?;
+    let profiles = cluster.write_profiles()?;
+    if let Some(issuer) = profiles.first() {
+        println!(
+            "CLI profiles for the issuer and the banks are in {} (try `yuchain chain info \
+             --profile {}`)",
+            dir.display(),
+            issuer.display()
+        );
+    }
     let mut clients = Vec::new();
     for index in 0..args.validators {
         clients.push(cluster.client(index, Duration::from_secs(10)).await?);

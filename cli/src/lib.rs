@@ -8,15 +8,19 @@
 //! - [`devnet`]: `yuchain devnet`;
 //! - [`scenario`]: `yuchain scenario netns`, validators in network
 //!   namespaces under delay, loss and partitions, with [`delay_proxy`];
-//! - [`bench`]: `yuchain bench`, the load generator.
+//! - [`bench`]: `yuchain bench`, the load generator;
+//! - [`proof`]: checking an account answer with the validators' keys alone.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bench;
+pub mod client;
 pub mod cluster;
+pub mod commands;
 pub mod delay_proxy;
 pub mod devnet;
 pub mod load;
+pub mod proof;
 pub mod scenario;
 
 /// Fetches `GET /metrics` from a node's metrics endpoint.

@@ -75,7 +75,9 @@ pub struct AppliedBlock {
     /// Tree nodes written and pruned.
     pub tree_diff: TreeDiff,
     /// Account history: (account, index in block, tx id) for every
-    /// transaction that took effect, for each account it involved.
+    /// transaction that used its sender's sequence (took effect, or failed
+    /// with a receipt code that still consumes it), for each account it
+    /// involved.
     pub history: Vec<(Address, u32, Hash32)>,
 }
 

@@ -27,12 +27,14 @@ pub mod state;
 pub mod testkit;
 pub mod time;
 pub mod tree;
+pub mod view;
 
 pub use error::{BlockError, GenesisError, LoadError, ProofError};
 pub use ledger::{AppliedBlock, Ledger, TRANSACTIONS_PER_BLOCK_MAX, block_hash};
 pub use params::{ChainParams, Genesis, GenesisOperator, LOAD_TEST_WALLETS_MAX, LoadTestWallets};
 pub use state::{Account, ChainTotals, Payment, StateKey};
 pub use tree::verify_proof;
+pub use view::{StateView, ViewError};
 
 #[cfg(test)]
 #[path = "tests/actions.rs"]

@@ -132,6 +132,7 @@ pub struct TreeDiff {
 }
 
 /// The state tree.
+#[derive(Clone)]
 pub struct StateTree {
     /// Entries of each bucket, sorted by key hash.
     buckets: Vec<Vec<Entry>>,

@@ -11,6 +11,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={include}/{file}");
     }
     let descriptors = protox::compile(["yuchain/v1/gateway.proto"], [include])?;
+    // The descriptor set (the gateway's file and what it imports) for the
+    // gRPC reflection service.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("gateway_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use yuchain_gateway::{Backend, ErrorKind, SubmitError, TxStatus};
 use yuchain_proto::tx::{self, VerifiedTx};
-use yuchain_proto::{Hash32, pb};
+use yuchain_proto::{Address, Hash32, pb};
 use yuchain_storage::BlockStore as _;
 
 use crate::mempool::MempoolError;
@@ -89,11 +89,25 @@ impl Backend for Admission {
 
     async fn chain_info(&self) -> Result<pb::GetChainInfoResponse, SubmitError> {
         let shared = Arc::clone(&self.shared);
-        let head = tokio::task::spawn_blocking(move || shared.store.head())
-            .await
-            .map_err(|_| internal("reading the head"))?
-            .map_err(|error| internal(&error.to_string()))?
-            .ok_or_else(|| internal("the store has no genesis"))?;
+        let (head, chain) = tokio::task::spawn_blocking(move || {
+            let head = shared.store.head()?;
+            let chain = shared
+                .store
+                .state(&yuchain_ledger::StateKey::Chain.to_bytes())?;
+            anyhow::Ok((head, chain))
+        })
+        .await
+        .map_err(|_| internal("reading the head"))?
+        .map_err(|error| internal(&error.to_string()))?;
+        let head = head.ok_or_else(|| internal("the store has no genesis"))?;
+        // The chain totals as of the last durable block (a block written
+        // between the two reads makes them one block newer, never older).
+        let totals = chain
+            .as_deref()
+            .map(<pb::ChainState as prost::Message>::decode)
+            .transpose()
+            .map_err(|_| internal("decoding the chain state"))?
+            .unwrap_or_default();
         Ok(pb::GetChainInfoResponse {
             chain_id: self.shared.chain_id.clone(),
             genesis_hash: self.shared.genesis_hash.0.to_vec(),
@@ -102,6 +116,16 @@ impl Backend for Admission {
             state_root: head.state_root.0.to_vec(),
             validator_count: u32::try_from(self.shared.validators.len()).unwrap_or(u32::MAX),
             mempool_transactions: self.shared.mempool().len() as u64,
+            epoch: self.shared.validators.epoch().0,
+            validators: self
+                .shared
+                .validators
+                .keys()
+                .iter()
+                .map(|key| key.0.to_vec())
+                .collect(),
+            issued: totals.issued,
+            redeemed: totals.redeemed,
         })
     }
 
@@ -128,6 +152,115 @@ impl Backend for Admission {
         }))
     }
 
+    async fn account(
+        &self,
+        address: Address,
+        min_height: u64,
+        timeout: Duration,
+    ) -> Result<pb::GetAccountResponse, SubmitError> {
+        let mut certified = self.shared.certified.subscribe();
+        let reached = tokio::time::timeout(timeout, async {
+            certified
+                .wait_for(|height| height.is_some_and(|height| height >= min_height))
+                .await
+                .map(|_| ())
+        })
+        .await;
+        if !matches!(reached, Ok(Ok(()))) {
+            let now = *self.shared.certified.borrow();
+            let message = match now {
+                None => "this node has no certified state yet (a committed block must first \
+                         certify a height it executed since it started); retry in a second"
+                    .to_string(),
+                Some(height) => format!(
+                    "the certified state is at height {height}, below min_height {min_height}, \
+                     after waiting {} ms; retry later or ask with a lower min_height",
+                    timeout.as_millis()
+                ),
+            };
+            return Err(SubmitError::new(
+                ErrorKind::Unavailable,
+                "CERTIFIED_HEIGHT_NOT_REACHED",
+                message,
+            ));
+        }
+        let (certified, proof) = self
+            .shared
+            .proofs()
+            .prove(&address)
+            .ok_or_else(|| internal("finding the certified state it announced"))?;
+        let account = proof
+            .value
+            .as_deref()
+            .map(<pb::Account as prost::Message>::decode)
+            .transpose()
+            .map_err(|_| internal("decoding an account record"))?;
+        let (latest, latest_height) = {
+            let ledger = self.shared.ledger();
+            (
+                ledger
+                    .account(&address)
+                    .map(yuchain_ledger::Account::to_proto),
+                ledger.height(),
+            )
+        };
+        Ok(pb::GetAccountResponse {
+            account,
+            height: certified.height,
+            proof: Some(proof),
+            certified: certified.certified.as_ref().clone(),
+            latest,
+            latest_height,
+        })
+    }
+
+    async fn history(
+        &self,
+        address: Address,
+        before: Option<(u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<pb::AccountHistoryEntry>, SubmitError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || history(&shared, &address, before, limit))
+            .await
+            .map_err(|_| internal("reading an account's history"))?
+            .map_err(|error| internal(&format!("reading an account's history: {error:#}")))
+    }
+
+    async fn block_contents(
+        &self,
+        height: u64,
+    ) -> Result<Option<pb::StreamBlocksResponse>, SubmitError> {
+        let shared = Arc::clone(&self.shared);
+        let record = tokio::task::spawn_blocking(move || {
+            crate::chain::read_record(shared.store.as_ref(), height)
+        })
+        .await
+        .map_err(|_| internal("reading a block"))?
+        .map_err(|error| internal(&format!("{error:#}")))?;
+        Ok(record.map(|record| {
+            let (block, receipts) = record
+                .ledger
+                .map(|ledger| (ledger.block, ledger.receipts))
+                .unwrap_or_default();
+            pb::StreamBlocksResponse {
+                height,
+                block,
+                receipts,
+                state_root: record.state_root,
+                certified: record.certified,
+            }
+        }))
+    }
+
+    async fn wait_durable(&self, height: u64, timeout: Duration) {
+        let mut durable = self.shared.durable.subscribe();
+        let reached = async {
+            let _ = durable.wait_for(|durable| *durable >= height).await;
+        };
+        let _ = tokio::time::timeout(timeout, reached).await;
+    }
+
     async fn wait_committed(&self, id: Hash32, timeout: Duration) -> TxStatus {
         // Woken once, when the block holding it (or its expiry) is durable,
         // not at every height.
@@ -145,6 +278,56 @@ impl Backend for Admission {
         self.shared.release_waiter(id, notify);
         now
     }
+}
+
+/// An account's history page with each transaction and receipt, read from
+/// the committed blocks (each block once).
+fn history(
+    shared: &Shared,
+    address: &Address,
+    before: Option<(u64, u32)>,
+    limit: usize,
+) -> anyhow::Result<Vec<pb::AccountHistoryEntry>> {
+    let entries = shared.store.history(address, before, limit)?;
+    let mut out = Vec::with_capacity(entries.len());
+    let mut block: Option<(u64, pb::BlockRecord)> = None;
+    for entry in entries {
+        if block
+            .as_ref()
+            .is_none_or(|(height, _)| *height != entry.height)
+        {
+            let record = crate::chain::read_record(shared.store.as_ref(), entry.height)?
+                .and_then(|record| record.ledger)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("history names block {} the store lacks", entry.height)
+                })?;
+            block = Some((entry.height, record));
+        }
+        let Some((_, record)) = block.as_ref() else {
+            continue;
+        };
+        let index = entry.index as usize;
+        let transaction = record
+            .block
+            .as_ref()
+            .and_then(|block| block.transactions.get(index))
+            .cloned();
+        let receipt = record.receipts.get(index).cloned();
+        anyhow::ensure!(
+            transaction.is_some() && receipt.is_some(),
+            "history names transaction {} of block {}, which it lacks",
+            entry.index,
+            entry.height
+        );
+        out.push(pb::AccountHistoryEntry {
+            height: entry.height,
+            index: entry.index,
+            tx_id: entry.tx_id.0.to_vec(),
+            transaction,
+            receipt,
+        });
+    }
+    Ok(out)
 }
 
 fn internal(what: &str) -> SubmitError {

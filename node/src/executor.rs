@@ -197,7 +197,21 @@ fn execute(
     }
     let payload = pb::BlockPayload::decode(entry.block.payload.as_slice())
         .context("a committed block's payload does not decode (its voters checked it)")?;
-    check_certified_execution(shared, payload.executed.as_ref(), height)?;
+    let claim = check_certified_execution(shared, payload.executed.as_ref(), height)?;
+    let certified = Arc::new(entry.encode());
+    // The block's certificate vouches for its claim when it signs this
+    // block or a child of it (honest voters of a child checked the child's
+    // certificate of this block). A certificate that commits a later block
+    // (after a timeout) does not name this one: the next block's will.
+    let hash = entry.block.hash();
+    let vote = &entry.commit_qc.vote;
+    if (vote.block == hash || vote.parent == hash)
+        && shared
+            .proofs()
+            .certify(claim.height, claim.state_root, Arc::clone(&certified))?
+    {
+        shared.certified.send_replace(Some(claim.height));
+    }
     let certificates = payload.batches;
     let mut signed = Vec::new();
     let mut verified: Vec<VerifiedTx> = Vec::new();
@@ -259,6 +273,9 @@ fn execute(
         block_hash: applied.block_hash,
         state_root: applied.state_root,
     });
+    shared
+        .proofs()
+        .executed(height, applied.state_root, applied.state_changes.clone())?;
     let record = pb::CommittedBlockRecord {
         ledger: Some(pb::BlockRecord {
             block: Some(pb::Block {
@@ -267,7 +284,7 @@ fn execute(
             }),
             receipts: applied.receipts.clone(),
         }),
-        certified: entry.encode(),
+        certified: certified.as_ref().clone(),
         batches: spans,
         state_root: applied.state_root.0.to_vec(),
     };
@@ -313,7 +330,7 @@ fn check_certified_execution(
     shared: &Shared,
     claim: Option<&pb::ExecutedState>,
     height: u64,
-) -> Result<()> {
+) -> Result<ExecutedState> {
     let mut read_error = None;
     let checked = check_claim(claim, height, |claimed| match shared.executed_at(claimed) {
         Ok(state) => state,
@@ -326,9 +343,11 @@ fn check_certified_execution(
         return Err(error.context("reading an executed state to check a certified one"));
     }
     match checked {
-        Ok(_) => Ok(()),
+        Ok(claim) => Ok(claim),
         Err(error @ ClaimError::Differs { .. }) => bail!(
-            "this node's execution diverged from what the validators certified in block              {height}: {error}. Stop this node, keep its home for investigation, and re-sync a              fresh home from genesis"
+            "this node's execution diverged from what the validators certified in block \
+             {height}: {error}. Stop this node, keep its home for investigation, and re-sync a \
+             fresh home from genesis"
         ),
         Err(error) => bail!("committed block {height}: {error}"),
     }

@@ -34,5 +34,6 @@ pub mod home;
 pub mod mempool;
 pub mod metrics;
 pub mod persist;
+pub mod proofs;
 pub mod run;
 pub mod shared;

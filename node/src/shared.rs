@@ -306,6 +306,11 @@ pub struct Shared {
     pub executed: watch::Sender<ExecutedState>,
     /// Recent executed states by height.
     pub executed_recent: Mutex<BTreeMap<u64, ExecutedState>>,
+    /// The state view that account proofs come from, and its certificate.
+    pub proofs: Mutex<crate::proofs::Proofs>,
+    /// The height the proof view is certified at, for clients waiting for
+    /// one.
+    pub certified: watch::Sender<Option<u64>>,
     /// Recently expired transaction ids.
     pub expired: Mutex<RecentSet>,
     /// Clients waiting for a transaction, woken when it is durable.
@@ -339,6 +344,7 @@ impl Shared {
         };
         let me = validators.index_of(&key.public_key());
         let mempool = Mempool::new(config.mempool.clone());
+        let proofs = crate::proofs::Proofs::new(yuchain_ledger::StateView::of(&ledger));
         Shared {
             config,
             chain_id,
@@ -356,6 +362,8 @@ impl Shared {
             durable: watch::Sender::new(height),
             executed: watch::Sender::new(executed),
             executed_recent: Mutex::new(BTreeMap::from([(height, executed)])),
+            proofs: Mutex::new(proofs),
+            certified: watch::Sender::new(None),
             expired: Mutex::new(RecentSet::new(EXPIRED_REMEMBERED)),
             waiters: Mutex::new(HashMap::new()),
             metrics,
@@ -383,6 +391,11 @@ impl Shared {
     /// The batches.
     pub fn batches(&self) -> MutexGuard<'_, BatchState> {
         self.batches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The proof view.
+    pub fn proofs(&self) -> MutexGuard<'_, crate::proofs::Proofs> {
+        self.proofs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Recently expired ids.

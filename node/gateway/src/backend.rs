@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use yuchain_proto::Hash32;
 use yuchain_proto::pb;
+use yuchain_proto::{Address, Hash32};
 
 use crate::error::SubmitError;
 
@@ -25,6 +25,32 @@ pub trait Backend: Send + Sync + 'static {
     async fn chain_info(&self) -> Result<pb::GetChainInfoResponse, SubmitError>;
     /// The committed block at `height`, or `None` above the durable head.
     async fn block(&self, height: u64) -> Result<Option<pb::GetBlockResponse>, SubmitError>;
+    /// The account at the latest certified height, once that height is at
+    /// least `min_height` (waiting at most `timeout` for it), with its proof
+    /// and the committed block that certifies the root.
+    async fn account(
+        &self,
+        address: Address,
+        min_height: u64,
+        timeout: Duration,
+    ) -> Result<pb::GetAccountResponse, SubmitError>;
+    /// Up to `limit` history entries of `address`, newest first, strictly
+    /// older than the `(height, index)` position `before` if given.
+    async fn history(
+        &self,
+        address: Address,
+        before: Option<(u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<pb::AccountHistoryEntry>, SubmitError>;
+    /// The committed block at `height` in full (transactions, receipts,
+    /// state root, certificate), or `None` above the durable head.
+    async fn block_contents(
+        &self,
+        height: u64,
+    ) -> Result<Option<pb::StreamBlocksResponse>, SubmitError>;
+    /// Returns once the durable height is at least `height`, or after
+    /// `timeout`.
+    async fn wait_durable(&self, height: u64, timeout: Duration);
 }
 
 /// Where a transaction is, as the node knows it.

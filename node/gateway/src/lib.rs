@@ -12,9 +12,27 @@
 //!   and height), expired or forgotten, or when the wait times out (PENDING).
 //! - `GetTransaction`: the status of a transaction id now; an id the node
 //!   does not know is answered with status UNKNOWN, not an error.
+//! - `GetChainInfo`: chain id, genesis hash, durable head, epoch and
+//!   validators, money issued and redeemed.
+//! - `GetBlock`: a committed block with its finality certificate.
+//! - `GetAccount`: an account at the latest certified height (optionally
+//!   waiting for a height), its Merkle proof and the committed block that
+//!   certifies the root, for the wallet to check with the validators' keys.
+//! - `ListAccountHistory`: an account's transactions with their receipts,
+//!   newest first, in pages of at most [`HISTORY_PAGE_MAX`] with a
+//!   `height.index` page token.
+//! - `StreamBlocks` and `StreamEvents`: every committed block (or
+//!   transaction) from a height on, in order, each once, waiting at the
+//!   head; resumable from the last one received. A slow client fills its
+//!   own buffer of [`STREAM_BUFFER`] messages and its producer waits; at
+//!   most `streams_max` (256) run at once (RESOURCE_EXHAUSTED,
+//!   STREAMS_FULL); at shutdown each ends with UNAVAILABLE (SHUTTING_DOWN)
+//!   and the height to resume from.
 //!
 //! Beside it the standard `grpc.health.v1.Health` service reports SERVING for
-//! `""` and `yuchain.v1.WalletGateway` while the gateway serves.
+//! `""` and `yuchain.v1.WalletGateway` while the gateway serves, and
+//! `grpc.reflection.v1` server reflection lets tools such as grpcurl list
+//! and call the API without the .proto files.
 //!
 //! The handlers are thin: check the request's shape, call the [`Backend`],
 //! translate the answer. Everything that knows what a valid transaction is
@@ -64,6 +82,7 @@ mod backend;
 pub mod error;
 mod server;
 mod service;
+mod stream;
 
 /// The service code generated from `gateway.proto`: `wallet_gateway_server`
 /// and `wallet_gateway_client`. The messages are `yuchain_proto::pb`'s.
@@ -72,9 +91,18 @@ pub mod generated {
     include!(concat!(env!("OUT_DIR"), "/yuchain.v1.rs"));
 }
 
+/// The encoded `FileDescriptorSet` of `gateway.proto` and its imports, as
+/// the reflection service serves it.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/gateway_descriptor.bin"));
+
 pub use backend::{Backend, TxStatus};
 pub use error::{ERROR_DOMAIN, ErrorKind, GatewayError, RETRY_DELAY, SubmitError};
 pub use generated::wallet_gateway_client::WalletGatewayClient;
 pub use generated::wallet_gateway_server::{WalletGateway, WalletGatewayServer};
 pub use server::{Gateway, GatewayConfig};
-pub use service::GatewayService;
+pub use service::{
+    GatewayService, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, STREAMS_MAX_DEFAULT, page_token,
+    parse_page_token,
+};
+pub use stream::STREAM_BUFFER;

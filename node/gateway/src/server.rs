@@ -29,6 +29,8 @@ pub struct GatewayConfig {
     pub wait_timeout_default: Duration,
     /// The longest commit wait any request gets.
     pub wait_timeout_max: Duration,
+    /// How many StreamBlocks and StreamEvents streams run at once.
+    pub streams_max: usize,
 }
 
 impl Default for GatewayConfig {
@@ -39,6 +41,7 @@ impl Default for GatewayConfig {
             concurrency_per_connection: 64,
             wait_timeout_default: Duration::from_secs(10),
             wait_timeout_max: Duration::from_secs(60),
+            streams_max: crate::service::STREAMS_MAX_DEFAULT,
         }
     }
 }
@@ -50,6 +53,11 @@ impl GatewayConfig {
         if self.request_bytes_max == 0 {
             return Err(GatewayError::Config(
                 "request_bytes_max is 0: no request would fit".into(),
+            ));
+        }
+        if self.streams_max == 0 {
+            return Err(GatewayError::Config(
+                "streams_max is 0: no stream would run".into(),
             ));
         }
         if self.concurrency_per_connection == 0 {
@@ -91,7 +99,8 @@ impl Gateway {
             backend,
             config.wait_timeout_default,
             config.wait_timeout_max,
-        );
+        )
+        .with_streams_max(config.streams_max);
         Ok(Gateway {
             listener,
             local_addr,
@@ -112,13 +121,25 @@ impl Gateway {
         health
             .set_serving::<WalletGatewayServer<GatewayService>>()
             .await;
+        let closer = self.service.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Streams never end by themselves: end them, or the graceful
+            // shutdown would wait for them forever.
+            closer.close_streams();
+        };
         let gateway = WalletGatewayServer::new(self.service)
             .max_decoding_message_size(self.config.request_bytes_max);
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|error| GatewayError::Config(format!("the reflection service: {error}")))?;
         // Small requests and answers: do not let Nagle hold them back.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         Server::builder()
             .concurrency_limit_per_connection(self.config.concurrency_per_connection)
             .add_service(health_service)
+            .add_service(reflection)
             .add_service(gateway)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;

@@ -4,18 +4,65 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use yuchain_proto::Hash32;
 use yuchain_proto::pb;
+use yuchain_proto::{Address, Hash32};
 
 use crate::backend::Backend;
 use crate::error::{ErrorKind, SubmitError};
 use crate::generated::wallet_gateway_server::WalletGateway;
+use crate::stream::{self, Streams};
 
 /// How much longer than the granted wait the gateway lets a backend's
 /// `wait_committed` run before it stops waiting and asks for the status
 /// itself, so a backend that overshoots never holds a request open.
 const WAIT_GRACE: Duration = Duration::from_secs(1);
+
+/// The history page size when a request asks for 0.
+pub const HISTORY_PAGE_DEFAULT: usize = 20;
+/// The largest history page.
+pub const HISTORY_PAGE_MAX: usize = 500;
+
+/// Parses a 20-byte address field.
+fn address_field(bytes: &[u8], field: &str) -> Result<Address, SubmitError> {
+    Address::from_slice(bytes).map_err(|_| {
+        SubmitError::new(
+            ErrorKind::InvalidArgument,
+            "INVALID_ADDRESS",
+            format!(
+                "{field} is {} bytes; an address is 20 bytes (the bech32 `yu1...` form decoded)",
+                bytes.len()
+            ),
+        )
+    })
+}
+
+/// A history position as a page token: `height.index`.
+pub fn page_token(position: (u64, u32)) -> String {
+    format!("{}.{}", position.0, position.1)
+}
+
+/// Parses a page token (`None` for the empty token: the newest page).
+pub fn parse_page_token(token: &str) -> Result<Option<(u64, u32)>, SubmitError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        SubmitError::new(
+            ErrorKind::InvalidArgument,
+            "INVALID_PAGE_TOKEN",
+            format!(
+                "page_token {token:?} is not one this server gave; pass a previous response's \
+                 next_page_token unchanged, or an empty token for the newest page"
+            ),
+        )
+    };
+    let (height, index) = token.split_once('.').ok_or_else(invalid)?;
+    let height = height.parse::<u64>().map_err(|_| invalid())?;
+    let index = index.parse::<u32>().map_err(|_| invalid())?;
+    Ok(Some((height, index)))
+}
 
 /// The `WalletGateway` implementation over a [`Backend`]. [`crate::Gateway`]
 /// serves it; it is public so a node can mount it on a tonic server of its
@@ -25,7 +72,11 @@ pub struct GatewayService {
     backend: Arc<dyn Backend>,
     wait_timeout_default: Duration,
     wait_timeout_max: Duration,
+    streams: Streams,
 }
+
+/// How many streams a service serves at once unless told otherwise.
+pub const STREAMS_MAX_DEFAULT: usize = 256;
 
 impl GatewayService {
     /// A service over `backend`. A commit wait of 0 ms gets
@@ -39,7 +90,21 @@ impl GatewayService {
             backend,
             wait_timeout_default,
             wait_timeout_max,
+            streams: Streams::new(STREAMS_MAX_DEFAULT),
         }
+    }
+
+    /// The same service serving at most `max` streams at once.
+    pub fn with_streams_max(mut self, max: usize) -> Self {
+        self.streams = Streams::new(max);
+        self
+    }
+
+    /// Ends every stream with UNAVAILABLE (SHUTTING_DOWN) and refuses new
+    /// ones: call it when the server starts its graceful shutdown, which
+    /// would otherwise wait for streams that never end.
+    pub fn close_streams(&self) {
+        self.streams.close();
     }
 
     /// The wait a request asking for `wait_timeout_ms` gets.
@@ -65,6 +130,31 @@ impl std::fmt::Debug for GatewayService {
 
 #[tonic::async_trait]
 impl WalletGateway for GatewayService {
+    type StreamBlocksStream = ReceiverStream<Result<pb::StreamBlocksResponse, Status>>;
+    type StreamEventsStream = ReceiverStream<Result<pb::StreamEventsResponse, Status>>;
+
+    async fn stream_blocks(
+        &self,
+        request: Request<pb::StreamBlocksRequest>,
+    ) -> Result<Response<Self::StreamBlocksStream>, Status> {
+        let from = request.into_inner().from_height;
+        stream::blocks(Arc::clone(&self.backend), &self.streams, from).map(Response::new)
+    }
+
+    async fn stream_events(
+        &self,
+        request: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        let request = request.into_inner();
+        stream::events(
+            Arc::clone(&self.backend),
+            &self.streams,
+            request.from_height,
+            request.from_index,
+        )
+        .map(Response::new)
+    }
+
     async fn submit_transaction(
         &self,
         request: Request<pb::SubmitTransactionRequest>,
@@ -144,5 +234,58 @@ impl WalletGateway for GatewayService {
             )
             .into()),
         }
+    }
+
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::GetAccountResponse>, Status> {
+        let request = request.into_inner();
+        let address = address_field(&request.address, "GetAccountRequest.address")?;
+        let timeout = self.wait_timeout(request.wait_timeout_ms);
+        let answer = self.backend.account(address, request.min_height, timeout);
+        match tokio::time::timeout(timeout.saturating_add(WAIT_GRACE), answer).await {
+            Ok(answer) => Ok(Response::new(answer?)),
+            Err(_elapsed) => Err(SubmitError::new(
+                ErrorKind::Unavailable,
+                "CERTIFIED_HEIGHT_NOT_REACHED",
+                format!(
+                    "the certified state did not reach height {} in {} ms; retry, or ask \
+                     with a lower min_height",
+                    request.min_height,
+                    timeout.as_millis()
+                ),
+            )
+            .into()),
+        }
+    }
+
+    async fn list_account_history(
+        &self,
+        request: Request<pb::ListAccountHistoryRequest>,
+    ) -> Result<Response<pb::ListAccountHistoryResponse>, Status> {
+        let request = request.into_inner();
+        let address = address_field(&request.address, "ListAccountHistoryRequest.address")?;
+        let before = parse_page_token(&request.page_token)?;
+        let size = match usize::try_from(request.page_size) {
+            Ok(0) => HISTORY_PAGE_DEFAULT,
+            Ok(size) => size.min(HISTORY_PAGE_MAX),
+            Err(_) => HISTORY_PAGE_MAX,
+        };
+        // One more than the page, to know whether another page follows.
+        let mut entries = self.backend.history(address, before, size + 1).await?;
+        let next_page_token = if entries.len() > size {
+            entries.truncate(size);
+            entries
+                .last()
+                .map(|entry| page_token((entry.height, entry.index)))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAccountHistoryResponse {
+            entries,
+            next_page_token,
+        }))
     }
 }

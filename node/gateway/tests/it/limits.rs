@@ -119,3 +119,59 @@ async fn bind_refuses_a_zero_limit() {
         assert!(matches!(error, GatewayError::Config(_)), "{error}");
     }
 }
+
+#[tokio::test]
+async fn reflection_lists_the_gateway_and_describes_its_messages() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let gateway = TestGateway::start(FakeBackend::new()).await;
+    let channel = bounded(
+        tonic::transport::Endpoint::from_shared(gateway.endpoint())
+            .expect("a URL")
+            .connect(),
+    )
+    .await
+    .expect("connects");
+    let mut client = ServerReflectionClient::new(channel);
+    let ask = |request| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let requests = vec![
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "yuchain.v1.GetAccountResponse".into(),
+        )),
+    ];
+    let mut answers = bounded(client.server_reflection_info(tokio_stream::iter(requests)))
+        .await
+        .expect("a stream")
+        .into_inner();
+    let listed = bounded(answers.message())
+        .await
+        .expect("ok")
+        .expect("an answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = listed.message_response else {
+        panic!("a service list, got {listed:?}");
+    };
+    let names: Vec<String> = list
+        .service
+        .into_iter()
+        .map(|service| service.name)
+        .collect();
+    assert!(
+        names.contains(&"yuchain.v1.WalletGateway".to_string()),
+        "{names:?}"
+    );
+    let described = bounded(answers.message())
+        .await
+        .expect("ok")
+        .expect("an answer");
+    let Some(MessageResponse::FileDescriptorResponse(files)) = described.message_response else {
+        panic!("file descriptors, got {described:?}");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+}

@@ -3,5 +3,7 @@
 mod errors;
 mod limits;
 mod query;
+mod state;
+mod streams;
 mod submit;
 mod support;

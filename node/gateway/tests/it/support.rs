@@ -11,7 +11,7 @@ use yuchain_gateway::{
     Backend, Gateway, GatewayConfig, GatewayError, SubmitError, TxStatus, WalletGatewayClient,
 };
 use yuchain_proto::pb;
-use yuchain_proto::{Hash32, tx};
+use yuchain_proto::{Address, Hash32, tx};
 
 /// The height at which `auto_commit` commits.
 pub(crate) const AUTO_COMMIT_HEIGHT: u64 = 7;
@@ -29,11 +29,29 @@ pub(crate) async fn bounded<F: std::future::Future>(future: F) -> F::Output {
 /// An in-memory node: it admits every transaction (unless told to refuse the
 /// next), and commits one when the test says so or, with `auto_commit`,
 /// shortly after admitting it.
-#[derive(Default)]
 pub(crate) struct FakeBackend {
     ledger: Arc<FakeLedger>,
     refusal: Mutex<Option<SubmitError>>,
     auto_commit: Mutex<Option<Duration>>,
+    /// The streamed chain's head (blocks 0..=head exist).
+    head: watch::Sender<u64>,
+    /// How many times a block's contents were asked for.
+    pub(crate) block_reads: std::sync::atomic::AtomicU64,
+    /// Bytes of padding in each streamed block's transaction.
+    pub(crate) block_padding: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for FakeBackend {
+    fn default() -> Self {
+        FakeBackend {
+            ledger: Arc::default(),
+            refusal: Mutex::default(),
+            auto_commit: Mutex::default(),
+            head: watch::Sender::new(FAKE_HEIGHT),
+            block_reads: std::sync::atomic::AtomicU64::new(0),
+            block_padding: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
 }
 
 /// The statuses, shared with the tasks that commit later.
@@ -74,6 +92,11 @@ impl FakeBackend {
     /// admission.
     pub(crate) fn auto_commit(&self, after: Duration) {
         *self.auto_commit.lock().expect("lock") = Some(after);
+    }
+
+    /// Commits blocks up to `height` (for streams).
+    pub(crate) fn grow_to(&self, height: u64) {
+        self.head.send_replace(height);
     }
 
     pub(crate) fn set(&self, id: Hash32, status: TxStatus) {
@@ -167,7 +190,111 @@ impl Backend for FakeBackend {
             ..pb::GetBlockResponse::default()
         }))
     }
+
+    async fn account(
+        &self,
+        address: Address,
+        min_height: u64,
+        timeout: Duration,
+    ) -> Result<pb::GetAccountResponse, SubmitError> {
+        if min_height > FAKE_HEIGHT {
+            // The fake chain never grows: the wait runs out.
+            tokio::time::sleep(timeout).await;
+            return Err(SubmitError::new(
+                yuchain_gateway::ErrorKind::Unavailable,
+                "CERTIFIED_HEIGHT_NOT_REACHED",
+                "the fake chain stays at height 3",
+            ));
+        }
+        Ok(pb::GetAccountResponse {
+            account: (address == fake_account()).then(|| pb::Account {
+                address: address.0.to_vec(),
+                balance: 1_234,
+                ..pb::Account::default()
+            }),
+            height: FAKE_HEIGHT,
+            ..pb::GetAccountResponse::default()
+        })
+    }
+
+    async fn history(
+        &self,
+        address: Address,
+        before: Option<(u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<pb::AccountHistoryEntry>, SubmitError> {
+        if address != fake_account() {
+            return Ok(Vec::new());
+        }
+        // FAKE_HISTORY entries, one per height 1..=FAKE_HISTORY, index 0.
+        Ok((1..=FAKE_HISTORY)
+            .rev()
+            .map(|height| (height, 0u32))
+            .filter(|position| before.is_none_or(|before| *position < before))
+            .take(limit)
+            .map(|(height, index)| pb::AccountHistoryEntry {
+                height,
+                index,
+                tx_id: vec![u8::try_from(height % 256).unwrap_or(0); 32],
+                ..pb::AccountHistoryEntry::default()
+            })
+            .collect())
+    }
+
+    async fn block_contents(
+        &self,
+        height: u64,
+    ) -> Result<Option<pb::StreamBlocksResponse>, SubmitError> {
+        use std::sync::atomic::Ordering;
+        self.block_reads.fetch_add(1, Ordering::Relaxed);
+        let padding = self.block_padding.load(Ordering::Relaxed);
+        Ok((height <= *self.head.borrow()).then(|| fake_block(height, padding)))
+    }
+
+    async fn wait_durable(&self, height: u64, timeout: Duration) {
+        let mut head = self.head.subscribe();
+        let reached = async {
+            let _ = head.wait_for(|head| *head >= height).await;
+        };
+        let _ = tokio::time::timeout(timeout, reached).await;
+    }
 }
+
+/// The fake block at `height`: one transaction, whose receipt's id is the
+/// height's bytes.
+pub(crate) fn fake_block(height: u64, padding: usize) -> pb::StreamBlocksResponse {
+    let mut body = height.to_le_bytes().to_vec();
+    body.resize(8 + padding, 0);
+    pb::StreamBlocksResponse {
+        height,
+        block: Some(pb::Block {
+            header: Some(pb::BlockHeader {
+                height,
+                timestamp_ms: 1_000 + height,
+                ..pb::BlockHeader::default()
+            }),
+            transactions: vec![pb::SignedTransaction {
+                body,
+                signature: vec![1; 64],
+            }],
+        }),
+        receipts: vec![pb::Receipt {
+            tx_id: height.to_le_bytes().to_vec(),
+            height,
+            ..pb::Receipt::default()
+        }],
+        state_root: vec![2; 32],
+        certified: Vec::new(),
+    }
+}
+
+/// The one account the fake chain has.
+pub(crate) fn fake_account() -> Address {
+    Address([9; 20])
+}
+
+/// How many history entries the fake account has.
+pub(crate) const FAKE_HISTORY: u64 = 45;
 
 /// The fake chain's id.
 pub(crate) const FAKE_CHAIN_ID: &str = "fake-chain";

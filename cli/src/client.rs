@@ -1,0 +1,471 @@
+//! What every command that talks to a node shares: the profile (node
+//! address, key, genesis file), the connection, the pinned validator set,
+//! signing and sending a transaction, and printing amounts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+use yuchain_consensus::ValidatorSet;
+use yuchain_consensus::types::Epoch;
+use yuchain_gateway::WalletGatewayClient;
+use yuchain_proto::pb::transaction_body::Action;
+use yuchain_proto::{Address, Hash32, PublicKey, SigningKey, pb, tx};
+
+/// The node a command talks to when neither a flag nor a profile names one.
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:50051";
+/// How many blocks ahead a transaction the CLI signs expires.
+pub const EXPIRY_BLOCKS: u64 = 1_000;
+/// How long the CLI waits for a transaction's commit.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// How long one request may take before the CLI gives up on it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(70);
+
+/// The options every node command takes.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ClientArgs {
+    /// The profile file (TOML: `node`, `key`, `genesis`). Default:
+    /// $YUCHAIN_PROFILE, else ~/.config/yuchain/profile.toml if it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// The node's gateway URL, e.g. http://127.0.0.1:50051 (overrides the
+    /// profile).
+    #[arg(long, global = true, value_name = "URL")]
+    pub node: Option<String>,
+    /// The PEM key that signs (overrides the profile).
+    #[arg(long, global = true, value_name = "PEM")]
+    pub key: Option<PathBuf>,
+    /// The chain's genesis file, whose validator keys every proof is checked
+    /// against (overrides the profile). Without one, the keys the node
+    /// reports are used, and the output says the proof is unpinned.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// Print JSON instead of text (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// A profile file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The node's gateway URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The signing key's PEM file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// The genesis file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<PathBuf>,
+}
+
+impl Profile {
+    /// Reads a profile; relative paths in it are taken from its directory.
+    pub fn load(path: &Path) -> Result<Profile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the profile {}", path.display()))?;
+        let mut profile: Profile = toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not a yuchain profile (TOML with `node`, `key`, `genesis`)",
+                path.display()
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for file in [&mut profile.key, &mut profile.genesis]
+            .into_iter()
+            .flatten()
+        {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
+        Ok(profile)
+    }
+
+    /// Writes the profile (refusing to overwrite one).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if path.exists() {
+            bail!(
+                "{} exists; remove it first or pass another --out",
+                path.display()
+            );
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let text = toml::to_string_pretty(self).context("encoding the profile")?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// The default profile path: $YUCHAIN_PROFILE, else
+/// ~/.config/yuchain/profile.toml.
+pub fn default_profile_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("YUCHAIN_PROFILE") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/yuchain/profile.toml"))
+}
+
+/// The settings a command runs with: flags over the profile over defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The node's URL.
+    pub node: String,
+    /// The key file, if any.
+    pub key: Option<PathBuf>,
+    /// The genesis file, if any.
+    pub genesis: Option<PathBuf>,
+    /// JSON output.
+    pub json: bool,
+}
+
+impl Settings {
+    /// Resolves `args` against the profile.
+    pub fn resolve(args: &ClientArgs) -> Result<Settings> {
+        let profile = match &args.profile {
+            Some(path) => Profile::load(path)?,
+            None => match default_profile_path() {
+                Some(path) if path.exists() => Profile::load(&path)?,
+                _ => Profile::default(),
+            },
+        };
+        Ok(Settings {
+            node: args
+                .node
+                .clone()
+                .or(profile.node)
+                .unwrap_or_else(|| DEFAULT_NODE.to_string()),
+            key: args.key.clone().or(profile.key),
+            genesis: args.genesis.clone().or(profile.genesis),
+            json: args.json,
+        })
+    }
+
+    /// The signing key; an error saying how to name one if there is none.
+    pub fn signing_key(&self) -> Result<SigningKey> {
+        let path = self.key.as_ref().ok_or_else(|| {
+            anyhow!(
+                "this command signs a transaction: pass --key FILE.pem or set `key` in the \
+                 profile (make one with `yuchain keys new --out FILE.pem`)"
+            )
+        })?;
+        SigningKey::load_pem(path).with_context(|| format!("reading the key {}", path.display()))
+    }
+
+    /// Connects to the node.
+    pub async fn connect(&self) -> Result<Node> {
+        let endpoint = tonic::transport::Endpoint::from_shared(self.node.clone())
+            .with_context(|| format!("{:?} is not a node URL (e.g. {DEFAULT_NODE})", self.node))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(REQUEST_TIMEOUT);
+        let channel = endpoint.connect().await.with_context(|| {
+            format!(
+                "cannot reach the node at {}; is it running, and is the URL (--node or the \
+                 profile's `node`) right?",
+                self.node
+            )
+        })?;
+        Ok(Node {
+            client: WalletGatewayClient::new(channel),
+            url: self.node.clone(),
+        })
+    }
+}
+
+/// Reads the validators' consensus keys from a genesis file (its
+/// `[[validators]]` cards), in order.
+pub fn genesis_validators(path: &Path) -> Result<ValidatorSet> {
+    #[derive(Deserialize)]
+    struct Card {
+        consensus_public_key: String,
+    }
+    #[derive(Deserialize)]
+    struct File {
+        validators: Vec<Card>,
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the genesis file {}", path.display()))?;
+    let file: File = toml::from_str(&text)
+        .with_context(|| format!("{} is not a yuchain genesis file", path.display()))?;
+    let keys = file
+        .validators
+        .iter()
+        .enumerate()
+        .map(|(index, card)| {
+            let bytes = hex::decode(&card.consensus_public_key).ok();
+            bytes
+                .as_deref()
+                .and_then(|bytes| PublicKey::from_slice(bytes).ok())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{}: validators[{index}].consensus_public_key is not 64 hex digits",
+                        path.display()
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ValidatorSet::new(Epoch(0), keys).map_err(|error| {
+        anyhow!(
+            "{}: the validator set is not valid: {error}",
+            path.display()
+        )
+    })
+}
+
+/// A refusal from the node, said plainly: its message and stable reason.
+pub fn refusal(status: &tonic::Status) -> anyhow::Error {
+    let reason = crate::load::reason_of(status);
+    anyhow!("the node refused: {} [{reason}]", status.message())
+}
+
+/// A connected node.
+pub struct Node {
+    /// The gateway client.
+    pub client: WalletGatewayClient<Channel>,
+    /// Its URL.
+    pub url: String,
+}
+
+/// What sending a transaction ended as.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sent {
+    /// The transaction id.
+    pub id: Hash32,
+    /// The committed block's height.
+    pub height: u64,
+    /// The receipt.
+    pub receipt: pb::Receipt,
+}
+
+impl Node {
+    /// The chain's identity and head.
+    pub async fn chain_info(&mut self) -> Result<pb::GetChainInfoResponse> {
+        Ok(self
+            .client
+            .get_chain_info(pb::GetChainInfoRequest {})
+            .await
+            .map_err(|status| refusal(&status))?
+            .into_inner())
+    }
+
+    /// The account answer at a certified height of at least `min_height`.
+    pub async fn account(
+        &mut self,
+        address: &Address,
+        min_height: u64,
+    ) -> Result<pb::GetAccountResponse> {
+        Ok(self
+            .client
+            .get_account(pb::GetAccountRequest {
+                address: address.0.to_vec(),
+                min_height,
+                wait_timeout_ms: 30_000,
+            })
+            .await
+            .map_err(|status| refusal(&status))?
+            .into_inner())
+    }
+
+    /// The validator set proofs are checked against: the genesis file's if
+    /// given (pinned), else the node's own report (unpinned).
+    pub async fn validators(&mut self, genesis: Option<&Path>) -> Result<(ValidatorSet, bool)> {
+        if let Some(path) = genesis {
+            return Ok((genesis_validators(path)?, true));
+        }
+        let info = self.chain_info().await?;
+        let keys = info
+            .validators
+            .iter()
+            .map(|key| PublicKey::from_slice(key).map_err(|_| anyhow!("a validator key is bad")))
+            .collect::<Result<Vec<_>>>()?;
+        let set = ValidatorSet::new(Epoch(info.epoch), keys)
+            .map_err(|error| anyhow!("the node reports no valid validator set: {error}"))?;
+        Ok((set, false))
+    }
+
+    /// Signs `action` as `sender` (the key's own account unless given) with
+    /// the account's next sequence, sends it and waits for its commit. A
+    /// receipt that is not OK is an error naming its result code.
+    pub async fn send(
+        &mut self,
+        key: &SigningKey,
+        sender: Option<Address>,
+        action: Action,
+        max_fee: u64,
+    ) -> Result<Sent> {
+        let sender = sender.unwrap_or_else(|| Address::from_public_key(&key.public_key()));
+        let info = self.chain_info().await?;
+        let account = self.account(&sender, 0).await?;
+        let Some(latest) = account.latest else {
+            bail!(
+                "no account {sender} exists on this chain yet; a bank registers a wallet with \
+                 `yuchain operator register`"
+            );
+        };
+        let body = pb::TransactionBody {
+            chain_id: info.chain_id.clone(),
+            sender: sender.0.to_vec(),
+            public_key: key.public_key().0.to_vec(),
+            sequence: latest.next_sequence,
+            expiry_height: info.height.saturating_add(EXPIRY_BLOCKS),
+            max_fee,
+            action: Some(action),
+        };
+        let signed = tx::sign(&body, key);
+        let id = tx::tx_id(&signed.body, &signed.signature);
+        let response = self
+            .client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                transaction: Some(signed),
+                wait_for_commit: true,
+                wait_timeout_ms: u32::try_from(COMMIT_WAIT.as_millis()).unwrap_or(u32::MAX),
+            })
+            .await
+            .map_err(|status| refusal(&status))?
+            .into_inner();
+        match (response.status(), response.receipt) {
+            (pb::TransactionStatus::Committed, Some(receipt)) => {
+                if receipt.code() != pb::ResultCode::Ok {
+                    bail!(
+                        "transaction {id} was committed at height {} but did not take effect: {}",
+                        response.height,
+                        result_name(receipt.code())
+                    );
+                }
+                Ok(Sent {
+                    id,
+                    height: response.height,
+                    receipt,
+                })
+            }
+            (pb::TransactionStatus::Expired, _) => {
+                bail!("transaction {id} expired before it was committed; send it again")
+            }
+            (status, _) => bail!(
+                "transaction {id} is {status:?} after {} s; check it later with `yuchain wallet \
+                 tx {id}`",
+                COMMIT_WAIT.as_secs()
+            ),
+        }
+    }
+}
+
+/// A result code's name without its prefix, e.g. `INSUFFICIENT_BALANCE`.
+pub fn result_name(code: pb::ResultCode) -> String {
+    code.as_str_name()
+        .strip_prefix("RESULT_CODE_")
+        .unwrap_or(code.as_str_name())
+        .to_string()
+}
+
+/// Fen as yuan with digit grouping, e.g. `1234567` → `12,345.67`.
+pub fn yuan(fen: u64) -> String {
+    let whole = (fen / 100).to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (index, digit) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{grouped}.{:02}", fen % 100)
+}
+
+/// Parses an address in its bech32 form.
+pub fn parse_address(text: &str) -> Result<Address> {
+    text.parse::<Address>()
+        .map_err(|error| anyhow!("{text:?} is not an address (yu1...): {error}"))
+}
+
+/// Parses a 32-byte id in hex.
+pub fn parse_id(text: &str) -> Result<Hash32> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| Hash32::from_slice(&bytes))
+        .ok_or_else(|| anyhow!("{text:?} is not a transaction id (64 hex digits)"))
+}
+
+/// Parses a yuan amount (`12.34`) into fen, exactly.
+pub fn parse_amount(text: &str) -> Result<u64> {
+    yuchain_proto::amount::parse_yuan(text).map_err(|error| {
+        anyhow!("{text:?} is not an amount in yuan (e.g. 12.34, at most 2 decimals): {error}")
+    })
+}
+
+/// Parses a public key in hex.
+pub fn parse_public_key(text: &str) -> Result<PublicKey> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| PublicKey::from_slice(&bytes).ok())
+        .ok_or_else(|| anyhow!("{text:?} is not a public key (64 hex digits)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuan_are_grouped_by_thousands() {
+        assert_eq!(yuan(0), "0.00");
+        assert_eq!(yuan(5), "0.05");
+        assert_eq!(yuan(123_456), "1,234.56");
+        assert_eq!(yuan(100_000_000), "1,000,000.00");
+        assert_eq!(yuan(99_999), "999.99");
+        assert_eq!(yuan(u64::MAX), "184,467,440,737,095,516.15");
+    }
+
+    #[test]
+    fn amounts_parse_exactly_or_say_why_not() {
+        assert_eq!(parse_amount("12.34").expect("ok"), 1_234);
+        assert_eq!(parse_amount("0.1").expect("ok"), 10);
+        for bad in ["12.345", "-1", "1,000", "", "1e3", "0.1.2"] {
+            let error = parse_amount(bad).expect_err(bad).to_string();
+            assert!(error.contains("not an amount"), "{error}");
+        }
+    }
+
+    #[test]
+    fn profiles_resolve_relative_paths_and_flags_win() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("profile.toml");
+        Profile {
+            node: Some("http://10.0.0.1:1".into()),
+            key: Some("keys/me.pem".into()),
+            genesis: None,
+        }
+        .save(&path)
+        .expect("saved");
+        assert!(Profile::default().save(&path).is_err(), "never overwrites");
+        let profile = Profile::load(&path).expect("loads");
+        assert_eq!(profile.key, Some(dir.path().join("keys/me.pem")));
+        let args = ClientArgs {
+            profile: Some(path.clone()),
+            node: Some("http://127.0.0.1:9".into()),
+            ..ClientArgs::default()
+        };
+        let settings = Settings::resolve(&args).expect("resolves");
+        assert_eq!(settings.node, "http://127.0.0.1:9");
+        assert_eq!(settings.key, Some(dir.path().join("keys/me.pem")));
+        std::fs::write(&path, "nod = 1\n").expect("written");
+        let error = format!("{:#}", Profile::load(&path).expect_err("a typo"));
+        assert!(error.contains("not a yuchain profile"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_key_says_how_to_make_one() {
+        let settings = Settings {
+            node: DEFAULT_NODE.into(),
+            key: None,
+            genesis: None,
+            json: false,
+        };
+        let error = settings.signing_key().expect_err("no key").to_string();
+        assert!(error.contains("yuchain keys new"), "{error}");
+    }
+}
