@@ -93,6 +93,13 @@ pub struct BenchArgs {
     /// How often resources (memory, disk) are sampled, in seconds.
     #[arg(long, default_value_t = 10)]
     pub sample_every: u64,
+    /// Closed loop instead, for each of these client counts (e.g.
+    /// 1,16,128): every client pays from its own wallet through one of the
+    /// gateways, one payment at a time, waiting for each commit; reports
+    /// submit-and-wait latency and committed payments per second (one
+    /// chain for the whole list; --rate and --sweep are not used).
+    #[arg(long, value_delimiter = ',')]
+    pub clients: Vec<usize>,
 }
 
 /// A payment's fate, as the load generator saw it.
@@ -187,6 +194,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "--rate and --duration must be positive, --wallets at least 2, --validators at least 1"
     );
     ensure!(args.connections >= 1, "--connections must be at least 1");
+    if !args.clients.is_empty() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        return runtime.block_on(crate::closed_loop::run(args));
+    }
     let bound = verification_rate(Duration::from_secs(3));
     eprintln!(
         "signature bound: {bound:.0} signatures/s batched on all {} cores; / {} validators = {:.0} payments/s",
@@ -255,7 +269,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1)
@@ -313,7 +327,12 @@ pub fn verification_rate(time: Duration) -> f64 {
 }
 
 /// A payment of 1 yuan from `key` to `to` with `sequence`.
-fn payment(chain_id: &str, key: &SigningKey, to: Address, sequence: u64) -> pb::SignedTransaction {
+pub(crate) fn payment(
+    chain_id: &str,
+    key: &SigningKey,
+    to: Address,
+    sequence: u64,
+) -> pb::SignedTransaction {
     let body = pb::TransactionBody {
         chain_id: chain_id.to_string(),
         sender: Address::from_public_key(&key.public_key()).0.to_vec(),
@@ -399,7 +418,7 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> Result<T> {
         .map_err(|_| anyhow::anyhow!("a signing thread panicked"))
 }
 
-fn node_binary(args: &BenchArgs) -> Result<PathBuf> {
+pub(crate) fn node_binary(args: &BenchArgs) -> Result<PathBuf> {
     crate::cluster::locate_node_binary(args.node_binary.as_deref())
 }
 
@@ -671,7 +690,7 @@ fn dir_size(dir: &Path) -> u64 {
 
 /// Whether every node holds the same state root at the lowest height they
 /// all reached, and that height.
-async fn agreement(cluster: &Cluster) -> (bool, u64) {
+pub(crate) async fn agreement(cluster: &Cluster) -> (bool, u64) {
     let mut heights = Vec::new();
     for index in 0..cluster.nodes.len() {
         match cluster.chain_info(index).await {
@@ -691,7 +710,7 @@ async fn agreement(cluster: &Cluster) -> (bool, u64) {
 }
 
 /// The `permille` quantile of sorted values.
-fn quantile(sorted: &[u64], permille: usize) -> Option<u64> {
+pub(crate) fn quantile(sorted: &[u64], permille: usize) -> Option<u64> {
     let last = sorted.len().checked_sub(1)?;
     sorted.get((last * permille / 1000).min(last)).copied()
 }

@@ -15,6 +15,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod closed_loop;
 pub mod cluster;
 pub mod commands;
 pub mod delay_proxy;

@@ -50,12 +50,15 @@ impl Admission {
 impl Backend for Admission {
     async fn submit(&self, transaction: pb::SignedTransaction) -> Result<Hash32, SubmitError> {
         if self.shared.me.is_none() {
-            return Err(self.reject(SubmitError::new(
-                ErrorKind::FailedPrecondition,
-                "NOT_A_VALIDATOR",
-                "this node is an observer and does not accept transactions; submit to a \
+            return Err(self.reject(
+                SubmitError::new(
+                    ErrorKind::FailedPrecondition,
+                    "NOT_A_VALIDATOR",
+                    "this node is an observer and does not accept transactions; submit to a \
                  validator's gateway",
-            )));
+                )
+                .with_field("node"),
+            ));
         }
         let decoded = tx::decode(&transaction, &self.shared.chain_id)
             .map_err(|error| self.reject(SubmitError::from_tx_error(&error)))?;
@@ -435,7 +438,8 @@ fn admit(
                     "no account {} on this chain yet; a bank must register the wallet first",
                     verified.sender
                 ),
-            ));
+            )
+            .with_field("sender"));
         };
         if account.auth_key != verified.public_key {
             return Err(SubmitError::new(
@@ -443,14 +447,16 @@ fn admit(
                 "WRONG_KEY",
                 "the transaction is signed with a key that is not the account's current key \
                  (was it rotated?)",
-            ));
+            )
+            .with_field("sender"));
         }
         if account.status == pb::AccountStatus::Closed {
             return Err(SubmitError::new(
                 ErrorKind::FailedPrecondition,
                 "SENDER_CLOSED",
                 "the sender's account is closed",
-            ));
+            )
+            .with_field("sender"));
         }
         (account.next_sequence, height)
     };
@@ -463,7 +469,8 @@ fn admit(
                  again with a later expiry_height",
                 verified.expiry_height
             ),
-        ));
+        )
+        .with_field("expiry_height"));
     }
     let mut mempool = shared.mempool();
     let result = mempool.insert(signed, verified, next_sequence);
@@ -486,5 +493,11 @@ fn mempool_error(error: &MempoolError) -> SubmitError {
         MempoolError::SenderFull(_) => (ErrorKind::ResourceExhausted, "SENDER_FULL"),
         MempoolError::Full { .. } => (ErrorKind::ResourceExhausted, "MEMPOOL_FULL"),
     };
-    SubmitError::new(kind, reason, error.to_string())
+    let refusal = SubmitError::new(kind, reason, error.to_string());
+    match error {
+        MempoolError::StaleSequence { .. }
+        | MempoolError::SequenceTooFar { .. }
+        | MempoolError::SequenceTaken(_) => refusal.with_field("sequence"),
+        _ => refusal,
+    }
 }

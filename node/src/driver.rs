@@ -351,8 +351,12 @@ impl Driver {
         }
         // Wait for work only when there is nothing to finish: an uncommitted
         // ancestor that orders batches needs the blocks after it to commit,
-        // so those are proposed at once, empty or not.
-        if chosen.is_empty() && !deadline && exclude.is_empty() {
+        // so those are proposed at once, empty or not. So does a parent or
+        // grandparent that orders batches even when this node already
+        // committed it: the others learn of that commit only from the
+        // certificate this proposal carries (waiting here held every
+        // other node's commit, and its clients, back by the whole wait).
+        if chosen.is_empty() && !deadline && exclude.is_empty() && !self.orders_batches(parent, 2) {
             return Ok(());
         }
         let round = pending.round;
@@ -381,6 +385,22 @@ impl Driver {
 
     /// The batches ordered by the uncommitted ancestors of `parent` (they
     /// will be executed with it, so a new block must not order them again).
+    /// Whether any of the `depth` blocks from `from` down orders a batch,
+    /// committed or not.
+    fn orders_batches(&self, from: BlockHash, depth: usize) -> bool {
+        let mut cursor = from;
+        for _ in 0..depth {
+            let Some(block) = self.core.block(&cursor) else {
+                return false;
+            };
+            if batch::payload_references(&block.payload).is_ok_and(|refs| !refs.is_empty()) {
+                return true;
+            }
+            cursor = block.parent;
+        }
+        false
+    }
+
     fn ancestor_batches(&self, parent: BlockHash) -> BTreeSet<Hash32> {
         let (committed_height, _) = self.core.committed_head();
         let mut out = BTreeSet::new();

@@ -447,3 +447,173 @@ fn a_validator_restarted_in_the_first_blocks_catches_up() {
         Ok(())
     });
 }
+
+#[test]
+fn a_hostile_client_gets_errors_and_the_chain_keeps_committing() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    bounded(dir.path(), async {
+        let cluster = running(dir.path(), 4, 0).await?;
+        let mut wallets = load::fund_wallets(&cluster, 4).await?;
+        let gateway = cluster.nodes[0].gateway;
+
+        // Garbage on the gateway port: the connection is dropped, nothing
+        // else happens.
+        for round in 0u8..3 {
+            let mut socket = tokio::net::TcpStream::connect(gateway).await?;
+            let garbage: Vec<u8> = (0..65_536u32)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(round))
+                .collect();
+            let _ = socket.write_all(&garbage).await;
+            let mut sink = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut sink)).await;
+            if read.is_err() {
+                bail!("the gateway kept a garbage connection open");
+            }
+        }
+
+        // A request over the size limit: OUT_OF_RANGE, and the same
+        // connection keeps serving.
+        let mut client = cluster.client(0, Duration::from_secs(10)).await?;
+        let huge = pb::SignedTransaction {
+            body: vec![7; 2 << 20],
+            signature: vec![1; 64],
+        };
+        let status = client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                transaction: Some(huge),
+                wait_for_commit: false,
+                wait_timeout_ms: 0,
+            })
+            .await
+            .expect_err("refused");
+        if status.code() != tonic::Code::OutOfRange {
+            bail!("an oversized request got {status:?}");
+        }
+        // A well-formed request of nonsense: a clear INVALID_ARGUMENT.
+        let status = client
+            .submit_transaction(pb::SubmitTransactionRequest {
+                transaction: Some(pb::SignedTransaction {
+                    body: vec![0xff; 100],
+                    signature: vec![0; 64],
+                }),
+                wait_for_commit: false,
+                wait_timeout_ms: 0,
+            })
+            .await
+            .expect_err("refused");
+        if status.code() != tonic::Code::InvalidArgument {
+            bail!("a garbage transaction got {status:?}");
+        }
+
+        // A thousand streams over twenty connections, never read: at most
+        // the limit are served, the rest refused with RESOURCE_EXHAUSTED.
+        let mut open = Vec::new();
+        let mut refused = 0;
+        for _ in 0..20 {
+            let mut client = cluster.client(0, Duration::from_secs(10)).await?;
+            for _ in 0..50 {
+                match client
+                    .stream_blocks(pb::StreamBlocksRequest { from_height: 0 })
+                    .await
+                {
+                    Ok(stream) => open.push(stream.into_inner()),
+                    Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                        refused += 1;
+                    }
+                    Err(status) => bail!("a stream got {status:?}"),
+                }
+            }
+        }
+        if open.len() > yuchain_gateway::STREAMS_MAX_DEFAULT || refused == 0 {
+            bail!("{} streams served, {refused} refused", open.len());
+        }
+
+        // Meanwhile payments through that node commit, and every node
+        // keeps up.
+        let before = heights(&cluster, &[0, 1, 2, 3]).await?;
+        let ids = pay(&cluster, &mut wallets, 0, 4).await?;
+        present_everywhere(&cluster, &[0, 1, 2, 3], &ids).await?;
+        let after = heights(&cluster, &[0, 1, 2, 3]).await?;
+        if !after.iter().zip(&before).all(|(a, b)| a > b) {
+            bail!("commits stalled under the hostile client: {before:?} -> {after:?}");
+        }
+        drop(open);
+        agree(&cluster, &[0, 1, 2, 3]).await?;
+        Ok(())
+    });
+}
+
+#[test]
+fn a_lone_payment_commits_everywhere_without_waiting_for_the_next_payload() {
+    // With a long empty-block wait, a leader whose parent or grandparent
+    // ordered batches must still propose at once: the other nodes learn of
+    // the commit only from the certificate its proposal carries. (It used
+    // to wait, and every node but the leader answered its clients a whole
+    // wait late.)
+    const WAIT_MS: u64 = 2_500;
+    let dir = tempfile::tempdir().expect("tempdir");
+    bounded(dir.path(), async {
+        let mut config = ClusterConfig::devnet(
+            dir.path().to_path_buf(),
+            env!("CARGO_BIN_EXE_yuchain-node").into(),
+        );
+        config.round_timeout_ms = Some(4_000);
+        let mut cluster = Cluster::create(config)?;
+        for node in &cluster.nodes {
+            let path = node.home.join("config.toml");
+            let text = std::fs::read_to_string(&path)?;
+            // The cluster sets a fifth of the round timeout.
+            let changed = text.replacen(
+                "empty_block_wait_ms = 800",
+                &format!("empty_block_wait_ms = {WAIT_MS}"),
+                1,
+            );
+            if changed == text {
+                bail!("no empty_block_wait_ms in {}", path.display());
+            }
+            std::fs::write(&path, changed)?;
+        }
+        cluster.start_all()?;
+        for index in 0..4 {
+            cluster.wait_height(index, 1, CATCH_UP).await?;
+        }
+        let mut wallets = load::fund_wallets(&cluster, 2).await?;
+        // One payment at a time through each gateway: each is answered (so
+        // durable on that node) well inside one empty-block wait.
+        for via in 0..4 {
+            let mut client = cluster.client(via, Duration::from_secs(10)).await?;
+            let to = wallets.accounts[1].address;
+            let transaction = wallets.accounts[0].sign(
+                &wallets.chain_id,
+                wallets.expiry_height,
+                Action::Transfer(pb::Transfer {
+                    to: to.0.to_vec(),
+                    amount: 1,
+                    memo: String::new(),
+                }),
+            );
+            match load::submit(&mut client, transaction).await {
+                (
+                    _,
+                    Outcome::Committed {
+                        code: ResultCode::Ok,
+                        latency,
+                        ..
+                    },
+                ) => {
+                    wallets.accounts[0].sequence += 1;
+                    if latency >= Duration::from_millis(WAIT_MS * 3 / 5) {
+                        bail!(
+                            "through node {via} a lone payment took {latency:?}, about the \
+                             {WAIT_MS} ms empty-block wait"
+                        );
+                    }
+                }
+                (_, other) => bail!("a payment through node {via} ended {other:?}"),
+            }
+        }
+        Ok(())
+    });
+}

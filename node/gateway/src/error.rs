@@ -4,8 +4,12 @@
 //! tonic::Status`: the code comes from [`ErrorKind`], the message says what is
 //! wrong and what to do, and the details carry a `google.rpc.ErrorInfo`
 //! (`reason`, domain [`ERROR_DOMAIN`]) so clients branch on a stable code
-//! instead of parsing text. Later detail types (BadRequest field violations,
-//! PreconditionFailure, ...) are added in that one place.
+//! instead of parsing text; INVALID_ARGUMENT also carries a
+//! `google.rpc.BadRequest` field violation (the field at fault),
+//! FAILED_PRECONDITION a `google.rpc.PreconditionFailure` violation (type =
+//! the reason, subject = what it is about) and RESOURCE_EXHAUSTED a
+//! `google.rpc.RetryInfo`. Every reason is in [`REASONS`], which the table
+//! in docs/API.md matches.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -77,16 +81,78 @@ pub struct SubmitError {
     pub reason: &'static str,
     /// What is wrong and what to do, for people.
     pub message: String,
+    /// The request field at fault (INVALID_ARGUMENT: the BadRequest field
+    /// violation's `field`) or the subject of a failed precondition (its
+    /// PreconditionFailure violation's `subject`), e.g.
+    /// `transaction.body.chain_id` or `sender`.
+    pub field: Option<String>,
+}
+
+/// Every reason the gateway sends, with its class: the one registry. The
+/// table in docs/API.md lists exactly these (a test compares them), and a
+/// debug build refuses to make a [`SubmitError`] with a reason or class not
+/// in it.
+pub const REASONS: &[(&str, ErrorKind)] = &[
+    ("TOO_LARGE", ErrorKind::InvalidArgument),
+    ("MALFORMED", ErrorKind::InvalidArgument),
+    ("NON_CANONICAL_BODY", ErrorKind::InvalidArgument),
+    ("INVALID_FIELD", ErrorKind::InvalidArgument),
+    ("MISSING_ACTION", ErrorKind::InvalidArgument),
+    ("ZERO_AMOUNT", ErrorKind::InvalidArgument),
+    ("WRONG_CHAIN", ErrorKind::InvalidArgument),
+    ("BAD_SIGNATURE", ErrorKind::InvalidArgument),
+    ("MISSING_TRANSACTION", ErrorKind::InvalidArgument),
+    ("INVALID_TX_ID", ErrorKind::InvalidArgument),
+    ("INVALID_ADDRESS", ErrorKind::InvalidArgument),
+    ("INVALID_PAGE_TOKEN", ErrorKind::InvalidArgument),
+    ("UNKNOWN_SENDER", ErrorKind::FailedPrecondition),
+    ("WRONG_KEY", ErrorKind::FailedPrecondition),
+    ("SENDER_CLOSED", ErrorKind::FailedPrecondition),
+    ("EXPIRED", ErrorKind::FailedPrecondition),
+    ("STALE_SEQUENCE", ErrorKind::FailedPrecondition),
+    ("SEQUENCE_TOO_FAR", ErrorKind::FailedPrecondition),
+    ("NOT_A_VALIDATOR", ErrorKind::FailedPrecondition),
+    ("DUPLICATE", ErrorKind::AlreadyExists),
+    ("SEQUENCE_TAKEN", ErrorKind::AlreadyExists),
+    ("BLOCK_NOT_FOUND", ErrorKind::NotFound),
+    ("MEMPOOL_FULL", ErrorKind::ResourceExhausted),
+    ("SENDER_FULL", ErrorKind::ResourceExhausted),
+    ("VERIFY_QUEUE_FULL", ErrorKind::ResourceExhausted),
+    ("STREAMS_FULL", ErrorKind::ResourceExhausted),
+    ("NOT_READY", ErrorKind::Unavailable),
+    ("CERTIFIED_HEIGHT_NOT_REACHED", ErrorKind::Unavailable),
+    ("SHUTTING_DOWN", ErrorKind::Unavailable),
+    ("INTERNAL", ErrorKind::Internal),
+];
+
+/// Whether `reason` is registered in [`REASONS`] with class `kind`.
+pub fn is_registered(reason: &str, kind: ErrorKind) -> bool {
+    REASONS
+        .iter()
+        .any(|(known, class)| *known == reason && *class == kind)
 }
 
 impl SubmitError {
-    /// A refusal of the given kind with a stable `reason` code.
+    /// A refusal of the given kind with a stable `reason` code (one of
+    /// [`REASONS`]).
     pub fn new(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            is_registered(reason, kind),
+            "{reason} as {kind:?} is not in yuchain_gateway::REASONS (and docs/API.md)"
+        );
         SubmitError {
             kind,
             reason,
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// The same refusal naming the field at fault (or the precondition's
+    /// subject).
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
     /// The refusal for a transaction that fails the stateless checks. Such a
@@ -95,34 +161,45 @@ impl SubmitError {
     pub fn from_tx_error(error: &TxError) -> Self {
         // An exhaustive match: a new `TxError` variant must choose its reason
         // here before the gateway compiles.
-        let (reason, advice) = match error {
+        let (reason, field, advice) = match error {
             TxError::TooLarge { .. } => (
                 "TOO_LARGE",
+                "transaction".to_string(),
                 "shorten the memo or order id and sign the transaction again",
             ),
             TxError::Malformed(_) => (
                 "MALFORMED",
+                "transaction".to_string(),
                 "send a protobuf-encoded yuchain.v1.SignedTransaction whose body is a TransactionBody",
             ),
             TxError::NonCanonical => (
                 "NON_CANONICAL_BODY",
+                "transaction.body".to_string(),
                 "encode the body canonically (fields in number order, no defaults, no unknown fields, as prost writes it) and sign those exact bytes",
             ),
-            TxError::InvalidField { .. } => (
+            TxError::InvalidField { field, .. } => (
                 "INVALID_FIELD",
+                format!("transaction.body.{field}"),
                 "correct the field and sign the transaction again",
             ),
             TxError::MissingAction => (
                 "MISSING_ACTION",
+                "transaction.body.action".to_string(),
                 "set exactly one action in the transaction body",
             ),
-            TxError::ZeroAmount => ("ZERO_AMOUNT", "send a positive amount"),
+            TxError::ZeroAmount => (
+                "ZERO_AMOUNT",
+                "transaction.body.action.amount".to_string(),
+                "send a positive amount",
+            ),
             TxError::WrongChain { .. } => (
                 "WRONG_CHAIN",
+                "transaction.body.chain_id".to_string(),
                 "sign the transaction for this chain's id, or send it to a node of its own chain",
             ),
             TxError::BadSignature(_) => (
                 "BAD_SIGNATURE",
+                "transaction.signature".to_string(),
                 "sign the exact body bytes with the key in the body's public_key",
             ),
         };
@@ -131,14 +208,33 @@ impl SubmitError {
             reason,
             format!("{error}; {advice}"),
         )
+        .with_field(field)
     }
 }
 
 impl From<SubmitError> for Status {
     fn from(error: SubmitError) -> Status {
         let mut details = ErrorDetails::with_error_info(error.reason, ERROR_DOMAIN, HashMap::new());
-        if error.kind == ErrorKind::ResourceExhausted {
-            details.set_retry_info(Some(RETRY_DELAY));
+        match error.kind {
+            ErrorKind::ResourceExhausted => {
+                details.set_retry_info(Some(RETRY_DELAY));
+            }
+            ErrorKind::InvalidArgument => {
+                let field = error.field.clone().unwrap_or_else(|| "request".to_string());
+                details.add_bad_request_violation(field, error.message.clone());
+            }
+            ErrorKind::FailedPrecondition => {
+                let subject = error
+                    .field
+                    .clone()
+                    .unwrap_or_else(|| "transaction".to_string());
+                details.add_precondition_failure_violation(
+                    error.reason,
+                    subject,
+                    error.message.clone(),
+                );
+            }
+            _ => {}
         }
         Status::with_error_details(error.kind.code(), error.message, details)
     }

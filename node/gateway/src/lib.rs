@@ -97,7 +97,9 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/gateway_descriptor.bin"));
 
 pub use backend::{Backend, TxStatus};
-pub use error::{ERROR_DOMAIN, ErrorKind, GatewayError, RETRY_DELAY, SubmitError};
+pub use error::{
+    ERROR_DOMAIN, ErrorKind, GatewayError, REASONS, RETRY_DELAY, SubmitError, is_registered,
+};
 pub use generated::wallet_gateway_client::WalletGatewayClient;
 pub use generated::wallet_gateway_server::{WalletGateway, WalletGatewayServer};
 pub use server::{Gateway, GatewayConfig};

@@ -31,10 +31,11 @@ fn address_field(bytes: &[u8], field: &str) -> Result<Address, SubmitError> {
             ErrorKind::InvalidArgument,
             "INVALID_ADDRESS",
             format!(
-                "{field} is {} bytes; an address is 20 bytes (the bech32 `yu1...` form decoded)",
+                "{field} is {} bytes; an address is 20 bytes (the bech32m `yu1...` form decoded)",
                 bytes.len()
             ),
         )
+        .with_field("address")
     })
 }
 
@@ -57,6 +58,7 @@ pub fn parse_page_token(token: &str) -> Result<Option<(u64, u32)>, SubmitError> 
                  next_page_token unchanged, or an empty token for the newest page"
             ),
         )
+        .with_field("page_token")
     };
     let (height, index) = token.split_once('.').ok_or_else(invalid)?;
     let height = height.parse::<u64>().map_err(|_| invalid())?;
@@ -166,6 +168,7 @@ impl WalletGateway for GatewayService {
                 "MISSING_TRANSACTION",
                 "SubmitTransactionRequest.transaction is not set; send the signed transaction in it",
             )
+            .with_field("transaction")
             .into());
         };
         let id = self.backend.submit(transaction).await?;
@@ -202,6 +205,7 @@ impl WalletGateway for GatewayService {
                     request.tx_id.len()
                 ),
             )
+            .with_field("tx_id")
             .into());
         };
         let (status, receipt, height) = self.backend.transaction(id).await.into_wire();

@@ -85,3 +85,92 @@ async fn a_stateless_check_failure_reaches_the_client_with_its_reason() {
     );
     assert_reason(&status, "NON_CANONICAL_BODY");
 }
+
+/// The gRPC code's name as docs/API.md writes it.
+fn code_name(kind: ErrorKind) -> &'static str {
+    match kind.code() {
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::NotFound => "NOT_FOUND",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::Internal => "INTERNAL",
+        other => panic!("no error kind maps to {other:?}"),
+    }
+}
+
+#[test]
+fn the_api_docs_table_lists_exactly_the_registered_reasons() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md");
+    let text = std::fs::read_to_string(path).expect("docs/API.md");
+    let mut documented: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("| `")?;
+            let (reason, rest) = rest.split_once('`')?;
+            let code = rest.trim_start_matches(" |").split('|').next()?.trim();
+            Some((reason.to_string(), code.to_string()))
+        })
+        .collect();
+    let mut registered: Vec<(String, String)> = yuchain_gateway::REASONS
+        .iter()
+        .map(|(reason, kind)| (reason.to_string(), code_name(*kind).to_string()))
+        .collect();
+    documented.sort();
+    registered.sort();
+    assert_eq!(
+        documented, registered,
+        "docs/API.md's table and REASONS differ"
+    );
+}
+
+#[tokio::test]
+async fn bad_arguments_name_their_field_and_failed_preconditions_their_subject() {
+    let backend = FakeBackend::new();
+    let gateway = TestGateway::start(backend.clone()).await;
+    let mut client = gateway.client().await;
+
+    backend.refuse_next(SubmitError::from_tx_error(&TxError::WrongChain {
+        expected: "a".into(),
+        got: "b".into(),
+    }));
+    let status = bounded(client.submit_transaction(submit_request(transaction(1), false, 0)))
+        .await
+        .expect_err("refused");
+    let bad = status.get_details_bad_request().expect("a BadRequest");
+    assert_eq!(bad.field_violations.len(), 1);
+    assert_eq!(bad.field_violations[0].field, "transaction.body.chain_id");
+    assert!(status.get_details_precondition_failure().is_none());
+
+    backend.refuse_next(
+        SubmitError::new(ErrorKind::FailedPrecondition, "STALE_SEQUENCE", "used")
+            .with_field("sequence"),
+    );
+    let status = bounded(client.submit_transaction(submit_request(transaction(2), false, 0)))
+        .await
+        .expect_err("refused");
+    let failure = status
+        .get_details_precondition_failure()
+        .expect("a PreconditionFailure");
+    assert_eq!(failure.violations.len(), 1);
+    assert_eq!(failure.violations[0].r#type, "STALE_SEQUENCE");
+    assert_eq!(failure.violations[0].subject, "sequence");
+    assert_eq!(failure.violations[0].description, "used");
+
+    // A malformed request field is named too.
+    let status = bounded(
+        client.get_transaction(yuchain_proto::pb::GetTransactionRequest { tx_id: vec![1; 3] }),
+    )
+    .await
+    .expect_err("refused");
+    let bad = status.get_details_bad_request().expect("a BadRequest");
+    assert_eq!(bad.field_violations[0].field, "tx_id");
+}
+
+#[test]
+#[should_panic(expected = "not in yuchain_gateway::REASONS")]
+#[cfg(debug_assertions)]
+fn an_unregistered_reason_is_caught_in_debug_builds() {
+    let _ = SubmitError::new(ErrorKind::Internal, "SOMETHING_NEW", "x");
+}
