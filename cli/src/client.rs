@@ -172,7 +172,8 @@ impl Settings {
             )
         })?;
         Ok(Node {
-            client: WalletGatewayClient::new(channel),
+            // Blocks streamed or fetched can be large (many batches).
+            client: WalletGatewayClient::new(channel).max_decoding_message_size(64 << 20),
             url: self.node.clone(),
         })
     }
@@ -216,6 +217,23 @@ pub fn genesis_validators(path: &Path) -> Result<ValidatorSet> {
             path.display()
         )
     })
+}
+
+/// The chain id a genesis file names (its `[ledger] chain_id`).
+pub fn genesis_chain_id(path: &Path) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Ledger {
+        chain_id: String,
+    }
+    #[derive(Deserialize)]
+    struct File {
+        ledger: Ledger,
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the genesis file {}", path.display()))?;
+    let file: File = toml::from_str(&text)
+        .with_context(|| format!("{} is not a yuchain genesis file", path.display()))?;
+    Ok(file.ledger.chain_id)
 }
 
 /// A refusal from the node, said plainly: its message and stable reason.
@@ -292,15 +310,32 @@ impl Node {
     /// Signs `action` as `sender` (the key's own account unless given) with
     /// the account's next sequence, sends it and waits for its commit. A
     /// receipt that is not OK is an error naming its result code.
+    ///
+    /// With a pinned genesis file the chain id signed for is the file's,
+    /// never the node's: a node of another chain is refused before anything
+    /// is signed.
     pub async fn send(
         &mut self,
         key: &SigningKey,
         sender: Option<Address>,
         action: Action,
         max_fee: u64,
+        genesis: Option<&Path>,
     ) -> Result<Sent> {
         let sender = sender.unwrap_or_else(|| Address::from_public_key(&key.public_key()));
         let info = self.chain_info().await?;
+        if let Some(path) = genesis {
+            let pinned = genesis_chain_id(path)?;
+            if pinned != info.chain_id {
+                bail!(
+                    "the node at {} serves chain {:?}, but the genesis file {} is of chain \
+                     {pinned:?}; nothing was signed",
+                    self.url,
+                    info.chain_id,
+                    path.display()
+                );
+            }
+        }
         let account = self.account(&sender, 0).await?;
         let Some(latest) = account.latest else {
             bail!(

@@ -469,7 +469,13 @@ async fn send(settings: &Settings, sign: &SignArgs, action: Action, what: &str) 
     let key = settings.signing_key()?;
     let mut node = settings.connect().await?;
     let sent = node
-        .send(&key, sign.sender()?, action, sign.max_fee()?)
+        .send(
+            &key,
+            sign.sender()?,
+            action,
+            sign.max_fee()?,
+            settings.genesis.as_deref(),
+        )
         .await?;
     print_sent(settings, &sent, what)?;
     Ok(sent)
@@ -504,6 +510,7 @@ fn percent_decode(text: &str) -> Result<String> {
         if bytes[index] == b'%' {
             let hex = text
                 .get(index + 1..index + 3)
+                .filter(|hex| hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok())
                 .ok_or_else(|| anyhow!("a bad %-escape in the payment request"))?;
             out.push(hex);
@@ -526,6 +533,15 @@ pub fn parse_payment_request(uri: &str) -> Result<(Address, u64, String)> {
         let (name, value) = pair
             .split_once('=')
             .ok_or_else(|| anyhow!("payment request part {pair:?} is not name=value"))?;
+        let repeated = match name {
+            "to" => to.is_some(),
+            "amount" => amount.is_some(),
+            "order" => order.is_some(),
+            _ => false,
+        };
+        if repeated {
+            bail!("the payment request names {name} twice");
+        }
         match name {
             "to" => to = Some(parse_address(value)?),
             "amount" => amount = Some(parse_amount(value)?),
@@ -552,7 +568,7 @@ pub async fn wallet(args: &ClientArgs, command: &WalletCommand) -> Result<()> {
             let mut node = settings.connect().await?;
             let (validators, pinned) = node.validators(settings.genesis.as_deref()).await?;
             let answer = node.account(&address, *min_height).await?;
-            let checked = check_account(&answer, &address, &validators)?;
+            let checked = check_account(&answer, &address, &validators, *min_height)?;
             if let Some(path) = save {
                 std::fs::write(path, answer.encode_to_vec())
                     .with_context(|| format!("saving the answer to {}", path.display()))?;
@@ -581,7 +597,7 @@ pub async fn wallet(args: &ClientArgs, command: &WalletCommand) -> Result<()> {
                 std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
             let answer = pb::GetAccountResponse::decode(bytes.as_slice())
                 .with_context(|| format!("{} is not a saved account answer", file.display()))?;
-            let checked = check_account(&answer, &address, &validators)?;
+            let checked = check_account(&answer, &address, &validators, 0)?;
             if settings.json {
                 return print_json(&json!({
                     "valid": true,
@@ -1318,12 +1334,15 @@ mod tests {
             let (to, amount, parsed) = parse_payment_request(&uri).expect("parses");
             assert_eq!((to, amount, parsed.as_str()), (merchant, 12_345, order));
         }
-        for bad in [
-            "yuchain:pay?to=x",
-            "http://x",
-            "yuchain:pay?amount=1.00&order=a",
-            "yuchain:pay?to=yu1&amount=1&order=a&extra=1",
-        ] {
+        let bad_requests = [
+            "yuchain:pay?to=x".to_string(),
+            "http://x".to_string(),
+            "yuchain:pay?amount=1.00&order=a".to_string(),
+            "yuchain:pay?to=yu1&amount=1&order=a&extra=1".to_string(),
+            format!("{}&to={merchant}", payment_request(&merchant, 1, "a")),
+            format!("yuchain:pay?to={merchant}&amount=1&order=%+1"),
+        ];
+        for bad in &bad_requests {
             assert!(parse_payment_request(bad).is_err(), "{bad}");
         }
     }

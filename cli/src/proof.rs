@@ -15,7 +15,9 @@
 //!    answer's height, with the proof's root;
 //! 4. the proof is for this account's state key and leads to that root;
 //! 5. the account in the answer is the record the proof proves (or the
-//!    proof proves there is none, and the answer has none).
+//!    proof proves there is none, and the answer has none);
+//! 6. the state is of at least the height the caller asked for (a node
+//!    could otherwise answer an old, validly certified state).
 
 use prost::Message as _;
 use yuchain_consensus::{CommittedBlock, ValidatorSet, VerifyMode};
@@ -64,7 +66,14 @@ pub fn check_account(
     answer: &pb::GetAccountResponse,
     address: &Address,
     validators: &ValidatorSet,
+    min_height: u64,
 ) -> Result<CheckedAccount, CheckError> {
+    if answer.height < min_height {
+        return Err(refuse(format!(
+            "it is the state of height {}, older than the {min_height} asked for",
+            answer.height
+        )));
+    }
     let committed = CommittedBlock::decode(&answer.certified)
         .map_err(|error| refuse(format!("its certified block does not decode: {error}")))?;
     let qc = &committed.commit_qc;
@@ -249,15 +258,19 @@ mod tests {
     #[test]
     fn an_honest_answer_checks_out() {
         let fixture = fixture();
-        let checked = check_account(&fixture.answer, &fixture.bank, &fixture.validators)
+        let checked = check_account(&fixture.answer, &fixture.bank, &fixture.validators, 0)
             .expect("an honest answer");
         assert_eq!(checked.account.map(|account| account.balance), Some(5_000));
         assert_eq!(checked.signers, 3);
         assert_eq!(checked.height, 1);
+        // An older state than asked for is refused, however well certified.
+        let error = check_account(&fixture.answer, &fixture.bank, &fixture.validators, 2)
+            .expect_err("too old");
+        assert!(error.to_string().contains("older than"), "{error}");
     }
 
     fn refused(answer: &pb::GetAccountResponse, fixture: &Fixture, expect: &str) {
-        let error = check_account(answer, &fixture.bank, &fixture.validators)
+        let error = check_account(answer, &fixture.bank, &fixture.validators, 0)
             .expect_err("a tampered answer is refused");
         assert!(error.to_string().contains(expect), "{error}");
     }
@@ -287,8 +300,8 @@ mod tests {
 
         // Someone else's account, proved honestly, is not this one's.
         let other = Address([1; 20]);
-        let error =
-            check_account(&fixture.answer, &other, &fixture.validators).expect_err("another key");
+        let error = check_account(&fixture.answer, &other, &fixture.validators, 0)
+            .expect_err("another key");
         assert!(error.to_string().contains("another state key"), "{error}");
     }
 
@@ -341,8 +354,8 @@ mod tests {
                 .collect(),
         )
         .expect("a set");
-        let error =
-            check_account(&fixture.answer, &fixture.bank, &strangers).expect_err("unknown signers");
+        let error = check_account(&fixture.answer, &fixture.bank, &strangers, 0)
+            .expect_err("unknown signers");
         assert!(error.to_string().contains("not valid"), "{error}");
     }
 }

@@ -187,11 +187,14 @@ impl Backend for Admission {
                 message,
             ));
         }
-        let (certified, proof) = self
-            .shared
-            .proofs()
-            .prove(&address)
-            .ok_or_else(|| internal("finding the certified state it announced"))?;
+        let (certified, proof) = self.shared.proofs().prove(&address).ok_or_else(|| {
+            // Lost since the wait ended (the view moved on uncertified).
+            SubmitError::new(
+                ErrorKind::Unavailable,
+                "CERTIFIED_HEIGHT_NOT_REACHED",
+                "this node has no certified state just now; retry in a second",
+            )
+        })?;
         let account = proof
             .value
             .as_deref()

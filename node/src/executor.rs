@@ -273,9 +273,13 @@ fn execute(
         block_hash: applied.block_hash,
         state_root: applied.state_root,
     });
-    shared
-        .proofs()
-        .executed(height, applied.state_root, applied.state_changes.clone())?;
+    let uncertified =
+        shared
+            .proofs()
+            .executed(height, applied.state_root, applied.state_changes.clone())?;
+    if uncertified {
+        shared.certified.send_replace(None);
+    }
     let record = pb::CommittedBlockRecord {
         ledger: Some(pb::BlockRecord {
             block: Some(pb::Block {

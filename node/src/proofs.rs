@@ -88,12 +88,14 @@ impl Proofs {
     }
 
     /// The executor applied block `height` with these changes and root.
+    /// Returns whether the view lost its certificate (the bound was passed
+    /// and it moved on uncertified).
     pub fn executed(
         &mut self,
         height: u64,
         state_root: Hash32,
         changes: StateChanges,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let expected = self.last_height().saturating_add(1);
         ensure!(
             height == expected,
@@ -107,12 +109,13 @@ impl Proofs {
             bytes,
         });
         self.pending_bytes = self.pending_bytes.saturating_add(bytes);
+        let mut dropped = false;
         while self.pending.len() > PENDING_BLOCKS_MAX || self.pending_bytes > PENDING_BYTES_MAX {
             // Claims stalled: move on without a certificate.
             self.advance_one()?;
-            self.certified = None;
+            dropped |= self.certified.take().is_some();
         }
-        Ok(())
+        Ok(dropped)
     }
 
     fn advance_one(&mut self) -> Result<()> {
@@ -264,9 +267,11 @@ mod tests {
         // Fake many empty blocks with the same root as block 1's changes
         // leave: the view applies the oldest when the bound is passed.
         let root = blocks[0].state_root;
+        let mut dropped = false;
         for height in 2..=(PENDING_BLOCKS_MAX as u64 + 2) {
-            proofs.executed(height, root, Vec::new()).expect("executed");
+            dropped |= proofs.executed(height, root, Vec::new()).expect("executed");
         }
+        assert!(dropped, "the caller learns the certificate is gone");
         assert_eq!(proofs.pending.len(), PENDING_BLOCKS_MAX);
         assert_eq!(
             proofs.certified_height(),

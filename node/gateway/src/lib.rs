@@ -102,7 +102,7 @@ pub use error::{
 };
 pub use generated::wallet_gateway_client::WalletGatewayClient;
 pub use generated::wallet_gateway_server::{WalletGateway, WalletGatewayServer};
-pub use server::{Gateway, GatewayConfig};
+pub use server::{Gateway, GatewayConfig, SHUTDOWN_GRACE};
 pub use service::{
     GatewayService, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, STREAMS_MAX_DEFAULT, page_token,
     parse_page_token,

@@ -14,6 +14,10 @@ use crate::error::{GatewayError, Result};
 use crate::generated::wallet_gateway_server::WalletGatewayServer;
 use crate::service::GatewayService;
 
+/// How long a graceful shutdown waits for requests in flight before it
+/// drops the connections left.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
 /// The gateway's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -115,18 +119,21 @@ impl Gateway {
     }
 
     /// Serves the gateway and gRPC health until `shutdown` resolves, then
-    /// stops accepting, lets requests in flight finish and returns.
+    /// stops accepting, lets requests in flight finish (for at most
+    /// [`SHUTDOWN_GRACE`]) and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<WalletGatewayServer<GatewayService>>()
             .await;
         let closer = self.service.clone();
+        let (fired, fired_rx) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             shutdown.await;
             // Streams never end by themselves: end them, or the graceful
             // shutdown would wait for them forever.
             closer.close_streams();
+            let _ = fired.send(());
         };
         let gateway = WalletGatewayServer::new(self.service)
             .max_decoding_message_size(self.config.request_bytes_max);
@@ -136,13 +143,26 @@ impl Gateway {
             .map_err(|error| GatewayError::Config(format!("the reflection service: {error}")))?;
         // Small requests and answers: do not let Nagle hold them back.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        Server::builder()
+        let serving = Server::builder()
             .concurrency_limit_per_connection(self.config.concurrency_per_connection)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(gateway)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await?;
+            .serve_with_incoming_shutdown(incoming, shutdown);
+        // Requests in flight get SHUTDOWN_GRACE to finish; after it the
+        // remaining connections are dropped (a client that stopped reading
+        // a stream would otherwise hold the shutdown up for ever).
+        let grace = async {
+            if fired_rx.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = serving => served?,
+            () = grace => {}
+        }
         Ok(())
     }
 }

@@ -25,6 +25,9 @@ pub const STREAM_BUFFER: usize = 2;
 /// How long a producer waits at the head before it looks again (and
 /// notices a client that went away).
 const HEAD_WAIT: Duration = Duration::from_secs(5);
+/// How long a stream's last message (an error, or where to resume after a
+/// shutdown) waits for room in a client's buffer before it is dropped.
+const LAST_WORD_WAIT: Duration = Duration::from_secs(1);
 
 /// The streams' shared limit and the shutdown signal.
 #[derive(Clone, Debug)]
@@ -115,19 +118,22 @@ where
             };
             match block {
                 Ok(Some(block)) => {
+                    let mut whole = true;
                     for item in items(block) {
                         tokio::select! {
                             sent = sender.send(Ok(item)) => if sent.is_err() { return },
-                            () = closed(&mut closing) => break,
+                            () = closed(&mut closing) => { whole = false; break }
                         }
+                    }
+                    if whole {
+                        let Some(next) = height.checked_add(1) else {
+                            return;
+                        };
+                        height = next;
                     }
                     if is_closed(&closing) {
                         break;
                     }
-                    let Some(next) = height.checked_add(1) else {
-                        return;
-                    };
-                    height = next;
                 }
                 Ok(None) => {
                     tokio::select! {
@@ -137,15 +143,18 @@ where
                     }
                 }
                 Err(error) => {
-                    let _ = sender.send(Err(error.into())).await;
+                    // Never wait long on a client that does not read.
+                    let _ =
+                        tokio::time::timeout(LAST_WORD_WAIT, sender.send(Err(error.into()))).await;
                     return;
                 }
             }
         }
-        // The gateway is closing: say where to resume.
-        let _ = sender
-            .send(Err(shutting_down(Some(resume(height))).into()))
-            .await;
+        // The gateway is closing: say where to resume, if the client takes
+        // it soon (a client that stopped reading must not hold the shutdown
+        // up).
+        let last = Err(shutting_down(Some(resume(height))).into());
+        let _ = tokio::time::timeout(LAST_WORD_WAIT, sender.send(last)).await;
     });
     Ok(ReceiverStream::new(receiver))
 }

@@ -186,3 +186,22 @@ async fn shutdown_ends_streams_with_the_height_to_resume_from() {
         Ok(other) => panic!("the stream should end with UNAVAILABLE, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_a_client_that_stopped_reading() {
+    let backend = FakeBackend::new();
+    backend.block_padding.store(64 * 1024, Ordering::Relaxed);
+    backend.grow_to(10_000);
+    let gateway = TestGateway::start(backend.clone()).await;
+    let mut client = gateway.client().await;
+    let mut stalled = bounded(client.stream_blocks(blocks_from(0)))
+        .await
+        .expect("a stream")
+        .into_inner();
+    assert_eq!(next(&mut stalled).await.height, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its buffers are full and it reads nothing more; the gateway still
+    // stops within the step bound.
+    bounded(gateway.stop()).await.expect("a clean stop");
+    drop(stalled);
+}
