@@ -418,6 +418,24 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> Result<T> {
         .map_err(|_| anyhow::anyhow!("a signing thread panicked"))
 }
 
+/// A benchmark chain's cluster in `dir`: `args.validators` validators,
+/// `args.wallets` wallets funded at genesis with keys derived from `seed`.
+pub(crate) fn cluster_config(
+    args: &BenchArgs,
+    dir: &Path,
+    seed: [u8; 32],
+) -> Result<ClusterConfig> {
+    let mut config = ClusterConfig::devnet(dir.to_path_buf(), node_binary(args)?);
+    config.validators = args.validators;
+    config.chain_id = "yuchain-bench".into();
+    config.load_test = Some(LoadTestGenesis {
+        count: args.wallets,
+        seed,
+        balance: 10_000_000,
+    });
+    Ok(config)
+}
+
 pub(crate) fn node_binary(args: &BenchArgs) -> Result<PathBuf> {
     crate::cluster::locate_node_binary(args.node_binary.as_deref())
 }
@@ -441,14 +459,7 @@ async fn run_step(args: &BenchArgs, rate: u64) -> Result<StepReport> {
         }
     };
     let seed = SigningKey::generate()?.seed();
-    let mut config = ClusterConfig::devnet(dir.clone(), node_binary(args)?);
-    config.validators = args.validators;
-    config.chain_id = "yuchain-bench".into();
-    config.load_test = Some(LoadTestGenesis {
-        count: args.wallets,
-        seed,
-        balance: 10_000_000,
-    });
+    let config = cluster_config(args, &dir, seed)?;
     let total = rate
         .checked_mul(args.warmup.saturating_add(args.duration))
         .context("--rate × (--warmup + --duration) overflows")?;

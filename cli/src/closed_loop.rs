@@ -16,8 +16,8 @@ use yuchain_gateway::WalletGatewayClient;
 use yuchain_ledger::LoadTestWallets;
 use yuchain_proto::{Address, SigningKey, pb};
 
-use crate::bench::{BenchArgs, cores, node_binary, payment, quantile};
-use crate::cluster::{Cluster, ClusterConfig, LoadTestGenesis};
+use crate::bench::{BenchArgs, cluster_config, cores, payment, quantile};
+use crate::cluster::Cluster;
 use crate::load::{Outcome, submit};
 
 /// What N clients measured.
@@ -47,14 +47,7 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| temporary.path().to_path_buf());
     let seed = SigningKey::generate()?.seed();
-    let mut config = ClusterConfig::devnet(dir.clone(), node_binary(args)?);
-    config.validators = args.validators;
-    config.chain_id = "yuchain-bench".into();
-    config.load_test = Some(LoadTestGenesis {
-        count: args.wallets,
-        seed,
-        balance: 10_000_000,
-    });
+    let config = cluster_config(args, &dir, seed)?;
     let chain_id = config.chain_id.clone();
     let mut cluster = Cluster::create(config)?;
     cluster.start_all()?;

@@ -40,6 +40,18 @@ impl Admission {
         Arc::new(Admission { shared, queue })
     }
 
+    /// The stored record of the committed block at `height`, read on the
+    /// blocking pool.
+    async fn record(&self, height: u64) -> Result<Option<pb::CommittedBlockRecord>, SubmitError> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            crate::chain::read_record(shared.store.as_ref(), height)
+        })
+        .await
+        .map_err(|_| internal("reading a block"))?
+        .map_err(|error| internal(&format!("{error:#}")))
+    }
+
     fn reject(&self, error: SubmitError) -> SubmitError {
         self.shared.metrics.reject(error.reason);
         error
@@ -133,13 +145,7 @@ impl Backend for Admission {
     }
 
     async fn block(&self, height: u64) -> Result<Option<pb::GetBlockResponse>, SubmitError> {
-        let shared = Arc::clone(&self.shared);
-        let record = tokio::task::spawn_blocking(move || {
-            crate::chain::read_record(shared.store.as_ref(), height)
-        })
-        .await
-        .map_err(|_| internal("reading a block"))?
-        .map_err(|error| internal(&format!("{error:#}")))?;
+        let record = self.record(height).await?;
         Ok(record.map(|record| {
             let block = record.ledger.and_then(|ledger| ledger.block);
             let tx_count = block.as_ref().map_or(0, |block| {
@@ -237,13 +243,7 @@ impl Backend for Admission {
         &self,
         height: u64,
     ) -> Result<Option<pb::StreamBlocksResponse>, SubmitError> {
-        let shared = Arc::clone(&self.shared);
-        let record = tokio::task::spawn_blocking(move || {
-            crate::chain::read_record(shared.store.as_ref(), height)
-        })
-        .await
-        .map_err(|_| internal("reading a block"))?
-        .map_err(|error| internal(&format!("{error:#}")))?;
+        let record = self.record(height).await?;
         Ok(record.map(|record| {
             let (block, receipts) = record
                 .ledger
