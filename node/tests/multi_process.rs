@@ -54,6 +54,11 @@ fn bounded<F: std::future::Future<Output = Result<()>>>(dir: &std::path::Path, t
             if path.extension().is_some_and(|ext| ext == "log") {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();
+                // A node that stopped says why on an `Error:` line, above
+                // its backtrace.
+                for line in lines.iter().filter(|line| line.starts_with("Error")) {
+                    eprintln!("==== {}: {line}", path.display());
+                }
                 eprintln!("==== {} (last 40 lines)", path.display());
                 for line in &lines[lines.len().saturating_sub(40)..] {
                     eprintln!("{line}");
