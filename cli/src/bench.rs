@@ -497,13 +497,7 @@ async fn run_step(args: &BenchArgs, rate: u64) -> Result<StepReport> {
             std::fs::write(&path, changed)?;
         }
     }
-    cluster.start_all()?;
-    for index in 0..cluster.nodes.len() {
-        cluster
-            .wait_height(index, 1, Duration::from_secs(120))
-            .await
-            .context("waiting for the chain's first block")?;
-    }
+    cluster.start_all_and_wait(Duration::from_secs(120)).await?;
     let mut pools: Vec<Vec<WalletGatewayClient<Channel>>> = Vec::new();
     for node in cluster.nodes.iter().filter(|node| !node.observer) {
         let mut pool = Vec::with_capacity(args.connections);

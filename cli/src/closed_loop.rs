@@ -50,13 +50,7 @@ pub async fn run(args: &BenchArgs) -> Result<()> {
     let config = cluster_config(args, &dir, seed)?;
     let chain_id = config.chain_id.clone();
     let mut cluster = Cluster::create(config)?;
-    cluster.start_all()?;
-    for index in 0..cluster.nodes.len() {
-        cluster
-            .wait_height(index, 1, Duration::from_secs(120))
-            .await
-            .context("waiting for the chain's first block")?;
-    }
+    cluster.start_all_and_wait(Duration::from_secs(120)).await?;
     let endpoints: Vec<String> = cluster
         .nodes
         .iter()

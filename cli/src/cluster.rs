@@ -332,6 +332,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts every node and waits (at most `timeout` each) until every one
+    /// holds the chain's first block.
+    pub async fn start_all_and_wait(&mut self, timeout: Duration) -> Result<()> {
+        self.start_all()?;
+        for index in 0..self.nodes.len() {
+            self.wait_height(index, 1, timeout)
+                .await
+                .context("waiting for the chain's first block")?;
+        }
+        Ok(())
+    }
+
     /// Kills node `index` at once (SIGKILL), as a crash would.
     pub fn kill(&mut self, index: usize) -> Result<()> {
         if let Some(mut child) = self.nodes[index].child.take() {

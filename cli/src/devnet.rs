@@ -84,14 +84,8 @@ async fn run_async(args: &DevnetArgs) -> Result<()> {
             node.name, node.p2p, node.gateway, node.metrics
         );
     }
-    cluster.start_all()?;
     let started = Instant::now();
-    for index in 0..cluster.nodes.len() {
-        cluster
-            .wait_height(index, 1, Duration::from_secs(60))
-            .await
-            .context("waiting for the chain's first block")?;
-    }
+    cluster.start_all_and_wait(Duration::from_secs(60)).await?;
     println!(
         "the chain is live ({} s); issuing money to the banks and registering {} wallets...",
         started.elapsed().as_secs(),

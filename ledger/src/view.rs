@@ -11,8 +11,7 @@
 //! updated in place).
 //!
 //! It holds the whole tree and every account's encoded record, so it costs
-//! about as much memory as the ledger's own tree and accounts (about 25 MB
-//! at 100,000 accounts). Payments and the chain totals are in its tree (they
+//! about as much memory as the ledger's own tree and accounts. Payments and the chain totals are in its tree (they
 //! are part of the root) but their values are not kept.
 
 use std::collections::HashMap;

@@ -79,9 +79,6 @@ fn shutting_down(resume: Option<String>) -> SubmitError {
     )
 }
 
-/// What a stream sends for one block.
-type Items<T> = Vec<T>;
-
 /// Resolves once the gateway closes, or is gone.
 async fn closed(closing: &mut watch::Receiver<bool>) {
     let _ = closing.wait_for(|closing| *closing).await;
@@ -104,7 +101,7 @@ fn produce<T, F>(
 ) -> Result<ReceiverStream<Result<T, Status>>, Status>
 where
     T: Send + 'static,
-    F: Fn(pb::StreamBlocksResponse) -> Items<T> + Send + 'static,
+    F: Fn(pb::StreamBlocksResponse) -> Vec<T> + Send + 'static,
 {
     let (permit, mut closing) = streams.admit()?;
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
