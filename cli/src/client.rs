@@ -43,6 +43,14 @@ pub struct ClientArgs {
     /// reports are used, and the output says the proof is unpinned.
     #[arg(long, global = true, value_name = "FILE")]
     pub genesis: Option<PathBuf>,
+    /// Trust this CA (PEM) for an https:// node instead of the system's
+    /// roots (overrides the profile's `tls_ca`).
+    #[arg(long, global = true, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+    /// The name the node's TLS certificate must carry, when it is not the
+    /// URL's host (for example when connecting by IP address).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tls_domain: Option<String>,
     /// Print JSON instead of text (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
@@ -61,6 +69,21 @@ pub struct Profile {
     /// The genesis file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub genesis: Option<PathBuf>,
+    /// For an https:// node: the CA to trust (PEM) instead of the system's
+    /// roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// For an https:// node: the name its certificate must carry, when it
+    /// is not the URL's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_domain: Option<String>,
+    /// For a node that requires client certificates (mutual TLS): this
+    /// client's certificate chain (PEM) ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_certificate: Option<PathBuf>,
+    /// ... and its private key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_private_key: Option<PathBuf>,
 }
 
 impl Profile {
@@ -75,9 +98,15 @@ impl Profile {
             )
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for file in [&mut profile.key, &mut profile.genesis]
-            .into_iter()
-            .flatten()
+        for file in [
+            &mut profile.key,
+            &mut profile.genesis,
+            &mut profile.tls_ca,
+            &mut profile.tls_certificate,
+            &mut profile.tls_private_key,
+        ]
+        .into_iter()
+        .flatten()
         {
             if file.is_relative() {
                 *file = base.join(&*file);
@@ -121,8 +150,52 @@ pub struct Settings {
     pub key: Option<PathBuf>,
     /// The genesis file, if any.
     pub genesis: Option<PathBuf>,
+    /// TLS settings for an https:// node.
+    pub tls: TlsSettings,
     /// JSON output.
     pub json: bool,
+}
+
+/// How to reach an https:// node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The CA to trust; the system's roots when unset.
+    pub ca: Option<PathBuf>,
+    /// The name the certificate must carry; the URL's host when unset.
+    pub domain: Option<String>,
+    /// This client's certificate and key, for mutual TLS.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl TlsSettings {
+    /// Whether anything was set (which makes sense only with https://).
+    pub fn is_set(&self) -> bool {
+        *self != TlsSettings::default()
+    }
+
+    /// tonic's client TLS settings, with the files read.
+    fn client_config(&self) -> Result<tonic::transport::ClientTlsConfig> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path)
+                .with_context(|| format!("reading the TLS {what} {}", path.display()))
+        };
+        let mut config = ClientTlsConfig::new();
+        config = match &self.ca {
+            Some(path) => config.ca_certificate(Certificate::from_pem(read("CA", path)?)),
+            None => config.with_native_roots(),
+        };
+        if let Some(domain) = &self.domain {
+            config = config.domain_name(domain.clone());
+        }
+        if let Some((certificate, key)) = &self.identity {
+            config = config.identity(Identity::from_pem(
+                read("certificate", certificate)?,
+                read("private key", key)?,
+            ));
+        }
+        Ok(config)
+    }
 }
 
 impl Settings {
@@ -143,6 +216,18 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_NODE.to_string()),
             key: args.key.clone().or(profile.key),
             genesis: args.genesis.clone().or(profile.genesis),
+            tls: TlsSettings {
+                ca: args.tls_ca.clone().or(profile.tls_ca),
+                domain: args.tls_domain.clone().or(profile.tls_domain),
+                identity: match (profile.tls_certificate, profile.tls_private_key) {
+                    (Some(certificate), Some(key)) => Some((certificate, key)),
+                    (None, None) => None,
+                    _ => bail!(
+                        "the profile sets only one of tls_certificate and tls_private_key; \
+                         mutual TLS needs both"
+                    ),
+                },
+            },
             json: args.json,
         })
     }
@@ -160,15 +245,34 @@ impl Settings {
 
     /// Connects to the node.
     pub async fn connect(&self) -> Result<Node> {
-        let endpoint = tonic::transport::Endpoint::from_shared(self.node.clone())
+        let mut endpoint = tonic::transport::Endpoint::from_shared(self.node.clone())
             .with_context(|| format!("{:?} is not a node URL (e.g. {DEFAULT_NODE})", self.node))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(REQUEST_TIMEOUT);
-        let channel = endpoint.connect().await.with_context(|| {
-            format!(
-                "cannot reach the node at {}; is it running, and is the URL (--node or the \
-                 profile's `node`) right?",
+        let tls = self.node.starts_with("https://");
+        if tls {
+            endpoint = endpoint
+                .tls_config(self.tls.client_config()?)
+                .context("the TLS settings (tls_ca, tls_domain, tls_certificate)")?;
+        } else if self.tls.is_set() {
+            bail!(
+                "TLS settings are given but the node URL {} is not https://; use https:// to \
+                 connect with TLS",
                 self.node
+            );
+        }
+        let channel = endpoint.connect().await.map_err(|error| {
+            let hint = if tls {
+                "is it running, does it serve TLS, and does its certificate match the URL's \
+                 host (or --tls-domain) and chain to the CA (--tls-ca, or the system's roots)?"
+            } else {
+                "is it running, and is the URL (--node or the profile's `node`) right? (a \
+                 node that serves TLS needs https://)"
+            };
+            anyhow!(
+                "cannot reach the node at {}: {}; {hint}",
+                self.node,
+                yuchain_gateway::error::error_chain(&error)
             )
         })?;
         Ok(Node {
@@ -236,10 +340,20 @@ pub fn genesis_chain_id(path: &Path) -> Result<String> {
     Ok(file.ledger.chain_id)
 }
 
-/// A refusal from the node, said plainly: its message and stable reason.
+/// A refusal from the node, said plainly: its message and stable reason. A
+/// status without yuchain's error details did not come from a gateway's
+/// handler (a transport or protocol failure, a proxy), and says so.
 pub fn refusal(status: &tonic::Status) -> anyhow::Error {
-    let reason = crate::load::reason_of(status);
-    anyhow!("the node refused: {} [{reason}]", status.message())
+    use tonic_types::StatusExt as _;
+    match status.get_details_error_info() {
+        Some(info) => anyhow!("the node refused: {} [{}]", status.message(), info.reason),
+        None => anyhow!(
+            "the request failed without an answer from a yuchain gateway: {} [{:?}]; is the \
+             URL right, and does the node serve TLS (https://) or plaintext (http://)?",
+            status.message(),
+            status.code()
+        ),
+    }
 }
 
 /// A connected node.
@@ -282,6 +396,25 @@ impl Node {
             .client
             .get_account(pb::GetAccountRequest {
                 address: address.0.to_vec(),
+                min_height,
+                wait_timeout_ms: 30_000,
+            })
+            .await
+            .map_err(|status| refusal(&status))?
+            .into_inner())
+    }
+
+    /// The merchant payment `id` at the certified height (waiting for
+    /// `min_height`), with its proof, unchecked.
+    pub async fn payment(
+        &mut self,
+        id: &Hash32,
+        min_height: u64,
+    ) -> Result<pb::GetPaymentResponse> {
+        Ok(self
+            .client
+            .get_payment(pb::GetPaymentRequest {
+                payment_id: id.0.to_vec(),
                 min_height,
                 wait_timeout_ms: 30_000,
             })
@@ -472,7 +605,8 @@ mod tests {
         Profile {
             node: Some("http://10.0.0.1:1".into()),
             key: Some("keys/me.pem".into()),
-            genesis: None,
+            tls_ca: Some("tls/ca.pem".into()),
+            ..Profile::default()
         }
         .save(&path)
         .expect("saved");
@@ -487,6 +621,7 @@ mod tests {
         let settings = Settings::resolve(&args).expect("resolves");
         assert_eq!(settings.node, "http://127.0.0.1:9");
         assert_eq!(settings.key, Some(dir.path().join("keys/me.pem")));
+        assert_eq!(settings.tls.ca, Some(dir.path().join("tls/ca.pem")));
         std::fs::write(&path, "nod = 1\n").expect("written");
         let error = format!("{:#}", Profile::load(&path).expect_err("a typo"));
         assert!(error.contains("not a yuchain profile"), "{error}");
@@ -498,6 +633,7 @@ mod tests {
             node: DEFAULT_NODE.into(),
             key: None,
             genesis: None,
+            tls: TlsSettings::default(),
             json: false,
         };
         let error = settings.signing_key().expect_err("no key").to_string();

@@ -497,6 +497,7 @@ impl Cluster {
                 node: Some(self.nodes[0].endpoint()),
                 key: Some(key_path),
                 genesis: Some(self.config.dir.join("genesis.toml")),
+                ..crate::client::Profile::default()
             };
             let path = self.config.dir.join(format!("{name}.toml"));
             let _ = std::fs::remove_file(&path);

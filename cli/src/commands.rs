@@ -18,7 +18,7 @@ use crate::client::{
     ClientArgs, Profile, Sent, Settings, default_profile_path, parse_address, parse_amount,
     parse_id, parse_public_key, refusal, result_name, yuan,
 };
-use crate::proof::{CheckedAccount, check_account};
+use crate::proof::{CheckedAccount, check_account, check_payment};
 
 /// The most fee a transaction the CLI signs agrees to pay unless told
 /// otherwise: 10 yuan. The chain charges its own schedule's fee, never more
@@ -140,13 +140,28 @@ pub enum MerchantCommand {
         #[command(flatten)]
         sign: SignArgs,
     },
-    /// The merchant payments this merchant received, newest first.
+    /// The merchant payments this merchant received, newest first, each
+    /// proved against the validators' certificate (or marked as not yet
+    /// certified).
     Payments {
         /// The merchant (the key's own unless given).
         address: Option<String>,
         /// How many history entries to look through.
         #[arg(long, default_value_t = 100)]
         limit: u32,
+    },
+    /// Prove one payment: that it was made to this merchant, for how much,
+    /// and how much of it was refunded (the check before handing over the
+    /// goods). Trusts no node: the answer is checked with the validators'
+    /// keys.
+    Payment {
+        /// The payment's transaction id (what the payer's wallet shows).
+        id: String,
+        /// Wait until the certified state reaches this height (the height
+        /// of the payer's receipt, to see the payment as soon as it is
+        /// certified).
+        #[arg(long, default_value_t = 0)]
+        min_height: u64,
     },
 }
 
@@ -445,6 +460,10 @@ fn print_checked(checked: &CheckedAccount, address: &Address, pinned: bool) {
         }
     );
 }
+
+/// Said under a proof checked with keys the node itself reported.
+const UNPINNED_NOTE: &str =
+    "UNPINNED: the validators' keys came from the node itself; pass --genesis to pin them";
 
 fn print_sent(settings: &Settings, sent: &Sent, what: &str) -> Result<()> {
     if settings.json {
@@ -887,6 +906,7 @@ pub async fn merchant(args: &ClientArgs, command: &MerchantCommand) -> Result<()
         MerchantCommand::Payments { address, limit } => {
             let merchant = own_or(&settings, address.as_deref())?;
             let mut node = settings.connect().await?;
+            let (validators, pinned) = node.validators(settings.genesis.as_deref()).await?;
             let response = node
                 .client
                 .list_account_history(pb::ListAccountHistoryRequest {
@@ -897,29 +917,156 @@ pub async fn merchant(args: &ClientArgs, command: &MerchantCommand) -> Result<()
                 .await
                 .map_err(|status| refusal(&status))?
                 .into_inner();
-            let payments = merchant_payments(&response, &merchant);
+            let mut listed = Vec::new();
+            for (id, payer, amount, order, height) in merchant_payments(&response, &merchant) {
+                let answer = node.payment(&id, 0).await?;
+                let checked = check_payment(&answer, &id, &validators, 0)?;
+                let proof = match &checked.payment {
+                    Some(record) => {
+                        ensure_is_listed(record, &merchant, &payer, amount)?;
+                        Proof::Proved(record.refunded)
+                    }
+                    None if checked.height < height => Proof::NotYetCertified,
+                    None => bail!(
+                        "the node lists payment {id} at height {height}, but the state the \
+                         validators certified at height {} has no such payment: do not trust \
+                         this node's history",
+                        checked.height
+                    ),
+                };
+                listed.push((id, payer, amount, order, height, proof));
+            }
             if settings.json {
-                let list: Vec<serde_json::Value> = payments
+                let list: Vec<serde_json::Value> = listed
                     .iter()
-                    .map(|(id, payer, amount, order, height)| {
+                    .map(|(id, payer, amount, order, height, proof)| {
                         json!({"payment_id": id.to_string(), "payer": payer.to_string(),
-                               "amount_fen": amount, "order": order, "height": height})
+                        "amount_fen": amount, "order": order, "height": height,
+                        "proved": matches!(proof, Proof::Proved(_)),
+                        "refunded_fen": match proof {
+                            Proof::Proved(refunded) => Some(*refunded),
+                            Proof::NotYetCertified => None,
+                        }})
                     })
                     .collect();
-                return print_json(&json!({ "payments": list }));
+                return print_json(&json!({ "payments": list, "pinned": pinned }));
             }
-            if payments.is_empty() {
+            if listed.is_empty() {
                 println!("no merchant payments");
             }
-            for (id, payer, amount, order, height) in payments {
+            for (id, payer, amount, order, height, proof) in listed {
+                let proof = match proof {
+                    Proof::Proved(0) => "proved".to_string(),
+                    Proof::Proved(refunded) => {
+                        format!("proved, {} yuan refunded", yuan(refunded))
+                    }
+                    Proof::NotYetCertified => "not yet certified".to_string(),
+                };
                 println!(
-                    "{height:>8}  {:>14}  order {order}  from {payer}  payment {id}",
+                    "{height:>8}  {:>14}  order {order}  from {payer}  payment {id}  ({proof})",
                     yuan(amount)
                 );
+            }
+            if !pinned {
+                println!("{UNPINNED_NOTE}");
+            }
+            Ok(())
+        }
+        MerchantCommand::Payment { id, min_height } => {
+            let id = parse_id(id)?;
+            let merchant = settings
+                .key
+                .as_ref()
+                .map(|_| settings.signing_key())
+                .transpose()?;
+            let mut node = settings.connect().await?;
+            let (validators, pinned) = node.validators(settings.genesis.as_deref()).await?;
+            let answer = node.payment(&id, *min_height).await?;
+            let checked = check_payment(&answer, &id, &validators, *min_height)?;
+            let record = checked.payment.as_ref();
+            let to_me = match (&merchant, record) {
+                (Some(key), Some(record)) => {
+                    Some(record.merchant == Address::from_public_key(&key.public_key()).0)
+                }
+                _ => None,
+            };
+            if settings.json {
+                return print_json(&json!({
+                    "payment_id": id.to_string(),
+                    "found": record.is_some(),
+                    "payer": record.and_then(|record| Address::from_slice(&record.payer).ok())
+                        .map(|address| address.to_string()),
+                    "merchant": record.and_then(|record| Address::from_slice(&record.merchant).ok())
+                        .map(|address| address.to_string()),
+                    "amount_fen": record.map(|record| record.amount),
+                    "refunded_fen": record.map(|record| record.refunded),
+                    "order": record.map(|record| record.order_id.clone()),
+                    "to_this_merchant": to_me,
+                    "height": checked.height,
+                    "certified_by_block": checked.certified_by,
+                    "signers": checked.signers,
+                    "pinned": pinned,
+                }));
+            }
+            match record {
+                None => println!(
+                    "no merchant payment {id} in the state certified at height {} (not made, \
+                     not yet certified: retry with --min-height <the receipt's height>, or \
+                     not a merchant payment)",
+                    checked.height
+                ),
+                Some(record) => {
+                    let address = |bytes: &[u8]| {
+                        Address::from_slice(bytes)
+                            .map_or_else(|_| hex::encode(bytes), |address| address.to_string())
+                    };
+                    println!("payment   {id}");
+                    println!("amount    {} yuan", yuan(record.amount));
+                    println!("refunded  {} yuan", yuan(record.refunded));
+                    println!("order     {}", record.order_id);
+                    println!("payer     {}", address(&record.payer));
+                    println!("merchant  {}", address(&record.merchant));
+                    if to_me == Some(false) {
+                        println!(
+                            "WARNING   this payment is to another merchant, not to this key's"
+                        );
+                    }
+                    println!(
+                        "proved    at height {}, certified by block {} ({} signatures)",
+                        checked.height, checked.certified_by, checked.signers
+                    );
+                }
+            }
+            if !pinned {
+                println!("{UNPINNED_NOTE}");
             }
             Ok(())
         }
     }
+}
+
+/// Where a listed payment stands against the certified state.
+enum Proof {
+    /// In the certified state, with this much refunded.
+    Proved(u64),
+    /// Newer than the certified height.
+    NotYetCertified,
+}
+
+/// The proved record must be the payment the history listed.
+fn ensure_is_listed(
+    record: &pb::PaymentRecord,
+    merchant: &Address,
+    payer: &Address,
+    amount: u64,
+) -> Result<()> {
+    if record.merchant != merchant.0 || record.payer != payer.0 || record.amount != amount {
+        bail!(
+            "the node's history shows a payment that differs from the proved record (merchant, \
+             payer or amount): do not trust this node's history"
+        );
+    }
+    Ok(())
 }
 
 /// The merchant payments to `merchant` in a history page that took effect:
@@ -1127,6 +1274,81 @@ pub async fn issuer(args: &ClientArgs, command: &IssuerCommand) -> Result<()> {
     send(&settings, sign, action, &what).await.map(drop)
 }
 
+/// A limit in yuan, or "none".
+fn limit(fen: Option<u64>) -> String {
+    fen.map_or("none".to_string(), |fen| format!("{} yuan", yuan(fen)))
+}
+
+/// A fee rule in words.
+fn fee_rule(rule: Option<&pb::FeeRule>) -> String {
+    let Some(rule) = rule else {
+        return "free".to_string();
+    };
+    if rule.flat == 0 && rule.basis_points == 0 {
+        return "free".to_string();
+    }
+    let mut text = format!("{} yuan + {} bp", yuan(rule.flat), rule.basis_points);
+    if let Some(max) = rule.max {
+        text.push_str(&format!(", at most {} yuan", yuan(max)));
+    }
+    text
+}
+
+fn print_parameters(parameters: &pb::ChainParameters) {
+    println!("limits       class  balance / payment / day / year");
+    for tier in &parameters.tiers {
+        println!(
+            "             {}  {} / {} / {} / {}",
+            tier.tier().as_str_name().trim_start_matches("KYC_TIER_"),
+            limit(tier.balance_max),
+            limit(tier.per_payment_max),
+            limit(tier.daily_max),
+            limit(tier.annual_max)
+        );
+    }
+    if let Some(fees) = &parameters.fees {
+        println!("fees         transfer {}", fee_rule(fees.transfer.as_ref()));
+        println!(
+            "             merchant payment {}",
+            fee_rule(fees.merchant_payment.as_ref())
+        );
+        println!("             refund {}", fee_rule(fees.refund.as_ref()));
+        println!(
+            "             operator actions {}",
+            fee_rule(fees.administrative.as_ref())
+        );
+    }
+    println!(
+        "sizes        {} bytes per transaction, {} transactions per block",
+        parameters.transaction_bytes_max, parameters.block_transactions_max
+    );
+}
+
+fn parameters_json(parameters: &pb::ChainParameters) -> serde_json::Value {
+    let fee = |rule: Option<&pb::FeeRule>| {
+        rule.map(|rule| {
+            json!({"flat_fen": rule.flat, "basis_points": rule.basis_points, "max_fen": rule.max})
+        })
+    };
+    json!({
+        "tiers": parameters.tiers.iter().map(|tier| json!({
+            "tier": tier.tier().as_str_name(),
+            "balance_max_fen": tier.balance_max,
+            "per_payment_max_fen": tier.per_payment_max,
+            "daily_max_fen": tier.daily_max,
+            "annual_max_fen": tier.annual_max,
+        })).collect::<Vec<_>>(),
+        "fees": parameters.fees.as_ref().map(|fees| json!({
+            "transfer": fee(fees.transfer.as_ref()),
+            "merchant_payment": fee(fees.merchant_payment.as_ref()),
+            "refund": fee(fees.refund.as_ref()),
+            "administrative": fee(fees.administrative.as_ref()),
+        })),
+        "transaction_bytes_max": parameters.transaction_bytes_max,
+        "block_transactions_max": parameters.block_transactions_max,
+    })
+}
+
 /// Runs a chain command.
 pub async fn chain(args: &ClientArgs, command: &ChainCommand) -> Result<()> {
     let settings = Settings::resolve(args)?;
@@ -1148,6 +1370,7 @@ pub async fn chain(args: &ClientArgs, command: &ChainCommand) -> Result<()> {
                     "redeemed_fen": info.redeemed,
                     "circulating_fen": circulating,
                     "mempool_transactions": info.mempool_transactions,
+                    "parameters": info.parameters.as_ref().map(parameters_json),
                 }));
             }
             println!("chain        {}", info.chain_id);
@@ -1166,6 +1389,9 @@ pub async fn chain(args: &ClientArgs, command: &ChainCommand) -> Result<()> {
             println!("redeemed     {} yuan", yuan(info.redeemed));
             println!("circulating  {} yuan", yuan(circulating));
             println!("mempool      {} transactions", info.mempool_transactions);
+            if let Some(parameters) = &info.parameters {
+                print_parameters(parameters);
+            }
             Ok(())
         }
         ChainCommand::Watch { from, count } => {
@@ -1296,6 +1522,9 @@ pub fn profile(args: &ClientArgs, command: &ProfileCommand) -> Result<()> {
                 node: args.node.clone(),
                 key: args.key.as_ref().map(absolute),
                 genesis: args.genesis.as_ref().map(absolute),
+                tls_ca: args.tls_ca.as_ref().map(absolute),
+                tls_domain: args.tls_domain.clone(),
+                ..Profile::default()
             };
             profile.save(&path)?;
             println!("wrote {}", path.display());
@@ -1310,6 +1539,15 @@ pub fn profile(args: &ClientArgs, command: &ProfileCommand) -> Result<()> {
             println!("node     {}", settings.node);
             println!("key      {}", show(&settings.key));
             println!("genesis  {}", show(&settings.genesis));
+            if settings.tls.is_set() {
+                println!("tls ca   {}", show(&settings.tls.ca));
+                if let Some(domain) = &settings.tls.domain {
+                    println!("tls name {domain}");
+                }
+                if let Some((certificate, _)) = &settings.tls.identity {
+                    println!("tls cert {}", certificate.display());
+                }
+            }
             if let Some(key) = settings
                 .key
                 .as_ref()

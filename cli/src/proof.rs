@@ -1,5 +1,5 @@
-//! Checking a `GetAccount` answer with the validators' keys alone, so a
-//! wallet (or an auditor) trusts no node.
+//! Checking a `GetAccount` (or `GetPayment`) answer with the validators'
+//! keys alone, so a wallet, a merchant or an auditor trusts no node.
 //!
 //! An answer is an account (or none), a Merkle proof of it against a state
 //! root, and a committed consensus block with a quorum certificate. It is
@@ -32,7 +32,7 @@ impl std::fmt::Display for CheckError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             formatter,
-            "the account answer does not check out: {}",
+            "the node's answer does not check out: {}",
             self.0
         )
     }
@@ -59,22 +59,31 @@ fn refuse(reason: impl Into<String>) -> CheckError {
     CheckError(reason.into())
 }
 
-/// Checks `answer` to a `GetAccount` for `address` against `validators`
-/// (the epoch's set, pinned by the caller from the genesis file, not taken
-/// from the node that answered).
-pub fn check_account(
-    answer: &pb::GetAccountResponse,
-    address: &Address,
+/// What a certified proof proves: the state root of `height`, vouched for
+/// by a quorum, and the record under the key there (`None`: absent).
+struct Proved {
+    state_root: Hash32,
+    record: Option<Vec<u8>>,
+    certified_by: u64,
+    signers: usize,
+}
+
+/// Checks conditions 1 to 4 and 6 of the module docs for the record under
+/// `key`, answered at `height` with `proof` and the `certified` block.
+fn check_certified(
+    height: u64,
+    certified: &[u8],
+    proof: Option<&pb::StateProof>,
+    key: &StateKey,
     validators: &ValidatorSet,
     min_height: u64,
-) -> Result<CheckedAccount, CheckError> {
-    if answer.height < min_height {
+) -> Result<Proved, CheckError> {
+    if height < min_height {
         return Err(refuse(format!(
-            "it is the state of height {}, older than the {min_height} asked for",
-            answer.height
+            "it is the state of height {height}, older than the {min_height} asked for"
         )));
     }
-    let committed = CommittedBlock::decode(&answer.certified)
+    let committed = CommittedBlock::decode(certified)
         .map_err(|error| refuse(format!("its certified block does not decode: {error}")))?;
     let qc = &committed.commit_qc;
     validators
@@ -91,58 +100,128 @@ pub fn check_account(
     let claim = payload
         .executed
         .ok_or_else(|| refuse("the certified block claims no executed state"))?;
-    if claim.height != answer.height {
+    if claim.height != height {
         return Err(refuse(format!(
-            "the certified block claims height {}, the answer says {}",
-            claim.height, answer.height
+            "the certified block claims height {}, the answer says {height}",
+            claim.height
         )));
     }
     let state_root = Hash32::from_slice(&claim.state_root)
         .ok_or_else(|| refuse("the claimed state root is not 32 bytes"))?;
-    let proof = answer
-        .proof
-        .as_ref()
-        .ok_or_else(|| refuse("the answer has no proof"))?;
-    if proof.key != StateKey::Account(*address).to_bytes() {
+    let proof = proof.ok_or_else(|| refuse("the answer has no proof"))?;
+    if proof.key != key.to_bytes() {
         return Err(refuse("the proof is for another state key"));
     }
-    let proved = verify_proof(&state_root, proof).map_err(|error| {
+    let record = verify_proof(&state_root, proof).map_err(|error| {
         refuse(format!(
             "the proof does not lead to the certified root: {error}"
         ))
     })?;
-    let account = match (proved, &answer.account) {
-        (None, None) => None,
-        (Some(bytes), Some(account)) => {
-            let record = pb::Account::decode(bytes.as_slice())
-                .map_err(|_| refuse("the proved record is not an account"))?;
-            if record != *account {
-                return Err(refuse(
-                    "the account in the answer is not the record the proof proves",
-                ));
-            }
-            if record.address != address.0 {
-                return Err(refuse("the proved account has another address"));
-            }
-            Some(record)
-        }
-        (None, Some(_)) => {
-            return Err(refuse(
-                "the answer shows an account the proof proves absent",
-            ));
-        }
-        (Some(_), None) => {
-            return Err(refuse(
-                "the answer shows no account, but the proof proves one",
-            ));
-        }
-    };
-    Ok(CheckedAccount {
-        height: answer.height,
+    Ok(Proved {
         state_root,
-        account,
+        record,
         certified_by: committed.block.height.0,
         signers: qc.signatures.len(),
+    })
+}
+
+/// Condition 5: the record the answer shows is the one proved (or both
+/// say there is none). `what` names the record in errors.
+fn shown_is_proved<M: prost::Message + Default + PartialEq>(
+    proved: Option<Vec<u8>>,
+    shown: Option<&M>,
+    what: &str,
+) -> Result<Option<M>, CheckError> {
+    match (proved, shown) {
+        (None, None) => Ok(None),
+        (Some(bytes), Some(shown)) => {
+            let record = M::decode(bytes.as_slice())
+                .map_err(|_| refuse(format!("the proved record is not {what}")))?;
+            if record != *shown {
+                return Err(refuse(format!(
+                    "the {what} in the answer is not the record the proof proves"
+                )));
+            }
+            Ok(Some(record))
+        }
+        (None, Some(_)) => Err(refuse(format!(
+            "the answer shows {what} the proof proves absent"
+        ))),
+        (Some(_), None) => Err(refuse(format!(
+            "the answer shows no {what}, but the proof proves one"
+        ))),
+    }
+}
+
+/// Checks `answer` to a `GetAccount` for `address` against `validators`
+/// (the epoch's set, pinned by the caller from the genesis file, not taken
+/// from the node that answered).
+pub fn check_account(
+    answer: &pb::GetAccountResponse,
+    address: &Address,
+    validators: &ValidatorSet,
+    min_height: u64,
+) -> Result<CheckedAccount, CheckError> {
+    let proved = check_certified(
+        answer.height,
+        &answer.certified,
+        answer.proof.as_ref(),
+        &StateKey::Account(*address),
+        validators,
+        min_height,
+    )?;
+    let account = shown_is_proved(proved.record, answer.account.as_ref(), "account")?;
+    if account
+        .as_ref()
+        .is_some_and(|record| record.address != address.0)
+    {
+        return Err(refuse("the proved account has another address"));
+    }
+    Ok(CheckedAccount {
+        height: answer.height,
+        state_root: proved.state_root,
+        account,
+        certified_by: proved.certified_by,
+        signers: proved.signers,
+    })
+}
+
+/// What a checked `GetPayment` answer proves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedPayment {
+    /// The height whose state it is.
+    pub height: u64,
+    /// The merchant payment (`None`: no payment has this id at that
+    /// height: not made, not yet certified, or not a merchant payment).
+    pub payment: Option<pb::PaymentRecord>,
+    /// The height of the consensus block whose certificate vouches for it.
+    pub certified_by: u64,
+    /// How many validators signed that certificate.
+    pub signers: usize,
+}
+
+/// Checks `answer` to a `GetPayment` for `id` against `validators`, as
+/// [`check_account`].
+pub fn check_payment(
+    answer: &pb::GetPaymentResponse,
+    id: &Hash32,
+    validators: &ValidatorSet,
+    min_height: u64,
+) -> Result<CheckedPayment, CheckError> {
+    let proved = check_certified(
+        answer.height,
+        &answer.certified,
+        answer.proof.as_ref(),
+        &StateKey::Payment(*id),
+        validators,
+        min_height,
+    )?;
+    let payment = shown_is_proved(proved.record, answer.payment.as_ref(), "payment")?;
+    Ok(CheckedPayment {
+        height: answer.height,
+        payment,
+        certified_by: proved.certified_by,
+        signers: proved.signers,
     })
 }
 
@@ -357,5 +436,78 @@ mod tests {
         let error = check_account(&fixture.answer, &fixture.bank, &strangers, 0)
             .expect_err("unknown signers");
         assert!(error.to_string().contains("not valid"), "{error}");
+    }
+
+    #[test]
+    fn a_payment_answer_is_checked_and_a_tampered_one_refused() {
+        use yuchain_ledger::testkit::{merchant_payment, register_merchant, register_personal};
+        let keys = validator_keys();
+        let validators =
+            ValidatorSet::new(Epoch(0), keys.iter().map(SigningKey::public_key).collect())
+                .expect("a validator set");
+        let mut chain = TestChain::new(1);
+        let bank = chain.operators[0].clone();
+        let issuer = chain.issuer.clone();
+        let alice = SigningKey::for_test("alice");
+        let shop = SigningKey::for_test("shop");
+        let setup = vec![
+            chain.tx(&issuer, issue(address_of(&bank), 100_000)),
+            chain.tx(&bank, register_personal(&alice, pb::KycTier::Class2)),
+            chain.tx(
+                &bank,
+                register_merchant(&shop, pb::MerchantCategory::Retail),
+            ),
+        ];
+        chain.apply(setup).expect("setup");
+        let top_up = chain.tx(
+            &bank,
+            yuchain_ledger::testkit::transfer(address_of(&alice), 10_000, ""),
+        );
+        chain.apply(vec![top_up]).expect("top-up");
+        let pay = chain.tx(
+            &alice,
+            merchant_payment(address_of(&shop), 2_500, "order-1"),
+        );
+        let id = yuchain_proto::tx::tx_id(&pay.body, &pay.signature);
+        chain.apply(vec![pay]).expect("paid");
+        let view = StateView::of(&chain.ledger);
+        let proof = view.prove_payment(&id);
+        let payment = proof
+            .value
+            .as_deref()
+            .map(|bytes| pb::PaymentRecord::decode(bytes).expect("a record"));
+        let block = block_claiming(view.height(), view.root());
+        let certified = CommittedBlock {
+            commit_qc: child_qc(&keys, &block, &[0, 2, 3]),
+            block,
+            epoch_end: None,
+        }
+        .encode();
+        let answer = pb::GetPaymentResponse {
+            payment,
+            height: view.height(),
+            proof: Some(proof),
+            certified,
+        };
+        let checked = check_payment(&answer, &id, &validators, 0).expect("an honest answer");
+        let record = checked.payment.expect("the payment");
+        assert_eq!((record.amount, record.refunded), (2_500, 0));
+        assert_eq!(record.merchant, address_of(&shop).0.to_vec());
+
+        let mut inflated = answer.clone();
+        if let Some(payment) = inflated.payment.as_mut() {
+            payment.amount = 25_000;
+        }
+        let error = check_payment(&inflated, &id, &validators, 0).expect_err("inflated");
+        assert!(error.to_string().contains("not the record"), "{error}");
+        // A payment that was never made cannot be shown as made.
+        let never = Hash32([9; 32]);
+        let error = check_payment(&answer, &never, &validators, 0).expect_err("another id");
+        assert!(error.to_string().contains("another state key"), "{error}");
+        let absent_view = view.prove_payment(&never);
+        let mut invented = answer.clone();
+        invented.proof = Some(absent_view);
+        let error = check_payment(&invented, &never, &validators, 0).expect_err("invented");
+        assert!(error.to_string().contains("proves absent"), "{error}");
     }
 }

@@ -131,10 +131,39 @@ fn cluster(dir: &Path) -> Cluster {
     Cluster::create(config).expect("a cluster")
 }
 
+/// Turns TLS on for node `index`'s gateway (a certificate for `localhost`
+/// from a CA made here) before it starts; returns the CA's PEM file.
+fn serve_tls(cluster: &Cluster, index: usize, dir: &Path) -> PathBuf {
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("a CA certificate");
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let certificate = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("a certificate");
+    let home = &cluster.nodes[index].home;
+    std::fs::create_dir_all(home.join("tls")).expect("a tls directory");
+    std::fs::write(home.join("tls/gateway.crt"), certificate.pem()).expect("written");
+    std::fs::write(home.join("tls/gateway.key"), key.serialize_pem()).expect("written");
+    let config = home.join("config.toml");
+    let mut text = std::fs::read_to_string(&config).expect("the node's config");
+    text.push_str(
+        "\n[gateway.tls]\ncertificate = \"tls/gateway.crt\"\nprivate_key = \"tls/gateway.key\"\n",
+    );
+    std::fs::write(&config, text).expect("config written");
+    let ca_path = dir.join("gateway-ca.pem");
+    std::fs::write(&ca_path, ca.pem()).expect("written");
+    ca_path
+}
+
 #[test]
 fn every_actor_works_through_the_cli_and_balances_are_proved() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut cluster = cluster(dir.path());
+    // Node 1's gateway serves TLS (the others, as on the devnet, plaintext).
+    let tls_ca = serve_tls(&cluster, 1, dir.path());
     cluster.start_all().expect("started");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime
@@ -166,6 +195,14 @@ fn every_actor_works_through_the_cli_and_balances_are_proved() {
     let issued = |info: &serde_json::Value| info["issued_fen"].as_u64().expect("issued");
     assert_eq!(issued(&info) - issued(&before), 100_000, "{info}");
     assert_eq!(info["validators"].as_array().map(Vec::len), Some(4));
+    // The chain's rules, as genesis set them (the devnet keeps the defaults:
+    // class 4 holds at most 10,000 yuan, payments are free).
+    let tiers = info["parameters"]["tiers"].as_array().expect("tiers");
+    assert_eq!(tiers.len(), 4, "{info}");
+    assert_eq!(tiers[3]["tier"], "KYC_TIER_CLASS_4");
+    assert_eq!(tiers[3]["balance_max_fen"], 1_000_000);
+    assert_eq!(info["parameters"]["fees"]["transfer"]["flat_fen"], 0);
+    assert_eq!(info["parameters"]["transaction_bytes_max"], 2_048);
 
     // The bank opens a personal wallet and a merchant's, and tops up alice.
     let (alice, alice_public, alice_address) = new_key(&env, "alice");
@@ -236,6 +273,27 @@ fn every_actor_works_through_the_cli_and_balances_are_proved() {
     );
     assert_eq!(payments["payments"][0]["order"], "A-1 午饭");
     assert_eq!(payments["payments"][0]["amount_fen"], 1_234);
+    // Proved against the certificate (the balance check above waited for
+    // the refund's height to be certified), refund included.
+    assert_eq!(payments["payments"][0]["proved"], true, "{payments}");
+    assert_eq!(payments["payments"][0]["refunded_fen"], 234);
+    let proved = env.json(&[
+        "merchant",
+        "payment",
+        &payment,
+        "--min-height",
+        &height_of(&refund).to_string(),
+        "--key",
+        &shop,
+    ]);
+    assert_eq!(proved["found"], true, "{proved}");
+    assert_eq!(proved["amount_fen"], 1_234);
+    assert_eq!(proved["refunded_fen"], 234);
+    assert_eq!(proved["to_this_merchant"], true);
+    assert_eq!(proved["pinned"], true);
+    assert!(proved["signers"].as_u64().expect("signers") >= 3);
+    let unknown = env.json(&["merchant", "payment", &"ab".repeat(32)]);
+    assert_eq!(unknown["found"], false, "{unknown}");
 
     // Frozen, alice cannot pay (the receipt says why, and the exit code is
     // not 0); unfrozen, she can.
@@ -391,6 +449,62 @@ fn every_actor_works_through_the_cli_and_balances_are_proved() {
         .expect("runs");
     assert!(!unreachable.status.success());
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach the node"));
+
+    // Over TLS: the CA given, the same proved balance; plaintext or an
+    // untrusted certificate is refused with what to check.
+    let tls_node = format!("https://localhost:{}", cluster.nodes[1].gateway.port());
+    let tls_ca = tls_ca.display().to_string();
+    let over_tls = |extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_yuchain"));
+        command
+            .args(["wallet", "balance", "--key", &alice2, "--json"])
+            .arg("--genesis")
+            .arg(&env.genesis)
+            .args(extra)
+            .env("YUCHAIN_PROFILE", dir.path().join("none.toml"));
+        command.output().expect("runs")
+    };
+    let served = over_tls(&["--node", &tls_node, "--tls-ca", &tls_ca]);
+    let stdout = String::from_utf8_lossy(&served.stdout);
+    assert!(
+        served.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(answer["pinned"], true, "{answer}");
+    let by_ip = format!("https://127.0.0.1:{}", cluster.nodes[1].gateway.port());
+    let served = over_tls(&[
+        "--node",
+        &by_ip,
+        "--tls-ca",
+        &tls_ca,
+        "--tls-domain",
+        "localhost",
+    ]);
+    assert!(served.status.success(), "by IP with --tls-domain");
+    let plaintext = over_tls(&[
+        "--node",
+        &format!("http://127.0.0.1:{}", cluster.nodes[1].gateway.port()),
+    ]);
+    assert!(!plaintext.status.success(), "plaintext to a TLS gateway");
+    assert!(
+        String::from_utf8_lossy(&plaintext.stderr).contains("https://"),
+        "the error says to use https://: {}",
+        String::from_utf8_lossy(&plaintext.stderr)
+    );
+    let untrusted = over_tls(&["--node", &tls_node]);
+    assert!(
+        !untrusted.status.success(),
+        "a certificate of an unknown CA"
+    );
+    assert!(
+        String::from_utf8_lossy(&untrusted.stderr).contains("--tls-ca"),
+        "the error says what to check: {}",
+        String::from_utf8_lossy(&untrusted.stderr)
+    );
+    let mixed = over_tls(&["--node", &env.node, "--tls-ca", &tls_ca]);
+    assert!(!mixed.status.success(), "TLS settings with an http:// URL");
 
     cluster.stop_all(Duration::from_secs(20)).expect("stopped");
 }

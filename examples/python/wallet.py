@@ -388,15 +388,26 @@ STATUS_NAMES = {
 }
 
 
-def connect(node: str) -> gateway_pb2_grpc.WalletGatewayStub:
-    target = node
-    for scheme in ("http://", "grpc://"):
+def connect(args: argparse.Namespace) -> gateway_pb2_grpc.WalletGatewayStub:
+    """A stub for the gateway at --node: https://HOST:PORT over TLS (trusting
+    --tls-ca, else the system's roots), anything else plaintext."""
+    target = args.node.rstrip("/")
+    tls = target.startswith("https://")
+    for scheme in ("http://", "grpc://", "https://"):
         if target.startswith(scheme):
             target = target[len(scheme) :]
-    target = target.rstrip("/")
-    if target.startswith("https://"):
-        raise WalletError("this example speaks plain-text gRPC only (http://HOST:PORT or HOST:PORT)")
-    channel = grpc.insecure_channel(target)
+    if tls:
+        roots = None
+        if args.tls_ca:
+            with open(args.tls_ca, "rb") as ca:
+                roots = ca.read()
+        credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+        options = [("grpc.ssl_target_name_override", args.tls_domain)] if args.tls_domain else []
+        channel = grpc.secure_channel(target, credentials, options=options)
+    elif args.tls_ca or args.tls_domain:
+        raise WalletError("--tls-ca and --tls-domain need an https:// node URL")
+    else:
+        channel = grpc.insecure_channel(target)
     return gateway_pb2_grpc.WalletGatewayStub(channel)
 
 
@@ -457,7 +468,7 @@ def cmd_pay(args: argparse.Namespace) -> int:
     if len(memo.encode()) > 256:
         raise WalletError("the memo is longer than 256 bytes")
 
-    gateway = connect(args.node)
+    gateway = connect(args)
     info = call("GetChainInfo", gateway.GetChainInfo, gateway_pb2.GetChainInfoRequest(), 10)
     answer = call(
         "GetAccount",
@@ -1006,7 +1017,7 @@ def print_checked(checked: Checked, address: bytes) -> None:
 def cmd_balance(args: argparse.Namespace) -> int:
     address = resolve_address(args)
     keys = genesis_validators(args.genesis)
-    gateway = connect(args.node)
+    gateway = connect(args)
     wait_ms = 30_000
     answer = call(
         "GetAccount",
@@ -1048,7 +1059,7 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     """ListAccountHistory, newest first; each entry's id is recomputed."""
     address = resolve_address(args)
-    gateway = connect(args.node)
+    gateway = connect(args)
     token, shown = "", 0
     while shown < args.limit:
         page = call(
@@ -1115,6 +1126,8 @@ def parser() -> argparse.ArgumentParser:
 
     pay = commands.add_parser("pay", help="send a transfer and wait for its commit")
     pay.add_argument("--node", required=True, metavar="HOST:PORT", help="a validator's gateway")
+    pay.add_argument("--tls-ca", metavar="PEM", help="for an https:// node: the CA to trust")
+    pay.add_argument("--tls-domain", metavar="NAME", help="for an https:// node: the name its certificate carries")
     pay.add_argument("--key", required=True, metavar="FILE", help="the sender's key file")
     pay.add_argument("--to", required=True, metavar="ADDRESS", help="the recipient (yu1...)")
     pay.add_argument("--amount", required=True, metavar="YUAN", help="e.g. 12.34")
@@ -1126,6 +1139,8 @@ def parser() -> argparse.ArgumentParser:
 
     balance = commands.add_parser("balance", help="an account's balance, verified")
     balance.add_argument("--node", required=True, metavar="HOST:PORT")
+    balance.add_argument("--tls-ca", metavar="PEM", help="for an https:// node: the CA to trust")
+    balance.add_argument("--tls-domain", metavar="NAME", help="for an https:// node: the name its certificate carries")
     who = balance.add_mutually_exclusive_group(required=True)
     who.add_argument("--key", metavar="FILE")
     who.add_argument("--address", metavar="ADDRESS")
@@ -1137,6 +1152,8 @@ def parser() -> argparse.ArgumentParser:
 
     history = commands.add_parser("history", help="an account's transactions, newest first")
     history.add_argument("--node", required=True, metavar="HOST:PORT")
+    history.add_argument("--tls-ca", metavar="PEM", help="for an https:// node: the CA to trust")
+    history.add_argument("--tls-domain", metavar="NAME", help="for an https:// node: the name its certificate carries")
     whose = history.add_mutually_exclusive_group(required=True)
     whose.add_argument("--key", metavar="FILE")
     whose.add_argument("--address", metavar="ADDRESS")

@@ -10,9 +10,10 @@
 //! account queries from it. Each block costs its changes only (the tree is
 //! updated in place).
 //!
-//! It holds the whole tree and every account's encoded record, so it costs
-//! about as much memory as the ledger's own tree and accounts. Payments and the chain totals are in its tree (they
-//! are part of the root) but their values are not kept.
+//! It holds the whole tree and every account's and merchant payment's
+//! encoded record, so it costs about as much memory as the ledger's own tree,
+//! accounts and payments. The chain totals are in its tree (they are part of
+//! the root) but their value is not kept.
 
 use std::collections::HashMap;
 
@@ -60,6 +61,7 @@ pub struct StateView {
     height: u64,
     tree: StateTree,
     accounts: HashMap<Address, Vec<u8>>,
+    payments: HashMap<Hash32, Vec<u8>>,
     poisoned: bool,
 }
 
@@ -73,6 +75,11 @@ impl StateView {
                 .accounts
                 .iter()
                 .map(|(address, account)| (*address, encode(&account.to_proto())))
+                .collect(),
+            payments: ledger
+                .payments
+                .iter()
+                .map(|(id, payment)| (*id, encode(&payment.to_proto())))
                 .collect(),
             poisoned: false,
         }
@@ -125,11 +132,20 @@ impl StateView {
             });
         }
         for (key, value) in keyed {
-            if let StateKey::Account(address) = key {
-                match value {
-                    Some(bytes) => self.accounts.insert(address, bytes),
-                    None => self.accounts.remove(&address),
-                };
+            match (key, value) {
+                (StateKey::Account(address), Some(bytes)) => {
+                    self.accounts.insert(address, bytes);
+                }
+                (StateKey::Account(address), None) => {
+                    self.accounts.remove(&address);
+                }
+                (StateKey::Payment(id), Some(bytes)) => {
+                    self.payments.insert(id, bytes);
+                }
+                (StateKey::Payment(id), None) => {
+                    self.payments.remove(&id);
+                }
+                (StateKey::Chain, _) => {}
             }
         }
         self.height = height;
@@ -142,6 +158,14 @@ impl StateView {
         let value = self.accounts.get(address).cloned();
         self.tree.prove(&StateKey::Account(*address), value)
     }
+
+    /// The merchant payment's encoded record (`None`: no payment has this
+    /// id) and the proof of it, or of its absence, against
+    /// [`StateView::root`].
+    pub fn prove_payment(&self, id: &Hash32) -> pb::StateProof {
+        let value = self.payments.get(id).cloned();
+        self.tree.prove(&StateKey::Payment(*id), value)
+    }
 }
 
 impl std::fmt::Debug for StateView {
@@ -151,6 +175,7 @@ impl std::fmt::Debug for StateView {
             .field("height", &self.height)
             .field("root", &self.root())
             .field("accounts", &self.accounts.len())
+            .field("payments", &self.payments.len())
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +238,56 @@ mod tests {
             proof,
             chain.ledger.prove(&StateKey::Account(address_of(&bob)))
         );
+    }
+
+    #[test]
+    fn a_view_proves_merchant_payments_as_they_were_at_its_height() {
+        let (mut chain, alice, _, blocks) = setup();
+        let bank = chain.operators[0].clone();
+        let shop = SigningKey::for_test("shop");
+        let register = chain.tx(
+            &bank,
+            crate::testkit::register_merchant(&shop, pb::MerchantCategory::Catering),
+        );
+        chain.apply(vec![register]).expect("the shop registers");
+        let mut view = StateView::of(&chain.ledger);
+        let pay = chain.tx(
+            &alice,
+            crate::testkit::merchant_payment(address_of(&shop), 2_500, "order-7"),
+        );
+        let payment_id = yuchain_proto::tx::tx_id(&pay.body, &pay.signature);
+        let paid = chain.apply(vec![pay]).expect("alice pays the shop");
+        // Before the payment's block the view proves it absent.
+        let absent = view.prove_payment(&payment_id);
+        assert_eq!(verify_proof(&view.root(), &absent), Ok(None));
+        view.apply(paid.height, &paid.state_changes, paid.state_root)
+            .expect("the ledger's own changes");
+        let refund = chain.tx(&shop, crate::testkit::refund(payment_id, 1_000));
+        let refunded = chain.apply(vec![refund]).expect("a partial refund");
+        // One block behind the ledger: the record as it was, unrefunded.
+        let record = |view: &StateView| {
+            let proof = view.prove_payment(&payment_id);
+            let value = verify_proof(&view.root(), &proof)
+                .expect("a valid proof")
+                .expect("the payment exists");
+            <pb::PaymentRecord as prost::Message>::decode(value.as_slice()).expect("a record")
+        };
+        let before = record(&view);
+        assert_eq!((before.amount, before.refunded), (2_500, 0));
+        assert_eq!(before.order_id, "order-7");
+        assert_eq!(before.payer, address_of(&alice).0.to_vec());
+        view.apply(
+            refunded.height,
+            &refunded.state_changes,
+            refunded.state_root,
+        )
+        .expect("the refund's changes");
+        assert_eq!(record(&view).refunded, 1_000);
+        assert_eq!(
+            view.prove_payment(&payment_id),
+            chain.ledger.prove(&StateKey::Payment(payment_id))
+        );
+        drop(blocks);
     }
 
     #[test]

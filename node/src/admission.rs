@@ -33,6 +33,38 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// Waits until the certified height is at least `min_height`, at most
+    /// `timeout`; UNAVAILABLE (CERTIFIED_HEIGHT_NOT_REACHED) if it is not.
+    async fn wait_certified(&self, min_height: u64, timeout: Duration) -> Result<(), SubmitError> {
+        let mut certified = self.shared.certified.subscribe();
+        let reached = tokio::time::timeout(timeout, async {
+            certified
+                .wait_for(|height| height.is_some_and(|height| height >= min_height))
+                .await
+                .map(|_| ())
+        })
+        .await;
+        if !matches!(reached, Ok(Ok(()))) {
+            let now = *self.shared.certified.borrow();
+            let message = match now {
+                None => "this node has no certified state yet (a committed block must first \
+                         certify a height it executed since it started); retry in a second"
+                    .to_string(),
+                Some(height) => format!(
+                    "the certified state is at height {height}, below min_height {min_height}, \
+                     after waiting {} ms; retry later or ask with a lower min_height",
+                    timeout.as_millis()
+                ),
+            };
+            return Err(SubmitError::new(
+                ErrorKind::Unavailable,
+                "CERTIFIED_HEIGHT_NOT_REACHED",
+                message,
+            ));
+        }
+        Ok(())
+    }
+
     /// Starts the verifier task and returns the backend.
     pub fn start(shared: Arc<Shared>) -> Arc<Admission> {
         let (queue, receiver) = mpsc::channel(VERIFY_QUEUE);
@@ -141,6 +173,7 @@ impl Backend for Admission {
                 .collect(),
             issued: totals.issued,
             redeemed: totals.redeemed,
+            parameters: Some(chain_parameters(&self.shared.params)),
         })
     }
 
@@ -167,40 +200,12 @@ impl Backend for Admission {
         min_height: u64,
         timeout: Duration,
     ) -> Result<pb::GetAccountResponse, SubmitError> {
-        let mut certified = self.shared.certified.subscribe();
-        let reached = tokio::time::timeout(timeout, async {
-            certified
-                .wait_for(|height| height.is_some_and(|height| height >= min_height))
-                .await
-                .map(|_| ())
-        })
-        .await;
-        if !matches!(reached, Ok(Ok(()))) {
-            let now = *self.shared.certified.borrow();
-            let message = match now {
-                None => "this node has no certified state yet (a committed block must first \
-                         certify a height it executed since it started); retry in a second"
-                    .to_string(),
-                Some(height) => format!(
-                    "the certified state is at height {height}, below min_height {min_height}, \
-                     after waiting {} ms; retry later or ask with a lower min_height",
-                    timeout.as_millis()
-                ),
-            };
-            return Err(SubmitError::new(
-                ErrorKind::Unavailable,
-                "CERTIFIED_HEIGHT_NOT_REACHED",
-                message,
-            ));
-        }
-        let (certified, proof) = self.shared.proofs().prove(&address).ok_or_else(|| {
-            // Lost since the wait ended (the view moved on uncertified).
-            SubmitError::new(
-                ErrorKind::Unavailable,
-                "CERTIFIED_HEIGHT_NOT_REACHED",
-                "this node has no certified state just now; retry in a second",
-            )
-        })?;
+        self.wait_certified(min_height, timeout).await?;
+        let (certified, proof) = self
+            .shared
+            .proofs()
+            .prove(&address)
+            .ok_or_else(no_certified_state)?;
         let account = proof
             .value
             .as_deref()
@@ -223,6 +228,32 @@ impl Backend for Admission {
             certified: certified.certified.as_ref().clone(),
             latest,
             latest_height,
+        })
+    }
+
+    async fn payment(
+        &self,
+        id: Hash32,
+        min_height: u64,
+        timeout: Duration,
+    ) -> Result<pb::GetPaymentResponse, SubmitError> {
+        self.wait_certified(min_height, timeout).await?;
+        let (certified, proof) = self
+            .shared
+            .proofs()
+            .prove_payment(&id)
+            .ok_or_else(no_certified_state)?;
+        let payment = proof
+            .value
+            .as_deref()
+            .map(<pb::PaymentRecord as prost::Message>::decode)
+            .transpose()
+            .map_err(|_| internal("decoding a payment record"))?;
+        Ok(pb::GetPaymentResponse {
+            payment,
+            height: certified.height,
+            proof: Some(proof),
+            certified: certified.certified.as_ref().clone(),
         })
     }
 
@@ -503,4 +534,49 @@ fn mempool_error(error: &MempoolError) -> SubmitError {
         | MempoolError::SequenceTaken(_) => refusal.with_field("sequence"),
         _ => refusal,
     }
+}
+
+/// The chain's parameters as GetChainInfo answers them.
+fn chain_parameters(params: &yuchain_ledger::ChainParams) -> pb::ChainParameters {
+    use yuchain_ledger::params::{FeeRule, TierLimits};
+    let tier = |tier: pb::KycTier, limits: &TierLimits| pb::TierLimits {
+        tier: tier.into(),
+        balance_max: limits.balance_max,
+        per_payment_max: limits.per_payment_max,
+        daily_max: limits.daily_max,
+        annual_max: limits.annual_max,
+    };
+    let fee = |rule: &FeeRule| pb::FeeRule {
+        flat: rule.flat,
+        basis_points: rule.basis_points,
+        max: rule.max,
+    };
+    pb::ChainParameters {
+        tiers: vec![
+            tier(pb::KycTier::Class1, &params.class_1),
+            tier(pb::KycTier::Class2, &params.class_2),
+            tier(pb::KycTier::Class3, &params.class_3),
+            tier(pb::KycTier::Class4, &params.class_4),
+        ],
+        fees: Some(pb::FeeSchedule {
+            transfer: Some(fee(&params.fees.transfer)),
+            merchant_payment: Some(fee(&params.fees.merchant_payment)),
+            refund: Some(fee(&params.fees.refund)),
+            administrative: Some(fee(&params.fees.administrative)),
+        }),
+        transaction_bytes_max: u32::try_from(yuchain_proto::tx::TX_SIZE_BYTES_MAX)
+            .unwrap_or(u32::MAX),
+        block_transactions_max: u32::try_from(yuchain_ledger::TRANSACTIONS_PER_BLOCK_MAX)
+            .unwrap_or(u32::MAX),
+    }
+}
+
+/// The certified state went away between the wait and the proof (the view
+/// moved on uncertified).
+fn no_certified_state() -> SubmitError {
+    SubmitError::new(
+        ErrorKind::Unavailable,
+        "CERTIFIED_HEIGHT_NOT_REACHED",
+        "this node has no certified state just now; retry in a second",
+    )
 }

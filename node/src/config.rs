@@ -71,6 +71,23 @@ pub struct PeerOverride {
 pub struct GatewaySection {
     /// Where to serve gRPC.
     pub listen: SocketAddr,
+    /// TLS; absent serves plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<GatewayTlsSection>,
+}
+
+/// `[gateway.tls]`: files relative to the home unless absolute, PEM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTlsSection {
+    /// The server's certificate chain, leaf first.
+    pub certificate: PathBuf,
+    /// Its private key (keep it mode 0600).
+    pub private_key: PathBuf,
+    /// When set, clients must present a certificate issued by this CA
+    /// (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// `[metrics]`.
@@ -171,6 +188,7 @@ impl Default for GatewaySection {
     fn default() -> GatewaySection {
         GatewaySection {
             listen: SocketAddr::from(([127, 0, 0, 1], 7200)),
+            tls: None,
         }
     }
 }
@@ -245,8 +263,16 @@ observers = []
 # address = "10.0.0.7:7100"
 
 [gateway]
-# The wallet gateway (gRPC). Keep it behind your own TLS proxy or firewall.
+# The wallet gateway (gRPC). Plaintext unless [gateway.tls] is set: serve it
+# on loopback, or set TLS before opening it to wallets and merchants.
 listen = "127.0.0.1:7200"
+# TLS (rustls). Files are PEM, relative to this home unless absolute; the
+# certificate chain is leaf first. With client_ca set, only clients with a
+# certificate issued by that CA are served (mutual TLS, for back offices).
+# [gateway.tls]
+# certificate = "tls/gateway.crt"
+# private_key = "tls/gateway.key"
+# client_ca = "tls/clients-ca.crt"
 
 [metrics]
 # Prometheus metrics at http://<listen>/metrics; enabled = false serves none.
@@ -404,5 +430,27 @@ mod tests {
             .expect_err("bad address")
             .to_string();
         assert!(error.contains("listen"), "{error}");
+    }
+
+    #[test]
+    fn the_commented_tls_section_parses_when_uncommented() {
+        let text = DEFAULT_CONFIG
+            .replace("# [gateway.tls]", "[gateway.tls]")
+            .replace("# certificate =", "certificate =")
+            .replace("# private_key =", "private_key =")
+            .replace("# client_ca =", "client_ca =");
+        let parsed = NodeConfig::parse(&text, "config.toml").expect("parses");
+        assert_eq!(
+            parsed.gateway.tls,
+            Some(GatewayTlsSection {
+                certificate: "tls/gateway.crt".into(),
+                private_key: "tls/gateway.key".into(),
+                client_ca: Some("tls/clients-ca.crt".into()),
+            })
+        );
+        let error = NodeConfig::parse("[gateway.tls]\ncertificate = \"c.pem\"\n", "c.toml")
+            .expect_err("no key")
+            .to_string();
+        assert!(error.contains("private_key"), "{error}");
     }
 }

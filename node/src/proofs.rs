@@ -167,6 +167,14 @@ impl Proofs {
         let certified = self.certified.as_ref()?;
         Some((certified.clone(), self.view.prove_account(address)))
     }
+
+    /// The merchant payment `id` (or its absence) proved against the
+    /// certified root, with the block that certifies it; `None` while no
+    /// certificate covers the view.
+    pub fn prove_payment(&self, id: &Hash32) -> Option<(Certified, pb::StateProof)> {
+        let certified = self.certified.as_ref()?;
+        Some((certified.clone(), self.view.prove_payment(id)))
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! gateway (tonic) ─▶ admission (verification in batches on the blocking pool) ─▶ mempool
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 use yuchain_consensus::types::Epoch;
 use yuchain_consensus::{Core, ValidatorSet};
-use yuchain_gateway::{Gateway, GatewayConfig};
+use yuchain_gateway::{Gateway, GatewayConfig, GatewayTls};
 use yuchain_network::{
     Channel, Limits, NetworkConfig, NetworkEvent, NetworkKey, PeerAddress, PeerKey,
 };
@@ -26,7 +26,7 @@ use yuchain_storage::{RocksConfig, Role, SafetyStore, open_node_home};
 use crate::admission::Admission;
 use crate::batcher::{self, BATCH_INBOX, BatchEvent};
 use crate::chain::{open_ledger, restore_consensus};
-use crate::config::{LogFormat, NodeConfig, NodeRole};
+use crate::config::{GatewayTlsSection, LogFormat, NodeConfig, NodeRole};
 use crate::driver::{CONSENSUS_INBOX, Driver, DriverEvent};
 use crate::executor::{self, EXECUTION_QUEUE};
 use crate::genesis::{GenesisFile, parse_key};
@@ -269,15 +269,20 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
         }
     });
 
+    let gateway_tls = match &config.gateway.tls {
+        Some(tls) => Some(gateway_tls(home, tls)?),
+        None => None,
+    };
     let gateway = Gateway::bind(
         GatewayConfig {
             listen: config.gateway.listen,
+            tls: gateway_tls,
             ..GatewayConfig::default()
         },
         Admission::start(Arc::clone(&shared)),
     )
     .await
-    .context("starting the gateway (field `listen` of [gateway] in config.toml)")?;
+    .context("starting the gateway (fields `listen` and `tls` of [gateway] in config.toml)")?;
     let gateway_address = gateway.local_addr();
     let mut gateway_shutdown = shutdown_rx.clone();
     let gateway_task = tokio::spawn(gateway.serve(async move {
@@ -302,6 +307,11 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
         role = ?config.role,
         p2p = %network.listen_address(),
         gateway = %gateway_address,
+        gateway_tls = match &config.gateway.tls {
+            None => "off",
+            Some(tls) if tls.client_ca.is_some() => "mutual",
+            Some(_) => "on",
+        },
         metrics = ?config.metrics.enabled.then_some(config.metrics.listen),
         "yuchain-node is running"
     );
@@ -349,6 +359,29 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
 
 /// Sends one network event where it belongs; a full queue drops it (the
 /// protocols recover from loss) and counts it.
+/// Reads the gateway's TLS files named by `[gateway.tls]` (relative to the
+/// home), naming the field of a file that cannot be read.
+fn gateway_tls(home: &Path, tls: &GatewayTlsSection) -> Result<GatewayTls> {
+    let read = |field: &str, path: &Path| {
+        let path = resolve(home, path);
+        std::fs::read(&path).with_context(|| {
+            format!(
+                "reading {} (field `{field}` of [gateway.tls] in {})",
+                path.display(),
+                home.join(CONFIG_FILE).display()
+            )
+        })
+    };
+    Ok(GatewayTls {
+        certificate_pem: read("certificate", &tls.certificate)?,
+        private_key_pem: read("private_key", &tls.private_key)?,
+        client_ca_pem: match &tls.client_ca {
+            Some(path) => Some(read("client_ca", path)?),
+            None => None,
+        },
+    })
+}
+
 fn route(
     shared: &Arc<Shared>,
     driver: &mpsc::Sender<DriverEvent>,

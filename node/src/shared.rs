@@ -277,6 +277,8 @@ pub struct Shared {
     pub config: NodeConfig,
     /// The chain id.
     pub chain_id: String,
+    /// The chain's parameters (fixed at genesis).
+    pub params: yuchain_ledger::ChainParams,
     /// The genesis file's hash.
     pub genesis_hash: Hash32,
     /// The consensus key (a validator votes with it).
@@ -336,6 +338,7 @@ impl Shared {
         network: NetworkHandle,
     ) -> Shared {
         let chain_id = ledger.chain_id().to_string();
+        let params = ledger.params().clone();
         let height = ledger.height();
         let executed = ExecutedState {
             height,
@@ -348,6 +351,7 @@ impl Shared {
         Shared {
             config,
             chain_id,
+            params,
             genesis_hash,
             me,
             key,

@@ -34,6 +34,16 @@ pub trait Backend: Send + Sync + 'static {
         min_height: u64,
         timeout: Duration,
     ) -> Result<pb::GetAccountResponse, SubmitError>;
+    /// The merchant payment `id` at the latest certified height, as
+    /// [`Backend::account`]: once that height is at least `min_height`
+    /// (waiting at most `timeout`), with its proof and the committed block
+    /// that certifies the root.
+    async fn payment(
+        &self,
+        id: Hash32,
+        min_height: u64,
+        timeout: Duration,
+    ) -> Result<pb::GetPaymentResponse, SubmitError>;
     /// Up to `limit` history entries of `address`, newest first, strictly
     /// older than the `(height, index)` position `before` if given.
     async fn history(

@@ -269,6 +269,23 @@ pub enum GatewayError {
 /// The gateway's results.
 pub type Result<T, E = GatewayError> = std::result::Result<T, E>;
 
+/// An error with its sources, `: `-separated, each said once (tonic's
+/// transport and TLS errors keep the useful part, such as rustls's reason
+/// for refusing a certificate, in a source).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,11 +13,13 @@
 //! - `GetTransaction`: the status of a transaction id now; an id the node
 //!   does not know is answered with status UNKNOWN, not an error.
 //! - `GetChainInfo`: chain id, genesis hash, durable head, epoch and
-//!   validators, money issued and redeemed.
+//!   validators, money issued and redeemed, the chain's parameters.
 //! - `GetBlock`: a committed block with its finality certificate.
 //! - `GetAccount`: an account at the latest certified height (optionally
 //!   waiting for a height), its Merkle proof and the committed block that
 //!   certifies the root, for the wallet to check with the validators' keys.
+//! - `GetPayment`: a merchant payment by its transaction id, proved the same
+//!   way (for a merchant to check a payment, and its refunds, itself).
 //! - `ListAccountHistory`: an account's transactions with their receipts,
 //!   newest first, in pages of at most [`HISTORY_PAGE_MAX`] with a
 //!   `height.index` page token.
@@ -48,6 +50,15 @@
 //! most `concurrency_per_connection` (64) requests run at once on one
 //! connection; a commit wait lasts `wait_timeout_default` (10 s) when the
 //! request asks for 0 ms, and never more than `wait_timeout_max` (60 s).
+//!
+//! # TLS
+//!
+//! Optional, with rustls: [`GatewayConfig::tls`] holds the server's
+//! certificate chain and key and, for mutual TLS, the CA whose client
+//! certificates are required ([`GatewayTls`]). A bad certificate or key is
+//! refused by [`Gateway::bind`]; a client has [`TLS_HANDSHAKE_TIMEOUT`] to
+//! finish its handshake, and handshakes run beside the accept loop, so a
+//! slow one holds up no other client.
 //!
 //! # Errors
 //!
@@ -102,7 +113,7 @@ pub use error::{
 };
 pub use generated::wallet_gateway_client::WalletGatewayClient;
 pub use generated::wallet_gateway_server::{WalletGateway, WalletGatewayServer};
-pub use server::{Gateway, GatewayConfig, SHUTDOWN_GRACE};
+pub use server::{Gateway, GatewayConfig, GatewayTls, SHUTDOWN_GRACE, TLS_HANDSHAKE_TIMEOUT};
 pub use service::{
     GatewayService, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, STREAMS_MAX_DEFAULT, page_token,
     parse_page_token,

@@ -6,17 +6,65 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::backend::Backend;
-use crate::error::{GatewayError, Result};
+use crate::error::{GatewayError, Result, error_chain};
 use crate::generated::wallet_gateway_server::WalletGatewayServer;
 use crate::service::GatewayService;
 
 /// How long a graceful shutdown waits for requests in flight before it
 /// drops the connections left.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// How long a client has to finish its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS for the gateway (rustls, through tonic): the server's certificate
+/// chain and private key, and optionally the CA whose client certificates
+/// it requires (mutual TLS, for a bank's back office). All PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayTls {
+    /// The server's certificate chain, leaf first (PEM).
+    pub certificate_pem: Vec<u8>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub private_key_pem: Vec<u8>,
+    /// When set, only clients presenting a certificate issued by this CA
+    /// (PEM, one or more certificates) may connect.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for GatewayTls {
+    // Never print the private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayTls")
+            .field(
+                "certificate_pem",
+                &format_args!("{} bytes", self.certificate_pem.len()),
+            )
+            .field("private_key_pem", &format_args!("<redacted>"))
+            .field("client_ca_pem", &self.client_ca_pem.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+impl GatewayTls {
+    /// tonic's server TLS settings. Building them parses the certificate
+    /// and the key, so [`Gateway::bind`] reports a bad file before serving.
+    fn server_config(&self) -> ServerTlsConfig {
+        let mut config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(
+                &self.certificate_pem,
+                &self.private_key_pem,
+            ))
+            .timeout(TLS_HANDSHAKE_TIMEOUT);
+        if let Some(ca) = &self.client_ca_pem {
+            config = config.client_ca_root(Certificate::from_pem(ca));
+        }
+        config
+    }
+}
 
 /// The gateway's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +83,9 @@ pub struct GatewayConfig {
     pub wait_timeout_max: Duration,
     /// How many StreamBlocks and StreamEvents streams run at once.
     pub streams_max: usize,
+    /// TLS; `None` serves plaintext HTTP/2 (the devnet, or behind a proxy
+    /// that terminates TLS).
+    pub tls: Option<GatewayTls>,
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +97,7 @@ impl Default for GatewayConfig {
             wait_timeout_default: Duration::from_secs(10),
             wait_timeout_max: Duration::from_secs(60),
             streams_max: crate::service::STREAMS_MAX_DEFAULT,
+            tls: None,
         }
     }
 }
@@ -74,6 +126,16 @@ impl GatewayConfig {
                 "wait_timeout_default ({:?}) is above wait_timeout_max ({:?})",
                 self.wait_timeout_default, self.wait_timeout_max
             )));
+        }
+        if let Some(tls) = &self.tls {
+            Server::builder()
+                .tls_config(tls.server_config())
+                .map_err(|error| {
+                    GatewayError::Config(format!(
+                        "the TLS certificate, key or client CA is not usable: {}",
+                        error_chain(&error)
+                    ))
+                })?;
         }
         Ok(())
     }
@@ -143,7 +205,13 @@ impl Gateway {
             .map_err(|error| GatewayError::Config(format!("the reflection service: {error}")))?;
         // Small requests and answers: do not let Nagle hold them back.
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let serving = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = &self.config.tls {
+            builder = builder
+                .tls_config(tls.server_config())
+                .map_err(|error| GatewayError::Config(format!("TLS: {}", error_chain(&error))))?;
+        }
+        let serving = builder
             .concurrency_limit_per_connection(self.config.concurrency_per_connection)
             .add_service(health_service)
             .add_service(reflection)

@@ -39,6 +39,29 @@ fn address_field(bytes: &[u8], field: &str) -> Result<Address, SubmitError> {
     })
 }
 
+/// Waits for a backend answer that itself waits for the certified height
+/// `min_height` (at most `timeout`); a backend that overruns its wait by
+/// more than [`WAIT_GRACE`] is answered UNAVAILABLE, as a wait that ran out.
+async fn certified_answer<T>(
+    answer: impl std::future::Future<Output = Result<T, SubmitError>>,
+    timeout: Duration,
+    min_height: u64,
+) -> Result<Response<T>, Status> {
+    match tokio::time::timeout(timeout.saturating_add(WAIT_GRACE), answer).await {
+        Ok(answer) => Ok(Response::new(answer?)),
+        Err(_elapsed) => Err(SubmitError::new(
+            ErrorKind::Unavailable,
+            "CERTIFIED_HEIGHT_NOT_REACHED",
+            format!(
+                "the certified state did not reach height {min_height} in {} ms; retry, or ask \
+                 with a lower min_height",
+                timeout.as_millis()
+            ),
+        )
+        .into()),
+    }
+}
+
 /// A history position as a page token: `height.index`.
 pub fn page_token(position: (u64, u32)) -> String {
     format!("{}.{}", position.0, position.1)
@@ -248,20 +271,30 @@ impl WalletGateway for GatewayService {
         let address = address_field(&request.address, "GetAccountRequest.address")?;
         let timeout = self.wait_timeout(request.wait_timeout_ms);
         let answer = self.backend.account(address, request.min_height, timeout);
-        match tokio::time::timeout(timeout.saturating_add(WAIT_GRACE), answer).await {
-            Ok(answer) => Ok(Response::new(answer?)),
-            Err(_elapsed) => Err(SubmitError::new(
-                ErrorKind::Unavailable,
-                "CERTIFIED_HEIGHT_NOT_REACHED",
+        certified_answer(answer, timeout, request.min_height).await
+    }
+
+    async fn get_payment(
+        &self,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        let request = request.into_inner();
+        let Some(id) = Hash32::from_slice(&request.payment_id) else {
+            return Err(SubmitError::new(
+                ErrorKind::InvalidArgument,
+                "INVALID_TX_ID",
                 format!(
-                    "the certified state did not reach height {} in {} ms; retry, or ask \
-                     with a lower min_height",
-                    request.min_height,
-                    timeout.as_millis()
+                    "GetPaymentRequest.payment_id is {} bytes; a payment's id is its \
+                     transaction's id, 32 bytes",
+                    request.payment_id.len()
                 ),
             )
-            .into()),
-        }
+            .with_field("payment_id")
+            .into());
+        };
+        let timeout = self.wait_timeout(request.wait_timeout_ms);
+        let answer = self.backend.payment(id, request.min_height, timeout);
+        certified_answer(answer, timeout, request.min_height).await
     }
 
     async fn list_account_history(

@@ -7,3 +7,4 @@ mod state;
 mod streams;
 mod submit;
 mod support;
+mod tls;

@@ -6,7 +6,9 @@ use tonic::Code;
 use yuchain_proto::pb;
 
 use crate::errors::assert_reason;
-use crate::support::{FAKE_HEIGHT, FAKE_HISTORY, FakeBackend, TestGateway, bounded, fake_account};
+use crate::support::{
+    FAKE_HEIGHT, FAKE_HISTORY, FakeBackend, TestGateway, bounded, fake_account, fake_payment,
+};
 
 fn account_request(address: &[u8], min_height: u64, wait_ms: u32) -> pb::GetAccountRequest {
     pb::GetAccountRequest {
@@ -39,6 +41,42 @@ async fn get_account_answers_an_account_and_an_absent_one() {
         .expect("answered")
         .into_inner();
     assert_eq!(absent.account, None);
+}
+
+#[tokio::test]
+async fn get_payment_answers_a_payment_an_absent_one_and_refuses_a_bad_id() {
+    let gateway = TestGateway::start(FakeBackend::new()).await;
+    let mut client = gateway.client().await;
+    let request = |id: &[u8], min_height| pb::GetPaymentRequest {
+        payment_id: id.to_vec(),
+        min_height,
+        wait_timeout_ms: 200,
+    };
+    let known = bounded(client.get_payment(request(&fake_payment().0, 0)))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(known.height, FAKE_HEIGHT);
+    let payment = known.payment.expect("the payment");
+    assert_eq!((payment.amount, payment.refunded), (2_500, 1_000));
+    let absent = bounded(client.get_payment(request(&[1; 32], 0)))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(absent.payment, None);
+    for length in [0usize, 20, 33] {
+        let status = bounded(client.get_payment(request(&vec![1; length], 0)))
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains(&format!("{length} bytes")));
+        assert_reason(&status, "INVALID_TX_ID");
+    }
+    let status = bounded(client.get_payment(request(&fake_payment().0, FAKE_HEIGHT + 1)))
+        .await
+        .expect_err("not reached");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_reason(&status, "CERTIFIED_HEIGHT_NOT_REACHED");
 }
 
 #[tokio::test]

@@ -217,6 +217,32 @@ impl Backend for FakeBackend {
         })
     }
 
+    async fn payment(
+        &self,
+        id: Hash32,
+        min_height: u64,
+        timeout: Duration,
+    ) -> Result<pb::GetPaymentResponse, SubmitError> {
+        if min_height > FAKE_HEIGHT {
+            tokio::time::sleep(timeout).await;
+            return Err(SubmitError::new(
+                yuchain_gateway::ErrorKind::Unavailable,
+                "CERTIFIED_HEIGHT_NOT_REACHED",
+                "the fake chain stays at height 3",
+            ));
+        }
+        Ok(pb::GetPaymentResponse {
+            payment: (id == fake_payment()).then(|| pb::PaymentRecord {
+                payer: fake_account().0.to_vec(),
+                amount: 2_500,
+                refunded: 1_000,
+                ..pb::PaymentRecord::default()
+            }),
+            height: FAKE_HEIGHT,
+            ..pb::GetPaymentResponse::default()
+        })
+    }
+
     async fn history(
         &self,
         address: Address,
@@ -289,6 +315,10 @@ pub(crate) fn fake_block(height: u64, padding: usize) -> pb::StreamBlocksRespons
 }
 
 /// The one account the fake chain has.
+pub(crate) fn fake_payment() -> Hash32 {
+    Hash32([0x5A; 32])
+}
+
 pub(crate) fn fake_account() -> Address {
     Address([9; 20])
 }
