@@ -440,9 +440,50 @@ impl Node {
         Ok((set, false))
     }
 
+    /// The sender's next sequence as the validators certified it, and the
+    /// certified height, checked with [`check_account`] against the pinned
+    /// validators (the node's own report without a genesis file).
+    ///
+    /// Never the node's unproven `latest`: a node that lied about it (a
+    /// sequence one ahead, after withholding a transaction and calling it
+    /// expired) could make a retry a second, different transaction that
+    /// commits beside the first: a double payment. Two transactions signed
+    /// from a proved sequence that was not yet used share it, so at most one
+    /// of them ever commits. When `latest` says the sender has newer
+    /// transactions than the certified state shows (its own last payment,
+    /// say), this waits, bounded, until they are certified; a node that
+    /// lies there only makes it wait.
+    pub async fn proved_sequence(
+        &mut self,
+        sender: &Address,
+        genesis: Option<&Path>,
+    ) -> Result<(u64, u64)> {
+        let (validators, _pinned) = self.validators(genesis).await?;
+        let mut answer = self.account(sender, 0).await?;
+        let next = |account: Option<&pb::Account>| account.map(|account| account.next_sequence);
+        let mut min_height = 0;
+        if answer.latest_height > answer.height
+            && next(answer.latest.as_ref()) != next(answer.account.as_ref())
+        {
+            min_height = answer.latest_height;
+            answer = self.account(sender, min_height).await?;
+        }
+        let checked = crate::proof::check_account(&answer, sender, &validators, min_height)?;
+        let Some(account) = checked.account else {
+            bail!(
+                "no account {sender} exists in the state the validators certified at height {}; a \
+                 bank registers a wallet with `yuchain operator register` (a wallet registered a \
+                 moment ago is certified within seconds: retry)",
+                checked.height
+            );
+        };
+        Ok((account.next_sequence, checked.height))
+    }
+
     /// Signs `action` as `sender` (the key's own account unless given) with
-    /// the account's next sequence, sends it and waits for its commit. A
-    /// receipt that is not OK is an error naming its result code.
+    /// the account's next sequence as certified ([`Node::proved_sequence`]),
+    /// sends it and waits for its commit. A receipt that is not OK is an
+    /// error naming its result code.
     ///
     /// With a pinned genesis file the chain id signed for is the file's,
     /// never the node's: a node of another chain is refused before anything
@@ -469,19 +510,13 @@ impl Node {
                 );
             }
         }
-        let account = self.account(&sender, 0).await?;
-        let Some(latest) = account.latest else {
-            bail!(
-                "no account {sender} exists on this chain yet; a bank registers a wallet with \
-                 `yuchain operator register`"
-            );
-        };
+        let (sequence, certified_height) = self.proved_sequence(&sender, genesis).await?;
         let body = pb::TransactionBody {
             chain_id: info.chain_id.clone(),
             sender: sender.0.to_vec(),
             public_key: key.public_key().0.to_vec(),
-            sequence: latest.next_sequence,
-            expiry_height: info.height.saturating_add(EXPIRY_BLOCKS),
+            sequence,
+            expiry_height: certified_height.saturating_add(EXPIRY_BLOCKS),
             max_fee,
             action: Some(action),
         };
@@ -513,7 +548,11 @@ impl Node {
                 })
             }
             (pb::TransactionStatus::Expired, _) => {
-                bail!("transaction {id} expired before it was committed; send it again")
+                bail!(
+                    "transaction {id} expired before it was committed, the node says; sending \
+                     again is safe (the new one is signed with the same certified sequence, so \
+                     at most one of them can ever commit)"
+                )
             }
             (status, _) => bail!(
                 "transaction {id} is {status:?} after {} s; check it later with `yuchain wallet \
@@ -638,5 +677,164 @@ mod tests {
         };
         let error = settings.signing_key().expect_err("no key").to_string();
         assert!(error.contains("yuchain keys new"), "{error}");
+    }
+
+    /// A node whose certified answer is honest and whose unproven `latest`
+    /// says the account is one sequence further than it is (as a node that
+    /// withheld a transaction and called it expired would).
+    struct LyingNode {
+        answer: pb::GetAccountResponse,
+        keys: Vec<PublicKey>,
+        lie: bool,
+    }
+
+    fn nothing<T>() -> Result<T, yuchain_gateway::SubmitError> {
+        Err(yuchain_gateway::SubmitError::new(
+            yuchain_gateway::ErrorKind::Unavailable,
+            "CERTIFIED_HEIGHT_NOT_REACHED",
+            "not in this test",
+        ))
+    }
+
+    #[tonic::async_trait]
+    impl yuchain_gateway::Backend for LyingNode {
+        async fn submit(
+            &self,
+            _: pb::SignedTransaction,
+        ) -> Result<Hash32, yuchain_gateway::SubmitError> {
+            nothing()
+        }
+        async fn transaction(&self, _: Hash32) -> yuchain_gateway::TxStatus {
+            yuchain_gateway::TxStatus::Unknown
+        }
+        async fn wait_committed(&self, _: Hash32, _: Duration) -> yuchain_gateway::TxStatus {
+            yuchain_gateway::TxStatus::Unknown
+        }
+        async fn chain_info(
+            &self,
+        ) -> Result<pb::GetChainInfoResponse, yuchain_gateway::SubmitError> {
+            Ok(pb::GetChainInfoResponse {
+                validators: self.keys.iter().map(|key| key.0.to_vec()).collect(),
+                ..pb::GetChainInfoResponse::default()
+            })
+        }
+        async fn block(
+            &self,
+            _: u64,
+        ) -> Result<Option<pb::GetBlockResponse>, yuchain_gateway::SubmitError> {
+            Ok(None)
+        }
+        async fn account(
+            &self,
+            _: Address,
+            min_height: u64,
+            _: Duration,
+        ) -> Result<pb::GetAccountResponse, yuchain_gateway::SubmitError> {
+            if min_height > self.answer.height {
+                // The lie has no certificate behind it.
+                return nothing();
+            }
+            let mut answer = self.answer.clone();
+            answer.latest = answer.account.clone();
+            answer.latest_height = answer.height + 5;
+            if self.lie
+                && let Some(latest) = answer.latest.as_mut()
+            {
+                latest.next_sequence += 1;
+            }
+            Ok(answer)
+        }
+        async fn payment(
+            &self,
+            _: Hash32,
+            _: u64,
+            _: Duration,
+        ) -> Result<pb::GetPaymentResponse, yuchain_gateway::SubmitError> {
+            nothing()
+        }
+        async fn history(
+            &self,
+            _: Address,
+            _: Option<(u64, u32)>,
+            _: usize,
+        ) -> Result<Vec<pb::AccountHistoryEntry>, yuchain_gateway::SubmitError> {
+            Ok(Vec::new())
+        }
+        async fn block_contents(
+            &self,
+            _: u64,
+        ) -> Result<Option<pb::StreamBlocksResponse>, yuchain_gateway::SubmitError> {
+            Ok(None)
+        }
+        async fn wait_durable(&self, _: u64, _: Duration) {}
+    }
+
+    /// The sequence a transaction is signed with, asked of `node`.
+    async fn sequence_from(node: LyingNode, sender: Address) -> Result<(u64, u64)> {
+        let config = yuchain_gateway::GatewayConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..yuchain_gateway::GatewayConfig::default()
+        };
+        let gateway = yuchain_gateway::Gateway::bind(config, std::sync::Arc::new(node))
+            .await
+            .expect("a gateway on loopback");
+        let url = format!("http://{}", gateway.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(gateway.serve(async move {
+            let _ = stopped.await;
+        }));
+        let settings = Settings {
+            node: url,
+            key: None,
+            genesis: None,
+            tls: TlsSettings::default(),
+            json: false,
+        };
+        let result = async {
+            settings
+                .connect()
+                .await?
+                .proved_sequence(&sender, None)
+                .await
+        }
+        .await;
+        let _ = stop.send(());
+        let _ = serving.await;
+        result
+    }
+
+    #[tokio::test]
+    async fn transactions_are_signed_with_the_certified_sequence_never_the_nodes_latest() {
+        let fixture = crate::proof::tests::fixture();
+        let certified = fixture
+            .answer
+            .account
+            .as_ref()
+            .map(|account| account.next_sequence)
+            .expect("the bank's account");
+        let keys: Vec<PublicKey> = fixture.keys.iter().map(SigningKey::public_key).collect();
+        let honest = LyingNode {
+            answer: fixture.answer.clone(),
+            keys: keys.clone(),
+            lie: false,
+        };
+        let (sequence, height) = sequence_from(honest, fixture.bank)
+            .await
+            .expect("an honest node's certified sequence");
+        assert_eq!((sequence, height), (certified, fixture.answer.height));
+        // A node that says the account moved on, without a certificate for
+        // it: nothing is signed with its number.
+        let liar = LyingNode {
+            answer: fixture.answer.clone(),
+            keys,
+            lie: true,
+        };
+        let error = sequence_from(liar, fixture.bank)
+            .await
+            .expect_err("no proved sequence beyond the certified one");
+        assert!(
+            format!("{error:#}").contains("CERTIFIED_HEIGHT_NOT_REACHED"),
+            "{error:#}"
+        );
     }
 }

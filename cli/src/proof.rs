@@ -226,7 +226,7 @@ pub fn check_payment(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use yuchain_consensus::types::{Epoch, Height, Round, ValidatorId, Vote, VoteData};
     use yuchain_consensus::{Block, QuorumCert};
@@ -234,11 +234,13 @@ mod tests {
     use yuchain_ledger::testkit::{TestChain, address_of, issue};
     use yuchain_proto::{PublicKey, SigningKey};
 
-    struct Fixture {
-        keys: Vec<SigningKey>,
-        validators: ValidatorSet,
-        answer: pb::GetAccountResponse,
-        bank: Address,
+    /// An honest GetAccount answer for a funded bank, certified by 3 of 4
+    /// test validators.
+    pub(crate) struct Fixture {
+        pub(crate) keys: Vec<SigningKey>,
+        pub(crate) validators: ValidatorSet,
+        pub(crate) answer: pb::GetAccountResponse,
+        pub(crate) bank: Address,
     }
 
     fn validator_keys() -> Vec<SigningKey> {
@@ -291,7 +293,7 @@ mod tests {
         }
     }
 
-    fn fixture() -> Fixture {
+    pub(crate) fn fixture() -> Fixture {
         let keys = validator_keys();
         let validators = ValidatorSet::new(
             Epoch(0),

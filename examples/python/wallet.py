@@ -489,6 +489,10 @@ def cmd_pay(args: argparse.Namespace) -> int:
         )
 
     chain_id = info.chain_id if args.chain_id is None else args.chain_id
+    # For brevity this example signs with the node's unproven `latest`
+    # sequence. A production wallet signs with the certified account's
+    # (checked as in `balance`), so a lying node cannot turn a retry into a
+    # second payment: docs/API.md, "Which sequence to sign".
     body = ledger_pb2.TransactionBody(
         chain_id=chain_id,
         sender=sender,
