@@ -119,6 +119,7 @@ pub const REASONS: &[(&str, ErrorKind)] = &[
     ("SENDER_FULL", ErrorKind::ResourceExhausted),
     ("VERIFY_QUEUE_FULL", ErrorKind::ResourceExhausted),
     ("STREAMS_FULL", ErrorKind::ResourceExhausted),
+    ("STREAM_STALLED", ErrorKind::ResourceExhausted),
     ("NOT_READY", ErrorKind::Unavailable),
     ("CERTIFIED_HEIGHT_NOT_REACHED", ErrorKind::Unavailable),
     ("SHUTTING_DOWN", ErrorKind::Unavailable),

@@ -28,8 +28,11 @@
 //!   head; resumable from the last one received. A slow client fills its
 //!   own buffer of [`STREAM_BUFFER`] messages and its producer waits; at
 //!   most `streams_max` (256) run at once (RESOURCE_EXHAUSTED,
-//!   STREAMS_FULL); at shutdown each ends with UNAVAILABLE (SHUTTING_DOWN)
-//!   and the height to resume from.
+//!   STREAMS_FULL), all of them together queue at most `stream_bytes_max`
+//!   (256 MiB), a client that takes nothing for `stream_stall_timeout`
+//!   (60 s) loses its stream (RESOURCE_EXHAUSTED, STREAM_STALLED); at
+//!   shutdown each ends with UNAVAILABLE (SHUTTING_DOWN) and the height to
+//!   resume from.
 //!
 //! Beside it the standard `grpc.health.v1.Health` service reports SERVING for
 //! `""` and `yuchain.v1.WalletGateway` while the gateway serves, and
@@ -118,4 +121,4 @@ pub use service::{
     GatewayService, HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX, STREAMS_MAX_DEFAULT, page_token,
     parse_page_token,
 };
-pub use stream::STREAM_BUFFER;
+pub use stream::{Outgoing, STREAM_BUFFER, STREAM_BYTES_MAX_DEFAULT, STREAM_STALL_TIMEOUT_DEFAULT};

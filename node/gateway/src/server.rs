@@ -83,6 +83,11 @@ pub struct GatewayConfig {
     pub wait_timeout_max: Duration,
     /// How many StreamBlocks and StreamEvents streams run at once.
     pub streams_max: usize,
+    /// The most bytes queued in all streams' buffers together.
+    pub stream_bytes_max: usize,
+    /// How long a client may take nothing while its stream has something
+    /// to send, before the stream ends (STREAM_STALLED).
+    pub stream_stall_timeout: Duration,
     /// TLS; `None` serves plaintext HTTP/2 (the devnet, or behind a proxy
     /// that terminates TLS).
     pub tls: Option<GatewayTls>,
@@ -97,6 +102,8 @@ impl Default for GatewayConfig {
             wait_timeout_default: Duration::from_secs(10),
             wait_timeout_max: Duration::from_secs(60),
             streams_max: crate::service::STREAMS_MAX_DEFAULT,
+            stream_bytes_max: crate::stream::STREAM_BYTES_MAX_DEFAULT,
+            stream_stall_timeout: crate::stream::STREAM_STALL_TIMEOUT_DEFAULT,
             tls: None,
         }
     }
@@ -109,6 +116,11 @@ impl GatewayConfig {
         if self.request_bytes_max == 0 {
             return Err(GatewayError::Config(
                 "request_bytes_max is 0: no request would fit".into(),
+            ));
+        }
+        if self.stream_bytes_max == 0 || self.stream_stall_timeout.is_zero() {
+            return Err(GatewayError::Config(
+                "stream_bytes_max and stream_stall_timeout must be above 0".into(),
             ));
         }
         if self.streams_max == 0 {
@@ -166,7 +178,11 @@ impl Gateway {
             config.wait_timeout_default,
             config.wait_timeout_max,
         )
-        .with_streams_max(config.streams_max);
+        .with_stream_limits(
+            config.streams_max,
+            config.stream_bytes_max,
+            config.stream_stall_timeout,
+        );
         Ok(Gateway {
             listener,
             local_addr,

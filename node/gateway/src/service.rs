@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use yuchain_proto::pb;
 use yuchain_proto::{Address, Hash32};
@@ -115,13 +114,28 @@ impl GatewayService {
             backend,
             wait_timeout_default,
             wait_timeout_max,
-            streams: Streams::new(STREAMS_MAX_DEFAULT),
+            streams: Streams::new(
+                STREAMS_MAX_DEFAULT,
+                crate::stream::STREAM_BYTES_MAX_DEFAULT,
+                crate::stream::STREAM_STALL_TIMEOUT_DEFAULT,
+            ),
         }
     }
 
     /// The same service serving at most `max` streams at once.
     pub fn with_streams_max(mut self, max: usize) -> Self {
-        self.streams = Streams::new(max);
+        self.streams = Streams::new(
+            max,
+            crate::stream::STREAM_BYTES_MAX_DEFAULT,
+            crate::stream::STREAM_STALL_TIMEOUT_DEFAULT,
+        );
+        self
+    }
+
+    /// Sets the stream limits: how many run at once, the bytes queued in
+    /// all of them, and how long a client may take nothing.
+    pub fn with_stream_limits(mut self, max: usize, bytes_max: usize, stall: Duration) -> Self {
+        self.streams = Streams::new(max, bytes_max, stall);
         self
     }
 
@@ -155,8 +169,8 @@ impl std::fmt::Debug for GatewayService {
 
 #[tonic::async_trait]
 impl WalletGateway for GatewayService {
-    type StreamBlocksStream = ReceiverStream<Result<pb::StreamBlocksResponse, Status>>;
-    type StreamEventsStream = ReceiverStream<Result<pb::StreamEventsResponse, Status>>;
+    type StreamBlocksStream = stream::Outgoing<pb::StreamBlocksResponse>;
+    type StreamEventsStream = stream::Outgoing<pb::StreamEventsResponse>;
 
     async fn stream_blocks(
         &self,

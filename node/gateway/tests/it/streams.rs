@@ -205,3 +205,105 @@ async fn shutdown_is_not_held_up_by_a_client_that_stopped_reading() {
     bounded(gateway.stop()).await.expect("a clean stop");
     drop(stalled);
 }
+
+#[tokio::test]
+async fn a_stalled_client_loses_its_stream_with_the_height_to_resume_from() {
+    let backend = FakeBackend::new();
+    backend.block_padding.store(64 * 1024, Ordering::Relaxed);
+    backend.grow_to(10_000);
+    let gateway = TestGateway::start_with(
+        GatewayConfig {
+            stream_stall_timeout: Duration::from_millis(300),
+            ..test_config()
+        },
+        backend.clone(),
+    )
+    .await;
+    let mut client = gateway.client().await;
+    let mut stalled = bounded(client.stream_blocks(blocks_from(0)))
+        .await
+        .expect("a stream")
+        .into_inner();
+    assert_eq!(next(&mut stalled).await.height, 0);
+    // Reading nothing for longer than the stall timeout ends the stream;
+    // what was queued still arrives, in order, then the error says where to
+    // resume, which is the next height not received.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let mut expected = 1;
+    let status = loop {
+        match bounded(stalled.message()).await {
+            Ok(Some(block)) => {
+                assert_eq!(block.height, expected, "in order, no gap");
+                expected += 1;
+                assert!(expected < 10_000, "the stream ended");
+            }
+            Ok(None) => panic!("a stream never ends without saying why"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_reason(&status, "STREAM_STALLED");
+    assert!(
+        status
+            .message()
+            .contains(&format!("from_height {expected}")),
+        "resume from {expected}: {}",
+        status.message()
+    );
+    // A client that reads is served as before.
+    let mut reading = bounded(client.stream_blocks(blocks_from(expected)))
+        .await
+        .expect("a stream")
+        .into_inner();
+    assert_eq!(next(&mut reading).await.height, expected);
+}
+
+#[tokio::test]
+async fn the_byte_budget_is_shared_by_all_streams_and_a_stalled_one_gives_it_back() {
+    let backend = FakeBackend::new();
+    // 64 KiB blocks against a budget of 48 KiB: each message is larger than
+    // the whole budget (and still goes, alone), so at most one message is
+    // queued in all streams together.
+    backend.block_padding.store(64 * 1024, Ordering::Relaxed);
+    backend.grow_to(10_000);
+    let gateway = TestGateway::start_with(
+        GatewayConfig {
+            stream_bytes_max: 48 * 1024,
+            stream_stall_timeout: Duration::from_millis(400),
+            ..test_config()
+        },
+        backend.clone(),
+    )
+    .await;
+    let mut client = gateway.client().await;
+    let mut first = bounded(client.stream_blocks(blocks_from(0)))
+        .await
+        .expect("a stream")
+        .into_inner();
+    for height in 0..5 {
+        assert_eq!(next(&mut first).await.height, height);
+    }
+    // The first client stops reading; its queued message holds the budget,
+    // so the second stream waits for it, until the first is ended for
+    // stalling and gives it back.
+    let mut second = bounded(client.stream_blocks(blocks_from(0)))
+        .await
+        .expect("a stream")
+        .into_inner();
+    for height in 0..5 {
+        assert_eq!(next(&mut second).await.height, height);
+    }
+    let mut expected = 5;
+    let status = loop {
+        match bounded(first.message()).await {
+            Ok(Some(block)) => {
+                assert_eq!(block.height, expected);
+                expected += 1;
+                assert!(expected < 100, "a stalled stream ends");
+            }
+            Ok(None) => panic!("a stream never ends without saying why"),
+            Err(status) => break status,
+        }
+    };
+    assert_reason(&status, "STREAM_STALLED");
+}
