@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
-use yuchain_consensus::ValidatorSet;
 use yuchain_consensus::types::Epoch;
+use yuchain_consensus::{ChainTag, ValidatorSet};
 use yuchain_gateway::WalletGatewayClient;
 use yuchain_proto::pb::transaction_body::Action;
 use yuchain_proto::{Address, Hash32, PublicKey, SigningKey, pb, tx};
@@ -284,15 +284,21 @@ impl Settings {
 }
 
 /// Reads the validators' consensus keys from a genesis file (its
-/// `[[validators]]` cards), in order.
+/// `[[validators]]` cards), in order, for the chain it names (`[ledger]
+/// chain_id`: every consensus signature names the chain).
 pub fn genesis_validators(path: &Path) -> Result<ValidatorSet> {
     #[derive(Deserialize)]
     struct Card {
         consensus_public_key: String,
     }
     #[derive(Deserialize)]
+    struct Ledger {
+        chain_id: String,
+    }
+    #[derive(Deserialize)]
     struct File {
         validators: Vec<Card>,
+        ledger: Ledger,
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the genesis file {}", path.display()))?;
@@ -315,7 +321,7 @@ pub fn genesis_validators(path: &Path) -> Result<ValidatorSet> {
                 })
         })
         .collect::<Result<Vec<_>>>()?;
-    ValidatorSet::new(Epoch(0), keys).map_err(|error| {
+    ValidatorSet::new(ChainTag::of(&file.ledger.chain_id), Epoch(0), keys).map_err(|error| {
         anyhow!(
             "{}: the validator set is not valid: {error}",
             path.display()
@@ -435,7 +441,7 @@ impl Node {
             .iter()
             .map(|key| PublicKey::from_slice(key).map_err(|_| anyhow!("a validator key is bad")))
             .collect::<Result<Vec<_>>>()?;
-        let set = ValidatorSet::new(Epoch(info.epoch), keys)
+        let set = ValidatorSet::new(ChainTag::of(&info.chain_id), Epoch(info.epoch), keys)
             .map_err(|error| anyhow!("the node reports no valid validator set: {error}"))?;
         Ok((set, false))
     }
@@ -714,6 +720,7 @@ mod tests {
             &self,
         ) -> Result<pb::GetChainInfoResponse, yuchain_gateway::SubmitError> {
             Ok(pb::GetChainInfoResponse {
+                chain_id: yuchain_ledger::testkit::TEST_CHAIN_ID.to_string(),
                 validators: self.keys.iter().map(|key| key.0.to_vec()).collect(),
                 ..pb::GetChainInfoResponse::default()
             })

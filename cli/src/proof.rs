@@ -286,7 +286,12 @@ pub(crate) mod tests {
             signatures: signers
                 .iter()
                 .map(|&signer| {
-                    let signed = Vote::sign(&keys[usize::from(signer)], vote, ValidatorId(signer));
+                    let signed = Vote::sign(
+                        &keys[usize::from(signer)],
+                        &yuchain_consensus::ChainTag::for_test(),
+                        vote,
+                        ValidatorId(signer),
+                    );
                     (ValidatorId(signer), signed.signature)
                 })
                 .collect(),
@@ -296,6 +301,7 @@ pub(crate) mod tests {
     pub(crate) fn fixture() -> Fixture {
         let keys = validator_keys();
         let validators = ValidatorSet::new(
+            yuchain_consensus::ChainTag::for_test(),
             Epoch(0),
             keys.iter()
                 .map(SigningKey::public_key)
@@ -429,6 +435,7 @@ pub(crate) mod tests {
         );
         // Validators of another chain.
         let strangers = ValidatorSet::new(
+            yuchain_consensus::ChainTag::for_test(),
             Epoch(0),
             (0..4)
                 .map(|i| SigningKey::for_test(&format!("stranger-{i}")).public_key())
@@ -444,9 +451,12 @@ pub(crate) mod tests {
     fn a_payment_answer_is_checked_and_a_tampered_one_refused() {
         use yuchain_ledger::testkit::{merchant_payment, register_merchant, register_personal};
         let keys = validator_keys();
-        let validators =
-            ValidatorSet::new(Epoch(0), keys.iter().map(SigningKey::public_key).collect())
-                .expect("a validator set");
+        let validators = ValidatorSet::new(
+            yuchain_consensus::ChainTag::for_test(),
+            Epoch(0),
+            keys.iter().map(SigningKey::public_key).collect(),
+        )
+        .expect("a validator set");
         let mut chain = TestChain::new(1);
         let bank = chain.operators[0].clone();
         let issuer = chain.issuer.clone();

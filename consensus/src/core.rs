@@ -168,7 +168,11 @@ impl Core {
                 recent: Vec::new(),
             },
         };
-        let validators = ValidatorSet::new(checkpoint.epoch, checkpoint.validators.clone())?;
+        let validators = ValidatorSet::new(
+            genesis.chain,
+            checkpoint.epoch,
+            checkpoint.validators.clone(),
+        )?;
         let epoch = validators.epoch();
         let root = checkpoint.root;
         let head = check_checkpoint(&checkpoint, &validators, &config)?;
@@ -505,6 +509,7 @@ impl Core {
         }
         let timeout = Timeout::sign(
             &self.key,
+            self.validators.chain(),
             self.epoch(),
             self.round,
             self.safety.high_qc.clone(),
@@ -608,7 +613,9 @@ impl Core {
         // The proposer guard, persisted before the proposal leaves: a
         // restarted leader never signs a second block for this round.
         self.check_proposal(round)?;
-        let signature = self.key.sign(&proposal_digest(&block.hash()).0);
+        let signature = self
+            .key
+            .sign(&proposal_digest(self.validators.chain(), &block.hash()).0);
         let proposal = Proposal {
             block,
             last_tc,
@@ -702,7 +709,7 @@ impl Core {
         if self.checks_signatures() {
             self.validators.verify_signature(
                 block.proposer,
-                &proposal_digest(&hash).0,
+                &proposal_digest(self.validators.chain(), &hash).0,
                 &proposal.signature,
                 "proposal",
             )?;
@@ -857,7 +864,7 @@ impl Core {
             parent: block.parent,
             parent_round: parent.round,
         };
-        let vote = Vote::sign(&self.key, data, my_id);
+        let vote = Vote::sign(&self.key, self.validators.chain(), data, my_id);
         out.push(Action::PersistBlock(Box::new(block.clone())));
         self.safety.record_vote(&vote);
         // Persist before the vote leaves the node.
@@ -919,7 +926,7 @@ impl Core {
                 }
             });
         }
-        let digest = data.signing_digest();
+        let digest = data.signing_digest(self.validators.chain());
         if self.checks_signatures() {
             self.validators
                 .verify_signature(vote.signer, &digest.0, &vote.signature, "vote")?;
@@ -985,7 +992,12 @@ impl Core {
             });
         }
         if self.checks_signatures() {
-            let digest = timeout_digest(timeout.epoch, timeout.round, timeout.high_qc.round());
+            let digest = timeout_digest(
+                self.validators.chain(),
+                timeout.epoch,
+                timeout.round,
+                timeout.high_qc.round(),
+            );
             self.validators.verify_signature(
                 timeout.signer,
                 &digest.0,

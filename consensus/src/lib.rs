@@ -19,11 +19,12 @@
 //! contract.
 //!
 //! ```
-//! use yuchain_consensus::{Action, Config, Core, Genesis, Input, Restored};
+//! use yuchain_consensus::{Action, ChainTag, Config, Core, Genesis, Input, Restored};
 //! use yuchain_proto::{Hash32, SigningKey};
 //!
 //! let key = SigningKey::for_test("validator-0");
 //! let genesis = Genesis {
+//!     chain: ChainTag::of("yuchain-example"),
 //!     hash: Hash32([1; 32]),
 //!     timestamp_ms: 0,
 //!     validators: vec![key.public_key()],
@@ -53,7 +54,7 @@ pub use crate::core::{BrokenRule, Testing};
 pub use error::{ConsensusError, Result};
 pub use safety::SafetyData;
 pub use types::{
-    Block, BlockHash, Epoch, Height, Message, Proposal, QuorumCert, Round, SyncRequest,
+    Block, BlockHash, ChainTag, Epoch, Height, Message, Proposal, QuorumCert, Round, SyncRequest,
     SyncResponse, Timeout, TimeoutCert, ValidatorId, Vote, VoteData,
 };
 pub use validators::{ValidatorSet, VerifyMode};

@@ -277,7 +277,7 @@ mod tests {
     use yuchain_proto::{Hash32, SigningKey};
 
     use super::*;
-    use crate::types::{Height, TimeoutEntry, ValidatorId, VoteData};
+    use crate::types::{ChainTag, Height, TimeoutEntry, ValidatorId, VoteData};
 
     fn qc(round: u64) -> QuorumCert {
         QuorumCert {
@@ -314,7 +314,12 @@ mod tests {
     fn vote(round: u64) -> Vote {
         let mut data = qc(round).vote;
         data.round = Round(round);
-        Vote::sign(&SigningKey::for_test("v"), data, ValidatorId(0))
+        Vote::sign(
+            &SigningKey::for_test("v"),
+            &ChainTag::for_test(),
+            data,
+            ValidatorId(0),
+        )
     }
 
     #[test]
@@ -368,7 +373,15 @@ mod tests {
             .check_timeout(Round(3), &qc(2), None)
             .expect("justified timeout");
         let key = SigningKey::for_test("t");
-        let timeout = Timeout::sign(&key, Epoch(0), Round(3), qc(2), None, ValidatorId(0));
+        let timeout = Timeout::sign(
+            &key,
+            &ChainTag::for_test(),
+            Epoch(0),
+            Round(3),
+            qc(2),
+            None,
+            ValidatorId(0),
+        );
         safety.record_timeout(&timeout);
         assert!(safety.check_vote(Round(3), Round(2), None).is_err());
         assert_eq!(safety.highest_timeout_round, Round(3));
@@ -429,6 +442,7 @@ mod tests {
         let key = SigningKey::for_test("t");
         safety.record_timeout(&Timeout::sign(
             &key,
+            &ChainTag::for_test(),
             Epoch(2),
             Round(6),
             qc(4),

@@ -111,11 +111,11 @@ impl VoteData {
         })
     }
 
-    /// The digest a vote signs.
-    pub fn signing_digest(&self) -> Hash32 {
+    /// The digest a vote signs, on `chain`.
+    pub fn signing_digest(&self, chain: &ChainTag) -> Hash32 {
         let mut writer = Writer::default();
         self.write(&mut writer);
-        Domain::Consensus.hash_parts(&[b"vote", &writer.bytes])
+        Domain::Consensus.hash_parts(&[b"vote", &chain.0.0, &writer.bytes])
     }
 
     /// The block that a quorum certificate over this data proves committed,
@@ -283,14 +283,19 @@ impl TimeoutCert {
     }
 }
 
-/// The digest a timeout signs: giving up on `round` of `epoch` while holding
-/// a certificate of `high_qc_round`.
-pub fn timeout_digest(epoch: Epoch, round: Round, high_qc_round: Round) -> Hash32 {
+/// The digest a timeout signs: giving up on `round` of `epoch` of `chain`
+/// while holding a certificate of `high_qc_round`.
+pub fn timeout_digest(
+    chain: &ChainTag,
+    epoch: Epoch,
+    round: Round,
+    high_qc_round: Round,
+) -> Hash32 {
     let mut writer = Writer::default();
     writer.u64(epoch.0);
     writer.u64(round.0);
     writer.u64(high_qc_round.0);
-    Domain::Consensus.hash_parts(&[b"timeout", &writer.bytes])
+    Domain::Consensus.hash_parts(&[b"timeout", &chain.0.0, &writer.bytes])
 }
 
 /// A block: an opaque payload ordered after its parent, with the quorum
@@ -395,9 +400,30 @@ impl Block {
     }
 }
 
-/// The digest a leader signs to propose a block.
-pub fn proposal_digest(block: &BlockHash) -> Hash32 {
-    Domain::Consensus.hash_parts(&[b"proposal", &block.0])
+/// The digest a leader signs to propose a block on `chain`.
+pub fn proposal_digest(chain: &ChainTag, block: &BlockHash) -> Hash32 {
+    Domain::Consensus.hash_parts(&[b"proposal", &chain.0.0, &block.0])
+}
+
+/// The chain every consensus signature names, so that a signature (and a
+/// certificate) made for one chain is worthless on another, even where the
+/// two share validator keys: a wallet checking one certificate sees no
+/// ancestry, only what was signed. Derived from the chain id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct ChainTag(pub Hash32);
+
+impl ChainTag {
+    /// The tag of the chain named `chain_id` (the genesis file's
+    /// `[ledger] chain_id`, which every transaction names too).
+    pub fn of(chain_id: &str) -> ChainTag {
+        ChainTag(Domain::Consensus.hash_parts(&[b"chain", chain_id.as_bytes()]))
+    }
+
+    /// The tag of the chain id tests and simulations use (`yuchain-test`,
+    /// the ledger test kit's).
+    pub fn for_test() -> ChainTag {
+        ChainTag::of("yuchain-test")
+    }
 }
 
 /// A leader's proposal, with the timeout certificate that let it skip rounds.
@@ -423,12 +449,12 @@ pub struct Vote {
 }
 
 impl Vote {
-    /// A signed vote.
-    pub fn sign(key: &SigningKey, data: VoteData, signer: ValidatorId) -> Vote {
+    /// A signed vote on `chain`.
+    pub fn sign(key: &SigningKey, chain: &ChainTag, data: VoteData, signer: ValidatorId) -> Vote {
         Vote {
             data,
             signer,
-            signature: key.sign(&data.signing_digest().0),
+            signature: key.sign(&data.signing_digest(chain).0),
         }
     }
 }
@@ -451,16 +477,17 @@ pub struct Timeout {
 }
 
 impl Timeout {
-    /// A signed timeout.
+    /// A signed timeout on `chain`.
     pub fn sign(
         key: &SigningKey,
+        chain: &ChainTag,
         epoch: Epoch,
         round: Round,
         high_qc: QuorumCert,
         last_tc: Option<TimeoutCert>,
         signer: ValidatorId,
     ) -> Timeout {
-        let signature = key.sign(&timeout_digest(epoch, round, high_qc.round()).0);
+        let signature = key.sign(&timeout_digest(chain, epoch, round, high_qc.round()).0);
         Timeout {
             epoch,
             round,
@@ -797,7 +824,10 @@ mod tests {
             parent,
             justify: QuorumCert {
                 vote: data,
-                signatures: vec![(ValidatorId(0), key.sign(&data.signing_digest().0))],
+                signatures: vec![(
+                    ValidatorId(0),
+                    key.sign(&data.signing_digest(&ChainTag::for_test()).0),
+                )],
             },
             timestamp_ms: 1_000,
             proposer: ValidatorId(1),
@@ -826,9 +856,15 @@ mod tests {
                 last_tc: Some(tc.clone()),
                 signature: key.sign(b"p"),
             }),
-            Message::Vote(Vote::sign(&key, block.justify.vote, ValidatorId(3))),
+            Message::Vote(Vote::sign(
+                &key,
+                &ChainTag::for_test(),
+                block.justify.vote,
+                ValidatorId(3),
+            )),
             Message::Timeout(Timeout::sign(
                 &key,
+                &ChainTag::for_test(),
                 Epoch(0),
                 Round(5),
                 block.justify.clone(),

@@ -10,7 +10,7 @@ use yuchain_proto::{PublicKey, Signature};
 
 use crate::error::{ConsensusError, Result};
 use crate::types::{
-    Epoch, QuorumCert, Round, TimeoutCert, VALIDATORS_MAX, ValidatorId, timeout_digest,
+    ChainTag, Epoch, QuorumCert, Round, TimeoutCert, VALIDATORS_MAX, ValidatorId, timeout_digest,
 };
 
 /// How signatures in a certificate are checked. Both give the same verdict
@@ -26,15 +26,27 @@ pub enum VerifyMode {
 /// The validators of one epoch, in leader-rotation order.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ValidatorSet {
+    chain: ChainTag,
     epoch: Epoch,
     keys: Vec<PublicKey>,
 }
 
 impl ValidatorSet {
-    /// A set: non-empty, at most [`VALIDATORS_MAX`], no key twice.
-    pub fn new(epoch: Epoch, keys: Vec<PublicKey>) -> Result<ValidatorSet> {
+    /// A set of `chain`: non-empty, at most [`VALIDATORS_MAX`], no key
+    /// twice. Its signatures verify only on `chain`.
+    pub fn new(chain: ChainTag, epoch: Epoch, keys: Vec<PublicKey>) -> Result<ValidatorSet> {
         check_keys(&keys)?;
-        Ok(ValidatorSet { epoch, keys })
+        Ok(ValidatorSet { chain, epoch, keys })
+    }
+
+    /// The chain its signatures are for.
+    pub fn chain(&self) -> &ChainTag {
+        &self.chain
+    }
+
+    /// The next epoch's set, of the same chain.
+    pub fn successor(&self, epoch: Epoch, keys: Vec<PublicKey>) -> Result<ValidatorSet> {
+        ValidatorSet::new(self.chain, epoch, keys)
     }
 
     /// The epoch.
@@ -147,7 +159,7 @@ impl ValidatorSet {
         if !signatures {
             return Ok(());
         }
-        let digest = qc.vote.signing_digest();
+        let digest = qc.vote.signing_digest(&self.chain);
         self.verify_all(
             qc.signatures
                 .iter()
@@ -211,7 +223,7 @@ impl ValidatorSet {
             tc.entries.iter().map(|entry| {
                 (
                     entry.signer,
-                    timeout_digest(tc.epoch, tc.round, entry.high_qc_round).0,
+                    timeout_digest(&self.chain, tc.epoch, tc.round, entry.high_qc_round).0,
                     entry.signature,
                 )
             }),
@@ -294,7 +306,12 @@ mod tests {
     }
 
     fn set(keys: &[SigningKey]) -> ValidatorSet {
-        ValidatorSet::new(Epoch(0), keys.iter().map(SigningKey::public_key).collect()).expect("set")
+        ValidatorSet::new(
+            ChainTag::for_test(),
+            Epoch(0),
+            keys.iter().map(SigningKey::public_key).collect(),
+        )
+        .expect("set")
     }
 
     fn data() -> VoteData {
@@ -317,7 +334,7 @@ mod tests {
                 .map(|&i| {
                     (
                         ValidatorId(i),
-                        keys[usize::from(i)].sign(&data.signing_digest().0),
+                        keys[usize::from(i)].sign(&data.signing_digest(&ChainTag::for_test()).0),
                     )
                 })
                 .collect(),
@@ -371,19 +388,47 @@ mod tests {
             Err(ConsensusError::UnknownValidator(9))
         );
         let mut forged = qc(&keys, &[0, 1, 2]);
-        forged.signatures[1].1 = keys[3].sign(&data().signing_digest().0);
+        forged.signatures[1].1 = keys[3].sign(&data().signing_digest(&ChainTag::for_test()).0);
         for mode in [VerifyMode::Batched, VerifyMode::OneByOne] {
             assert!(matches!(
                 set.verify_qc(&forged, mode, true),
                 Err(ConsensusError::BadSignature(_))
             ));
         }
-        let other_epoch = ValidatorSet::new(Epoch(1), set.keys().to_vec()).expect("set");
+        let other_epoch =
+            ValidatorSet::new(ChainTag::for_test(), Epoch(1), set.keys().to_vec()).expect("set");
         assert!(
             other_epoch
                 .verify_qc(&qc(&keys, &[0, 1, 2]), VerifyMode::Batched, true)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_certificate_of_another_chain_with_the_same_keys_is_refused() {
+        let keys = keys(4);
+        let here = set(&keys);
+        let certificate = qc(&keys, &[0, 1, 2]);
+        assert_eq!(
+            here.verify_qc(&certificate, VerifyMode::Batched, true),
+            Ok(())
+        );
+        // The same validators, the same keys, another chain id: nothing they
+        // signed here is valid there.
+        let elsewhere = ValidatorSet::new(
+            ChainTag::of("yuchain-rehearsal"),
+            Epoch(0),
+            here.keys().to_vec(),
+        )
+        .expect("set");
+        for mode in [VerifyMode::Batched, VerifyMode::OneByOne] {
+            assert!(matches!(
+                elsewhere.verify_qc(&certificate, mode, true),
+                Err(ConsensusError::BadSignature(_))
+            ));
+        }
+        assert_ne!(ChainTag::of("a"), ChainTag::of("b"));
+        assert_eq!(ChainTag::of("a"), ChainTag::of("a"));
     }
 
     #[test]
@@ -395,8 +440,9 @@ mod tests {
             .map(|&(i, high)| TimeoutEntry {
                 signer: ValidatorId(i),
                 high_qc_round: Round(high),
-                signature: keys[usize::from(i)]
-                    .sign(&timeout_digest(Epoch(0), Round(4), Round(high)).0),
+                signature: keys[usize::from(i)].sign(
+                    &timeout_digest(&ChainTag::for_test(), Epoch(0), Round(4), Round(high)).0,
+                ),
             })
             .collect();
         // The highest claim (3) is backed by a certificate of round 3.
@@ -434,7 +480,7 @@ mod tests {
     #[test]
     fn a_set_refuses_duplicates_and_emptiness() {
         let key = SigningKey::for_test("a").public_key();
-        assert!(ValidatorSet::new(Epoch(0), vec![]).is_err());
-        assert!(ValidatorSet::new(Epoch(0), vec![key, key]).is_err());
+        assert!(ValidatorSet::new(ChainTag::for_test(), Epoch(0), vec![]).is_err());
+        assert!(ValidatorSet::new(ChainTag::for_test(), Epoch(0), vec![key, key]).is_err());
     }
 }

@@ -18,6 +18,9 @@ import wallet  # noqa: E402
 from wallet import gateway_pb2, ledger_pb2, node_pb2  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
+# The chain the unit tests' certificates are signed for.
+CHAIN_ID = "yuchain-unit-test"
+
 
 class Bech32m(unittest.TestCase):
     def test_bip350_valid_checksums(self):
@@ -190,7 +193,9 @@ class AccountCheck(unittest.TestCase):
         block_hash = wallet.hash_parts(wallet.CTX_CONSENSUS, [b"block", block])
         self.block_hash = block_hash
         vote = enc_vote(0, 8, bytes([4]) * 32, 21, block_hash, 7)
-        digest = wallet.hash_parts(wallet.CTX_CONSENSUS, [b"vote", vote])
+        digest = wallet.hash_parts(
+            wallet.CTX_CONSENSUS, [b"vote", wallet.chain_tag(CHAIN_ID), vote]
+        )
         self.make = lambda signers, vote=vote, digest=digest: (
             b"\x01" + block + enc_qc(vote, [(i, self.keys[i].sign(digest)) for i in signers]) + b"\x00"
         )
@@ -199,7 +204,7 @@ class AccountCheck(unittest.TestCase):
         )
 
     def check(self, answer, address=None):
-        return wallet.check_account(answer, address or self.address, self.public)
+        return wallet.check_account(answer, address or self.address, self.public, CHAIN_ID)
 
     def refused(self, answer, check, address=None):
         with self.assertRaises(wallet.CheckFailed) as caught:
@@ -221,6 +226,11 @@ class AccountCheck(unittest.TestCase):
         for how in wallet.TAMPERS:
             self.refused(wallet.tamper(self.answer, how), expected[how])
 
+    def test_a_certificate_of_another_chain_is_refused(self):
+        with self.assertRaises(wallet.CheckFailed) as refused:
+            wallet.check_account(self.answer, self.address, self.public, "yuchain-other")
+        self.assertEqual(refused.exception.check, "certificate")
+
     def test_weak_repeated_or_unknown_signers_are_refused(self):
         for signers in ([0, 1], [1, 1, 2], [2, 1, 0]):
             bad = gateway_pb2.GetAccountResponse()
@@ -229,7 +239,7 @@ class AccountCheck(unittest.TestCase):
             self.refused(bad, "certificate")
         strangers = [wallet.public_bytes(Ed25519PrivateKey.generate()) for _ in range(4)]
         with self.assertRaises(wallet.CheckFailed):
-            wallet.check_account(self.answer, self.address, strangers)
+            wallet.check_account(self.answer, self.address, strangers, CHAIN_ID)
 
     def test_another_account_or_trailing_bytes_are_refused(self):
         self.refused(self.answer, "proof", address=bytes(20))

@@ -626,8 +626,9 @@ class VoteData:
     parent_round: int
     encoded: bytes  # exactly the bytes read, which the vote signs
 
-    def signing_digest(self) -> bytes:
-        return hash_parts(CTX_CONSENSUS, [b"vote", self.encoded])
+    def signing_digest(self, chain: bytes) -> bytes:
+        """What a vote of the chain with tag `chain` signs (chain_tag)."""
+        return hash_parts(CTX_CONSENSUS, [b"vote", chain, self.encoded])
 
 
 @dataclass
@@ -847,12 +848,30 @@ def genesis_validators(path: str) -> list[bytes]:
     return keys
 
 
+def chain_tag(chain_id: str) -> bytes:
+    """ChainTag::of: every consensus signature names its chain, so a
+    certificate of another chain with the same validator keys is refused."""
+    return hash_parts(CTX_CONSENSUS, [b"chain", chain_id.encode()])
+
+
+def genesis_chain_id(path: str) -> str:
+    try:
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise WalletError(f"reading the genesis file {path}: {error}") from None
+    chain_id = document.get("ledger", {}).get("chain_id")
+    if not isinstance(chain_id, str):
+        raise WalletError(f"{path} has no [ledger] chain_id: is it a yuchain genesis file?")
+    return chain_id
+
+
 def quorum(n: int) -> int:
     """n - f with f the largest such that 3f + 1 <= n (2f + 1 when n = 3f + 1)."""
     return n - (n - 1) // 3
 
 
-def verify_qc(qc: QuorumCert, keys: list[bytes], epoch: int) -> None:
+def verify_qc(qc: QuorumCert, keys: list[bytes], chain: bytes, epoch: int) -> None:
     if qc.vote.epoch != epoch:
         raise CheckFailed("certificate", f"it is of epoch {qc.vote.epoch}, not {epoch}")
     if qc.vote.round == 0:
@@ -870,7 +889,7 @@ def verify_qc(qc: QuorumCert, keys: list[bytes], epoch: int) -> None:
             "certificate",
             f"{len(qc.signatures)} signers, a quorum of {len(keys)} validators is {needed}",
         )
-    digest = qc.vote.signing_digest()
+    digest = qc.vote.signing_digest(chain)
     for signer, signature in qc.signatures:
         try:
             Ed25519PublicKey.from_public_bytes(keys[signer]).verify(signature, digest)
@@ -883,7 +902,11 @@ def verify_qc(qc: QuorumCert, keys: list[bytes], epoch: int) -> None:
 
 
 def check_account(
-    answer: gateway_pb2.GetAccountResponse, address: bytes, keys: list[bytes], epoch: int = 0
+    answer: gateway_pb2.GetAccountResponse,
+    address: bytes,
+    keys: list[bytes],
+    chain_id: str,
+    epoch: int = 0,
 ) -> Checked:
     # 1. Decode the committed block.
     try:
@@ -892,7 +915,7 @@ def check_account(
         raise CheckFailed("decode", f"the certified block does not decode: {error}") from None
     qc = committed.commit_qc
     # 3. The certificate: a quorum of the pinned validators signed its vote.
-    verify_qc(qc, keys, epoch)
+    verify_qc(qc, keys, chain_tag(chain_id), epoch)
     # 2. The vote is for the block or for a child of it.
     block_hash = committed.block.hash()
     if qc.vote.block != block_hash and qc.vote.parent != block_hash:
@@ -1036,7 +1059,7 @@ def cmd_balance(args: argparse.Namespace) -> int:
     if args.tamper:
         answer = tamper(answer, args.tamper)
         print(f"tampered with the answer ({args.tamper}); it must be refused", file=sys.stderr)
-    checked = check_account(answer, address, keys)
+    checked = check_account(answer, address, keys, genesis_chain_id(args.genesis))
     if checked.height < args.min_height:
         raise CheckFailed(
             "height", f"the answer is of height {checked.height}, below --min-height {args.min_height}"
@@ -1056,7 +1079,7 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
         answer = gateway_pb2.GetAccountResponse.FromString(data)
     except Exception:
         raise WalletError(f"{args.file} is not a saved GetAccount answer") from None
-    print_checked(check_account(answer, address, keys), address)
+    print_checked(check_account(answer, address, keys, genesis_chain_id(args.genesis)), address)
     return 0
 
 

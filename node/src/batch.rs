@@ -728,8 +728,12 @@ mod tests {
         let keys: Vec<SigningKey> = (0..n)
             .map(|i| SigningKey::for_test(&format!("v{i}")))
             .collect();
-        let set = ValidatorSet::new(Epoch(0), keys.iter().map(SigningKey::public_key).collect())
-            .expect("set");
+        let set = ValidatorSet::new(
+            yuchain_consensus::ChainTag::for_test(),
+            Epoch(0),
+            keys.iter().map(SigningKey::public_key).collect(),
+        )
+        .expect("set");
         (keys, set)
     }
 

@@ -691,7 +691,12 @@ mod tests {
         })
         .await
         .expect("network");
-        let validators = ValidatorSet::new(Epoch(0), vec![key.public_key()]).expect("set");
+        let validators = ValidatorSet::new(
+            yuchain_consensus::ChainTag::for_test(),
+            Epoch(0),
+            vec![key.public_key()],
+        )
+        .expect("set");
         let shared = Arc::new(Shared::new(
             NodeConfig::default(),
             genesis.hash().expect("hash"),

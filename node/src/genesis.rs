@@ -210,6 +210,7 @@ impl GenesisFile {
     /// The consensus core's genesis.
     pub fn consensus_genesis(&self) -> Result<yuchain_consensus::Genesis, GenesisFileError> {
         Ok(yuchain_consensus::Genesis {
+            chain: yuchain_consensus::ChainTag::of(&self.ledger.chain_id),
             hash: self.hash()?,
             timestamp_ms: self.ledger.genesis_time_ms,
             validators: self

@@ -174,6 +174,7 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
 
     let metrics = Metrics::new();
     let validator_set = ValidatorSet::new(
+        yuchain_consensus::ChainTag::of(&genesis.ledger.chain_id),
         Epoch(0),
         validators
             .iter()

@@ -52,8 +52,12 @@ fn certificate(validators: usize) -> (ValidatorSet, QuorumCert, Vec<SigningKey>)
     let keys: Vec<SigningKey> = (0..validators)
         .map(|i| SigningKey::for_test(&format!("bench-{i}")))
         .collect();
-    let set = ValidatorSet::new(Epoch(0), keys.iter().map(SigningKey::public_key).collect())
-        .expect("set");
+    let set = ValidatorSet::new(
+        yuchain_consensus::ChainTag::for_test(),
+        Epoch(0),
+        keys.iter().map(SigningKey::public_key).collect(),
+    )
+    .expect("set");
     let data = VoteData {
         epoch: Epoch(0),
         round: Round(10),
@@ -62,7 +66,7 @@ fn certificate(validators: usize) -> (ValidatorSet, QuorumCert, Vec<SigningKey>)
         parent: Hash32([2; 32]),
         parent_round: Round(9),
     };
-    let digest = data.signing_digest();
+    let digest = data.signing_digest(&yuchain_consensus::ChainTag::for_test());
     let signatures = (0..set.quorum())
         .map(|i| (ValidatorId(i as u16), keys[i].sign(&digest.0)))
         .collect();
@@ -79,7 +83,9 @@ fn certificate(validators: usize) -> (ValidatorSet, QuorumCert, Vec<SigningKey>)
 fn verify(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify");
     let (set, qc, keys) = certificate(4);
-    let digest = qc.vote.signing_digest();
+    let digest = qc
+        .vote
+        .signing_digest(&yuchain_consensus::ChainTag::for_test());
     let (signer, signature) = qc.signatures[0];
     group.bench_function("ed25519_single", |b| {
         b.iter(|| verify_one(&keys[0].public_key(), &digest.0, &signature).expect("valid"));

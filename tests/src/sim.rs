@@ -525,6 +525,7 @@ impl Cluster {
             })
             .collect();
         let genesis = Genesis {
+            chain: yuchain_consensus::ChainTag::for_test(),
             hash: Hash32([0x6e; 32]),
             timestamp_ms: GENESIS_MS,
             validators: initial,
@@ -1138,7 +1139,8 @@ impl Cluster {
                 Signed::Vote,
                 vote.data.epoch,
                 vote.data.round,
-                vote.data.signing_digest(),
+                vote.data
+                    .signing_digest(&yuchain_consensus::ChainTag::for_test()),
             ),
             Message::Timeout(timeout) => {
                 let mut digest = [0u8; 32];

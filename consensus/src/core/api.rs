@@ -5,7 +5,7 @@ use yuchain_proto::PublicKey;
 
 use crate::error::ConsensusError;
 use crate::safety::SafetyData;
-use crate::types::{Block, BlockHash, Epoch, Height, QuorumCert, Round};
+use crate::types::{Block, BlockHash, ChainTag, Epoch, Height, QuorumCert, Round};
 
 /// Tunables. All times are logical milliseconds from [`Input::Tick`].
 #[derive(Clone, Debug)]
@@ -69,6 +69,8 @@ pub enum BrokenRule {
 /// The chain's first epoch.
 #[derive(Clone, Debug)]
 pub struct Genesis {
+    /// The chain every consensus signature names.
+    pub chain: ChainTag,
     /// The root block's hash (e.g. of the genesis document).
     pub hash: BlockHash,
     /// The root's time.

@@ -7,7 +7,7 @@ use super::{Core, Out, Root, VERIFIED_CACHE_MAX};
 use crate::error::{ConsensusError, Result};
 use crate::safety::SafetyData;
 use crate::types::{BlockHash, QuorumCert, Round, TimeoutCert};
-use crate::validators::{ValidatorSet, VerifyMode};
+use crate::validators::VerifyMode;
 use crate::{Action, CommittedBlock, EpochEndProof};
 
 #[cfg(feature = "testing")]
@@ -247,7 +247,7 @@ impl Core {
     pub(super) fn start_epoch(&mut self, keys: Vec<PublicKey>, out: &mut Out) -> Result<()> {
         let ended = self.epoch();
         let epoch = ended.next()?;
-        self.validators = ValidatorSet::new(epoch, keys.clone())?;
+        self.validators = self.validators.successor(epoch, keys.clone())?;
         self.my_id = self.validators.index_of(&self.me);
         self.root = self.head;
         self.safety = SafetyData::new(

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use yuchain_proto::{Hash32, PublicKey, SigningKey};
 
 use super::*;
-use crate::types::{MESSAGE_SIZE_BYTES_MAX, TimeoutEntry};
+use crate::types::{ChainTag, MESSAGE_SIZE_BYTES_MAX, TimeoutEntry};
 
 const START_MS: u64 = 1_000_000;
 
@@ -18,6 +18,7 @@ fn keys(count: usize) -> Vec<SigningKey> {
 
 fn genesis(keys: &[SigningKey]) -> Genesis {
     Genesis {
+        chain: ChainTag::for_test(),
         hash: Hash32([9; 32]),
         timestamp_ms: START_MS - 1,
         validators: keys.iter().map(SigningKey::public_key).collect(),
@@ -267,7 +268,7 @@ fn a_restarted_validator_does_not_vote_twice_in_a_round() {
         .expect("block");
     let leader = &net.keys[usize::from(block.proposer.0)];
     let proposal = Proposal {
-        signature: leader.sign(&proposal_digest(&block.hash()).0),
+        signature: leader.sign(&proposal_digest(&ChainTag::for_test(), &block.hash()).0),
         block: block.clone(),
         last_tc: None,
     };
@@ -328,18 +329,18 @@ fn votes_from_outsiders_forged_or_conflicting_are_rejected() {
         parent_round: Round(0),
     };
     // Index 7 is not a member.
-    let outsider = Vote::sign(&keys[0], data, ValidatorId(7));
+    let outsider = Vote::sign(&keys[0], &ChainTag::for_test(), data, ValidatorId(7));
     assert_eq!(
         rejected(&core.step(message(&keys[0], &Message::Vote(outsider)))),
         vec![ConsensusError::UnknownValidator(7)]
     );
     // Signed by validator 0 but claiming to be validator 1.
-    let forged = Vote::sign(&keys[0], data, ValidatorId(1));
+    let forged = Vote::sign(&keys[0], &ChainTag::for_test(), data, ValidatorId(1));
     assert!(matches!(
         rejected(&core.step(message(&keys[0], &Message::Vote(forged))))[..],
         [ConsensusError::BadSignature(_)]
     ));
-    let honest = Vote::sign(&keys[1], data, ValidatorId(1));
+    let honest = Vote::sign(&keys[1], &ChainTag::for_test(), data, ValidatorId(1));
     assert!(rejected(&core.step(message(&keys[1], &Message::Vote(honest)))).is_empty());
     assert!(matches!(
         rejected(&core.step(message(&keys[1], &Message::Vote(honest))))[..],
@@ -347,7 +348,7 @@ fn votes_from_outsiders_forged_or_conflicting_are_rejected() {
     ));
     let mut other = data;
     other.block = Hash32([2; 32]);
-    let double = Vote::sign(&keys[1], other, ValidatorId(1));
+    let double = Vote::sign(&keys[1], &ChainTag::for_test(), other, ValidatorId(1));
     assert!(matches!(
         rejected(&core.step(message(&keys[1], &Message::Vote(double))))[..],
         [ConsensusError::Conflicting { .. }]
@@ -355,14 +356,14 @@ fn votes_from_outsiders_forged_or_conflicting_are_rejected() {
     // A vote far ahead is not buffered.
     let mut ahead = data;
     ahead.round = Round(1_000);
-    let far = Vote::sign(&keys[1], ahead, ValidatorId(1));
+    let far = Vote::sign(&keys[1], &ChainTag::for_test(), ahead, ValidatorId(1));
     assert!(matches!(
         rejected(&core.step(message(&keys[1], &Message::Vote(far))))[..],
         [ConsensusError::RoundNotAcceptable { .. }]
     ));
     // u64::MAX rounds never overflow.
     ahead.round = Round(u64::MAX);
-    let max = Vote::sign(&keys[2], ahead, ValidatorId(2));
+    let max = Vote::sign(&keys[2], &ChainTag::for_test(), ahead, ValidatorId(2));
     assert_eq!(
         rejected(&core.step(message(&keys[2], &Message::Vote(max)))).len(),
         1
@@ -383,7 +384,7 @@ fn round_one_proposal(keys: &[SigningKey], timestamp_ms: u64, payload: &[u8]) ->
         next_validators: None,
     };
     Proposal {
-        signature: keys[1].sign(&proposal_digest(&block.hash()).0),
+        signature: keys[1].sign(&proposal_digest(&ChainTag::for_test(), &block.hash()).0),
         block,
         last_tc: None,
     }
@@ -408,7 +409,7 @@ fn root_child_proposal(
         next_validators: None,
     };
     Proposal {
-        signature: keys[2].sign(&proposal_digest(&block.hash()).0),
+        signature: keys[2].sign(&proposal_digest(&ChainTag::for_test(), &block.hash()).0),
         block,
         last_tc,
     }
@@ -510,6 +511,7 @@ fn certificates_with_too_few_or_repeated_signers_move_nothing() {
     short.signatures.truncate(2);
     let timeout = Timeout::sign(
         &keys[0],
+        &ChainTag::for_test(),
         Epoch(0),
         Round(round.0 + 6),
         short,
@@ -525,6 +527,7 @@ fn certificates_with_too_few_or_repeated_signers_move_nothing() {
     repeated.signatures[1] = repeated.signatures[0];
     let timeout = Timeout::sign(
         &keys[0],
+        &ChainTag::for_test(),
         Epoch(0),
         Round(round.0 + 6),
         repeated,
@@ -549,6 +552,7 @@ fn certificates_with_too_few_or_repeated_signers_move_nothing() {
     };
     let timeout = Timeout::sign(
         &keys[1],
+        &ChainTag::for_test(),
         Epoch(0),
         Round(round.0 + 6),
         qc,
@@ -615,7 +619,8 @@ fn a_forged_timeout_certificate_is_refused_even_for_a_round_already_certified() 
     let entry = |i: usize| TimeoutEntry {
         signer: ValidatorId(i as u16),
         high_qc_round: Round(0),
-        signature: keys[i].sign(&timeout_digest(Epoch(0), Round(1), Round(0)).0),
+        signature: keys[i]
+            .sign(&timeout_digest(&ChainTag::for_test(), Epoch(0), Round(1), Round(0)).0),
     };
     let genuine = TimeoutCert {
         epoch: Epoch(0),
@@ -626,6 +631,7 @@ fn a_forged_timeout_certificate_is_refused_even_for_a_round_already_certified() 
     // A timeout for round 2 carrying the genuine TC of round 1.
     let timeout = Timeout::sign(
         &keys[0],
+        &ChainTag::for_test(),
         Epoch(0),
         Round(2),
         root.clone(),
@@ -845,7 +851,8 @@ fn a_timeout_certificate_with_an_unbacked_high_qc_claim_is_refused() {
     let entry5 = |i: usize, claim: u64| TimeoutEntry {
         signer: ValidatorId(i as u16),
         high_qc_round: Round(claim),
-        signature: keys[i].sign(&timeout_digest(Epoch(0), Round(5), Round(claim)).0),
+        signature: keys[i]
+            .sign(&timeout_digest(&ChainTag::for_test(), Epoch(0), Round(5), Round(claim)).0),
     };
     let inflated = TimeoutCert {
         epoch: Epoch(0),
@@ -1033,6 +1040,7 @@ fn a_peer_behind_in_rounds_is_sent_the_certificates_that_move_it_on() {
     assert!(old_round < net.cores[0].round());
     let stale = Timeout::sign(
         &net.keys[3],
+        &ChainTag::for_test(),
         Epoch(0),
         old_round,
         older_qc,

@@ -68,6 +68,7 @@ impl Cluster {
                     // send a block extending an older one.
                     let timeout = Timeout::sign(
                         &self.nodes[node].key,
+                        &yuchain_consensus::ChainTag::for_test(),
                         proposal.block.epoch,
                         proposal.block.round,
                         proposal.block.justify.clone(),
@@ -157,7 +158,12 @@ impl Cluster {
                 chunk.copy_from_slice(&self.rng.next_u64().to_le_bytes());
             }
             data.block = Hash32(hash);
-            let other = Vote::sign(&self.nodes[node].key, data, vote.signer);
+            let other = Vote::sign(
+                &self.nodes[node].key,
+                &yuchain_consensus::ChainTag::for_test(),
+                data,
+                vote.signer,
+            );
             let bytes = Message::Vote(other).encode();
             self.send(node, to, bytes.clone());
             let elsewhere = self.rng.index(self.nodes.len());
@@ -172,9 +178,13 @@ impl Cluster {
         block: Block,
         last_tc: Option<yuchain_consensus::TimeoutCert>,
     ) -> Proposal {
-        let signature = self.nodes[node]
-            .key
-            .sign(&yuchain_consensus::types::proposal_digest(&block.hash()).0);
+        let signature = self.nodes[node].key.sign(
+            &yuchain_consensus::types::proposal_digest(
+                &yuchain_consensus::ChainTag::for_test(),
+                &block.hash(),
+            )
+            .0,
+        );
         Proposal {
             block,
             last_tc,
@@ -249,6 +259,7 @@ impl Cluster {
         // honest nodes must look at the claim itself.
         Timeout::sign(
             &self.nodes[node].key,
+            &yuchain_consensus::ChainTag::for_test(),
             timeout.epoch,
             timeout.round,
             older,
@@ -465,7 +476,15 @@ impl Cluster {
         entries.push(TimeoutEntry {
             signer: my_id,
             high_qc_round: claimed,
-            signature: key.sign(&timeout_digest(epoch, round, claimed).0),
+            signature: key.sign(
+                &timeout_digest(
+                    &yuchain_consensus::ChainTag::for_test(),
+                    epoch,
+                    round,
+                    claimed,
+                )
+                .0,
+            ),
         });
         entries.sort_by_key(|entry| entry.signer);
         // The best it can carry is a real certificate, the highest of the
@@ -487,7 +506,15 @@ impl Cluster {
         let Ok(next) = round.next() else {
             return;
         };
-        let timeout = Timeout::sign(key, epoch, next, high_qc, Some(tc.clone()), my_id);
+        let timeout = Timeout::sign(
+            key,
+            &yuchain_consensus::ChainTag::for_test(),
+            epoch,
+            next,
+            high_qc,
+            Some(tc.clone()),
+            my_id,
+        );
         self.nodes[node].inflated_for = Some((epoch.0, round.0));
         if self.log {
             println!(
@@ -542,7 +569,12 @@ impl Cluster {
                 let Some(id) = validators.index_of(&self.nodes[voter].key.public_key()) else {
                     continue;
                 };
-                let vote = Vote::sign(&self.nodes[voter].key, data, id);
+                let vote = Vote::sign(
+                    &self.nodes[voter].key,
+                    &yuchain_consensus::ChainTag::for_test(),
+                    data,
+                    id,
+                );
                 self.send(voter, leader, Message::Vote(vote).encode());
             }
         }
@@ -578,7 +610,15 @@ impl Cluster {
                 };
                 Message::Proposal(self.sign_proposal(node, block, None))
             }
-            1 => Message::Timeout(Timeout::sign(&key, epoch, round, high_qc, None, id)),
+            1 => Message::Timeout(Timeout::sign(
+                &key,
+                &yuchain_consensus::ChainTag::for_test(),
+                epoch,
+                round,
+                high_qc,
+                None,
+                id,
+            )),
             2 => {
                 let data = VoteData {
                     epoch,
@@ -588,7 +628,12 @@ impl Cluster {
                     parent: high_qc.vote.block,
                     parent_round: high_qc.round(),
                 };
-                Message::Vote(Vote::sign(&key, data, id))
+                Message::Vote(Vote::sign(
+                    &key,
+                    &yuchain_consensus::ChainTag::for_test(),
+                    data,
+                    id,
+                ))
             }
             _ => Message::SyncRequest(SyncRequest {
                 epoch,
@@ -630,11 +675,24 @@ impl Cluster {
                     parent: high_qc.vote.block,
                     parent_round: high_qc.round(),
                 };
-                Message::Vote(Vote::sign(&key, data, id))
+                Message::Vote(Vote::sign(
+                    &key,
+                    &yuchain_consensus::ChainTag::for_test(),
+                    data,
+                    id,
+                ))
             }
             _ => {
                 let round = Round(current.0 + 10 + self.rng.range(0, 1_000));
-                Message::Timeout(Timeout::sign(&key, epoch, round, high_qc, None, id))
+                Message::Timeout(Timeout::sign(
+                    &key,
+                    &yuchain_consensus::ChainTag::for_test(),
+                    epoch,
+                    round,
+                    high_qc,
+                    None,
+                    id,
+                ))
             }
         };
         self.send(node, to, message.encode());
