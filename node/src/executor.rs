@@ -205,12 +205,25 @@ fn execute(
     // (after a timeout) does not name this one: the next block's will.
     let hash = entry.block.hash();
     let vote = &entry.commit_qc.vote;
-    if (vote.block == hash || vote.parent == hash)
-        && shared
-            .proofs()
-            .certify(claim.height, claim.state_root, Arc::clone(&certified))?
-    {
-        shared.certified.send_replace(Some(claim.height));
+    // The proof view serves GetAccount only; when it fails (a bug: it
+    // replays the ledger's own changes) the node goes on executing, stops
+    // answering proofs, and rebuilds the view from the ledger below.
+    let mut view_failed = false;
+    if vote.block == hash || vote.parent == hash {
+        let certify =
+            shared
+                .proofs()
+                .certify(claim.height, claim.state_root, Arc::clone(&certified));
+        match certify {
+            Ok(true) => {
+                shared.certified.send_replace(Some(claim.height));
+            }
+            Ok(false) => {}
+            Err(error) => {
+                error!(height, error = %format!("{error:#}"), "the proof view failed; rebuilding it from the ledger");
+                view_failed = true;
+            }
+        }
     }
     let certificates = payload.batches;
     let mut signed = Vec::new();
@@ -273,12 +286,27 @@ fn execute(
         block_hash: applied.block_hash,
         state_root: applied.state_root,
     });
-    let uncertified =
+    let moved = if view_failed {
+        Err(anyhow::anyhow!("it failed to certify"))
+    } else {
         shared
             .proofs()
-            .executed(height, applied.state_root, applied.state_changes.clone())?;
-    if uncertified {
-        shared.certified.send_replace(None);
+            .executed(height, applied.state_root, applied.state_changes.clone())
+    };
+    match moved {
+        Ok(false) => {}
+        Ok(true) => {
+            shared.certified.send_replace(None);
+        }
+        Err(error) => {
+            if !view_failed {
+                error!(height, error = %format!("{error:#}"), "the proof view failed; rebuilding it from the ledger");
+            }
+            shared.certified.send_replace(None);
+            let ledger = shared.ledger();
+            shared.proofs().rebuild(&ledger);
+            shared.metrics.proof_view_rebuilt();
+        }
     }
     let record = pb::CommittedBlockRecord {
         ledger: Some(pb::BlockRecord {

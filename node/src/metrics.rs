@@ -61,6 +61,8 @@ pub struct Metrics {
     pub syncing: Gauge,
     /// Consensus inputs refused (by kind of error).
     pub consensus_rejected: Family<Kind, Counter>,
+    /// Times the proof view failed and was rebuilt from the ledger.
+    pub proof_view_rebuilds: Counter,
 }
 
 impl Metrics {
@@ -143,6 +145,12 @@ impl Metrics {
             "Consensus inputs refused, by error",
             consensus_rejected.clone(),
         );
+        let proof_view_rebuilds = Counter::default();
+        registry.register(
+            "proof_view_rebuilds",
+            "Times the proof view (GetAccount) failed and was rebuilt from the ledger",
+            proof_view_rebuilds.clone(),
+        );
         Arc::new(Metrics {
             registry,
             height,
@@ -160,7 +168,13 @@ impl Metrics {
             peers,
             syncing,
             consensus_rejected,
+            proof_view_rebuilds,
         })
+    }
+
+    /// Counts a rebuild of the proof view.
+    pub fn proof_view_rebuilt(&self) {
+        self.proof_view_rebuilds.inc();
     }
 
     /// Counts a refused transaction.

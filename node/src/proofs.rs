@@ -82,6 +82,14 @@ impl Proofs {
             .map_or(self.view.height(), |pending| pending.height)
     }
 
+    /// Starts again from `ledger`'s state, uncertified: after the view
+    /// failed (a bug, since it replays the ledger's own changes), instead of
+    /// stopping the node. A later claim at or above the ledger's height
+    /// certifies it again.
+    pub fn rebuild(&mut self, ledger: &yuchain_ledger::Ledger) {
+        *self = Proofs::new(StateView::of(ledger));
+    }
+
     /// The certified height, if any.
     pub fn certified_height(&self) -> Option<u64> {
         self.certified.as_ref().map(|certified| certified.height)
@@ -236,6 +244,47 @@ mod tests {
         assert_eq!(proofs.certified_height(), Some(3));
         // A root that is not the view's is an error, not a certificate.
         assert!(proofs.certify(5, Hash32([1; 32]), certificate).is_err());
+    }
+
+    #[test]
+    fn a_failed_view_is_rebuilt_from_the_ledger_and_certified_again() {
+        let mut chain = TestChain::new(1);
+        let mut proofs = Proofs::new(StateView::of(&chain.ledger));
+        let bank = chain.operators[0].clone();
+        let issuer = chain.issuer.clone();
+        let funding = chain.tx(&issuer, issue(address_of(&bank), 1_000_000));
+        let funded = chain.apply(vec![funding]).expect("issue");
+        // Changes that are not the ledger's: the view fails its root check.
+        let mut wrong = funded.state_changes.clone();
+        wrong.pop();
+        proofs
+            .executed(1, funded.state_root, wrong)
+            .expect("queued");
+        let certificate = Arc::new(vec![7]);
+        assert!(
+            proofs
+                .certify(1, funded.state_root, Arc::clone(&certificate))
+                .is_err()
+        );
+        assert!(proofs.prove(&address_of(&bank)).is_none());
+        proofs.rebuild(&chain.ledger);
+        let pay = chain.tx(&bank, transfer(address_of(&issuer), 5, ""));
+        let paid = chain.apply(vec![pay]).expect("a payment");
+        proofs
+            .executed(paid.height, paid.state_root, paid.state_changes.clone())
+            .expect("the next block after the rebuild");
+        assert!(
+            proofs
+                .certify(paid.height, paid.state_root, certificate)
+                .expect("the right root")
+        );
+        let (certified, proof) = proofs.prove(&address_of(&bank)).expect("certified again");
+        assert_eq!(certified.height, paid.height);
+        assert!(
+            yuchain_ledger::verify_proof(&paid.state_root, &proof)
+                .expect("a valid proof")
+                .is_some()
+        );
     }
 
     #[test]
