@@ -764,8 +764,8 @@ mod tests {
             _: Address,
             _: Option<(u64, u32)>,
             _: usize,
-        ) -> Result<Vec<pb::AccountHistoryEntry>, yuchain_gateway::SubmitError> {
-            Ok(Vec::new())
+        ) -> Result<yuchain_gateway::HistoryPage, yuchain_gateway::SubmitError> {
+            Ok(yuchain_gateway::HistoryPage::default())
         }
         async fn block_contents(
             &self,

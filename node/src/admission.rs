@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use yuchain_gateway::{Backend, ErrorKind, SubmitError, TxStatus};
+use yuchain_gateway::{Backend, ErrorKind, HistoryPage, SubmitError, TxStatus};
 use yuchain_proto::tx::{self, VerifiedTx};
 use yuchain_proto::{Address, Hash32, pb};
 use yuchain_storage::BlockStore as _;
@@ -262,7 +262,7 @@ impl Backend for Admission {
         address: Address,
         before: Option<(u64, u32)>,
         limit: usize,
-    ) -> Result<Vec<pb::AccountHistoryEntry>, SubmitError> {
+    ) -> Result<HistoryPage, SubmitError> {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || history(&shared, &address, before, limit))
             .await
@@ -319,24 +319,41 @@ impl Backend for Admission {
 
 /// An account's history page with each transaction and receipt, read from
 /// the committed blocks (each block once).
+/// The most bytes of block records one history page reads: an entry needs
+/// its whole block record, so a page of an account with one transaction in
+/// each of many large blocks stops early (with a token for the rest).
+pub const HISTORY_READ_BYTES_MAX: usize = 32 << 20;
+
 fn history(
     shared: &Shared,
     address: &Address,
     before: Option<(u64, u32)>,
     limit: usize,
-) -> anyhow::Result<Vec<pb::AccountHistoryEntry>> {
+) -> anyhow::Result<HistoryPage> {
     let entries = shared.store.history(address, before, limit)?;
     let mut out = Vec::with_capacity(entries.len());
     let mut block: Option<(u64, pb::BlockRecord)> = None;
+    let mut read = 0usize;
     for entry in entries {
         if block
             .as_ref()
             .is_none_or(|(height, _)| *height != entry.height)
         {
-            let record = crate::chain::read_record(shared.store.as_ref(), entry.height)?
-                .and_then(|record| record.ledger)
+            if read >= HISTORY_READ_BYTES_MAX && !out.is_empty() {
+                return Ok(HistoryPage {
+                    entries: out,
+                    more: true,
+                });
+            }
+            let bytes = shared.store.block(entry.height)?.ok_or_else(|| {
+                anyhow::anyhow!("history names block {} the store lacks", entry.height)
+            })?;
+            read = read.saturating_add(bytes.len());
+            let record = <pb::CommittedBlockRecord as prost::Message>::decode(bytes.as_slice())
+                .map_err(|_| anyhow::anyhow!("decoding the stored block {}", entry.height))?
+                .ledger
                 .ok_or_else(|| {
-                    anyhow::anyhow!("history names block {} the store lacks", entry.height)
+                    anyhow::anyhow!("the stored block {} has no ledger block", entry.height)
                 })?;
             block = Some((entry.height, record));
         }
@@ -364,7 +381,10 @@ fn history(
             receipt,
         });
     }
-    Ok(out)
+    Ok(HistoryPage {
+        entries: out,
+        more: false,
+    })
 }
 
 fn internal(what: &str) -> SubmitError {

@@ -45,13 +45,15 @@ pub trait Backend: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<pb::GetPaymentResponse, SubmitError>;
     /// Up to `limit` history entries of `address`, newest first, strictly
-    /// older than the `(height, index)` position `before` if given.
+    /// older than the `(height, index)` position `before` if given. The
+    /// backend may stop early (to bound what one page reads) and says so
+    /// in [`HistoryPage::more`].
     async fn history(
         &self,
         address: Address,
         before: Option<(u64, u32)>,
         limit: usize,
-    ) -> Result<Vec<pb::AccountHistoryEntry>, SubmitError>;
+    ) -> Result<HistoryPage, SubmitError>;
     /// The committed block at `height` in full (transactions, receipts,
     /// state root, certificate), or `None` above the durable head.
     async fn block_contents(
@@ -61,6 +63,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Returns once the durable height is at least `height`, or after
     /// `timeout`.
     async fn wait_durable(&self, height: u64, timeout: Duration);
+}
+
+/// A page of an account's history.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistoryPage {
+    /// Newest first.
+    pub entries: Vec<pb::AccountHistoryEntry>,
+    /// The backend stopped before `limit` entries although older ones may
+    /// exist (it bounds what one page reads).
+    pub more: bool,
 }
 
 /// Where a transaction is, as the node knows it.

@@ -110,7 +110,7 @@ pub mod generated {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/gateway_descriptor.bin"));
 
-pub use backend::{Backend, TxStatus};
+pub use backend::{Backend, HistoryPage, TxStatus};
 pub use error::{
     ERROR_DOMAIN, ErrorKind, GatewayError, REASONS, RETRY_DELAY, SubmitError, is_registered,
 };

@@ -324,8 +324,9 @@ impl WalletGateway for GatewayService {
             Err(_) => HISTORY_PAGE_MAX,
         };
         // One more than the page, to know whether another page follows.
-        let mut entries = self.backend.history(address, before, size + 1).await?;
-        let next_page_token = if entries.len() > size {
+        let page = self.backend.history(address, before, size + 1).await?;
+        let mut entries = page.entries;
+        let next_page_token = if entries.len() > size || page.more {
             entries.truncate(size);
             entries
                 .last()

@@ -124,6 +124,37 @@ async fn a_height_not_reached_in_the_wait_is_unavailable_after_the_wait() {
 }
 
 #[tokio::test]
+async fn a_page_the_node_cut_short_still_leads_to_the_rest() {
+    let backend = FakeBackend::new();
+    // The node reads at most 3 entries' blocks per page.
+    backend
+        .history_cap
+        .store(3, std::sync::atomic::Ordering::Relaxed);
+    let gateway = TestGateway::start(backend).await;
+    let mut client = gateway.client().await;
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    for _ in 0..100 {
+        let page =
+            bounded(client.list_account_history(history_request(&fake_account().0, 10, &token)))
+                .await
+                .expect("a page")
+                .into_inner();
+        assert!(page.entries.len() <= 3, "cut short by the node");
+        seen.extend(page.entries.iter().map(|entry| entry.height));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let expected: Vec<u64> = (1..=FAKE_HISTORY).rev().collect();
+    assert_eq!(
+        seen, expected,
+        "every entry once, newest first, no page lost"
+    );
+}
+
+#[tokio::test]
 async fn history_pages_cover_every_entry_once_newest_first() {
     let gateway = TestGateway::start(FakeBackend::new()).await;
     let mut client = gateway.client().await;

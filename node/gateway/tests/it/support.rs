@@ -8,7 +8,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use yuchain_gateway::{
-    Backend, Gateway, GatewayConfig, GatewayError, SubmitError, TxStatus, WalletGatewayClient,
+    Backend, Gateway, GatewayConfig, GatewayError, HistoryPage, SubmitError, TxStatus,
+    WalletGatewayClient,
 };
 use yuchain_proto::pb;
 use yuchain_proto::{Address, Hash32, tx};
@@ -39,6 +40,8 @@ pub(crate) struct FakeBackend {
     pub(crate) block_reads: std::sync::atomic::AtomicU64,
     /// Bytes of padding in each streamed block's transaction.
     pub(crate) block_padding: std::sync::atomic::AtomicUsize,
+    /// History entries per page at most (0: no cap).
+    pub(crate) history_cap: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for FakeBackend {
@@ -50,6 +53,7 @@ impl Default for FakeBackend {
             head: watch::Sender::new(FAKE_HEIGHT),
             block_reads: std::sync::atomic::AtomicU64::new(0),
             block_padding: std::sync::atomic::AtomicUsize::new(0),
+            history_cap: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -248,23 +252,29 @@ impl Backend for FakeBackend {
         address: Address,
         before: Option<(u64, u32)>,
         limit: usize,
-    ) -> Result<Vec<pb::AccountHistoryEntry>, SubmitError> {
+    ) -> Result<HistoryPage, SubmitError> {
         if address != fake_account() {
-            return Ok(Vec::new());
+            return Ok(HistoryPage::default());
         }
-        // FAKE_HISTORY entries, one per height 1..=FAKE_HISTORY, index 0.
-        Ok((1..=FAKE_HISTORY)
+        // FAKE_HISTORY entries, one per height 1..=FAKE_HISTORY, index 0;
+        // with a read cap, at most that many per page (as a node bounding
+        // what one page reads).
+        let cap = self.history_cap.load(std::sync::atomic::Ordering::Relaxed);
+        let wanted = if cap == 0 { limit } else { limit.min(cap) };
+        let entries: Vec<_> = (1..=FAKE_HISTORY)
             .rev()
             .map(|height| (height, 0u32))
             .filter(|position| before.is_none_or(|before| *position < before))
-            .take(limit)
+            .take(wanted)
             .map(|(height, index)| pb::AccountHistoryEntry {
                 height,
                 index,
                 tx_id: vec![u8::try_from(height % 256).unwrap_or(0); 32],
                 ..pb::AccountHistoryEntry::default()
             })
-            .collect())
+            .collect();
+        let more = wanted < limit && entries.last().is_some_and(|last| last.height > 1);
+        Ok(HistoryPage { entries, more })
     }
 
     async fn block_contents(
