@@ -1,6 +1,7 @@
 //! StreamBlocks and StreamEvents: order, resumption, back-pressure, the
 //! stream limit and shutdown.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -19,6 +20,47 @@ async fn next<T>(stream: &mut Streaming<T>) -> T {
         .expect("the stream goes on")
 }
 
+/// Reads the blocks a stream still delivers, in order from `from` with no
+/// gap, up to the error that ends it; returns the next height not
+/// received and the error.
+async fn drain_until_error(
+    stream: &mut Streaming<pb::StreamBlocksResponse>,
+    from: u64,
+) -> (u64, tonic::Status) {
+    let mut expected = from;
+    loop {
+        match bounded(stream.message()).await {
+            Ok(Some(block)) => {
+                assert_eq!(block.height, expected, "in order, no gap");
+                expected += 1;
+                assert!(expected < from + 10_000, "a stalled stream ends");
+            }
+            Ok(None) => panic!("a stream never ends without saying why"),
+            Err(status) => return (expected, status),
+        }
+    }
+}
+
+/// A gateway (with `config`) over a fake chain of 10,000 blocks of 64 KiB.
+async fn big_blocks(config: GatewayConfig) -> (Arc<FakeBackend>, TestGateway) {
+    let backend = FakeBackend::new();
+    backend.block_padding.store(64 * 1024, Ordering::Relaxed);
+    backend.grow_to(10_000);
+    let gateway = TestGateway::start_with(config, backend.clone()).await;
+    (backend, gateway)
+}
+
+/// Opens a block stream from `height`.
+async fn open(
+    client: &mut yuchain_gateway::WalletGatewayClient<tonic::transport::Channel>,
+    height: u64,
+) -> Streaming<pb::StreamBlocksResponse> {
+    bounded(client.stream_blocks(blocks_from(height)))
+        .await
+        .expect("a stream")
+        .into_inner()
+}
+
 fn blocks_from(height: u64) -> pb::StreamBlocksRequest {
     pb::StreamBlocksRequest {
         from_height: height,
@@ -30,10 +72,7 @@ async fn blocks_arrive_in_order_wait_at_the_head_and_resume_without_gap_or_repea
     let backend = FakeBackend::new();
     let gateway = TestGateway::start(backend.clone()).await;
     let mut client = gateway.client().await;
-    let mut stream = bounded(client.stream_blocks(blocks_from(0)))
-        .await
-        .expect("a stream")
-        .into_inner();
+    let mut stream = open(&mut client, 0).await;
     for height in 0..=FAKE_HEIGHT {
         assert_eq!(next(&mut stream).await.height, height);
     }
@@ -47,10 +86,7 @@ async fn blocks_arrive_in_order_wait_at_the_head_and_resume_without_gap_or_repea
     drop(stream);
     drop(client);
     let mut client = gateway.client().await;
-    let mut resumed = bounded(client.stream_blocks(blocks_from(FAKE_HEIGHT + 2)))
-        .await
-        .expect("a stream")
-        .into_inner();
+    let mut resumed = open(&mut client, FAKE_HEIGHT + 2).await;
     assert_eq!(next(&mut resumed).await.height, FAKE_HEIGHT + 2);
     assert_eq!(next(&mut resumed).await.height, FAKE_HEIGHT + 3);
 }
@@ -79,16 +115,10 @@ async fn events_start_at_a_height_and_index_and_carry_receipts() {
 
 #[tokio::test]
 async fn a_client_that_does_not_read_holds_back_only_its_own_stream() {
-    let backend = FakeBackend::new();
     // 64 KiB blocks.
-    backend.block_padding.store(64 * 1024, Ordering::Relaxed);
-    backend.grow_to(10_000);
-    let gateway = TestGateway::start(backend.clone()).await;
+    let (backend, gateway) = big_blocks(test_config()).await;
     let mut client = gateway.client().await;
-    let mut stalled = bounded(client.stream_blocks(blocks_from(0)))
-        .await
-        .expect("a stream")
-        .into_inner();
+    let mut stalled = open(&mut client, 0).await;
     assert_eq!(next(&mut stalled).await.height, 0);
     // What flows is bounded by the stream's buffer, HTTP/2's windows and
     // the sockets' buffers (a few MB), not by the 10,000 blocks available;
@@ -160,10 +190,7 @@ async fn shutdown_ends_streams_with_the_height_to_resume_from() {
     let backend = FakeBackend::new();
     let gateway = TestGateway::start(backend.clone()).await;
     let mut client = gateway.client().await;
-    let mut stream = bounded(client.stream_blocks(blocks_from(0)))
-        .await
-        .expect("a stream")
-        .into_inner();
+    let mut stream = open(&mut client, 0).await;
     for _ in 0..=FAKE_HEIGHT {
         next(&mut stream).await;
     }
@@ -189,15 +216,9 @@ async fn shutdown_ends_streams_with_the_height_to_resume_from() {
 
 #[tokio::test]
 async fn shutdown_is_not_held_up_by_a_client_that_stopped_reading() {
-    let backend = FakeBackend::new();
-    backend.block_padding.store(64 * 1024, Ordering::Relaxed);
-    backend.grow_to(10_000);
-    let gateway = TestGateway::start(backend.clone()).await;
+    let (_backend, gateway) = big_blocks(test_config()).await;
     let mut client = gateway.client().await;
-    let mut stalled = bounded(client.stream_blocks(blocks_from(0)))
-        .await
-        .expect("a stream")
-        .into_inner();
+    let mut stalled = open(&mut client, 0).await;
     assert_eq!(next(&mut stalled).await.height, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Its buffers are full and it reads nothing more; the gateway still
@@ -208,39 +229,19 @@ async fn shutdown_is_not_held_up_by_a_client_that_stopped_reading() {
 
 #[tokio::test]
 async fn a_stalled_client_loses_its_stream_with_the_height_to_resume_from() {
-    let backend = FakeBackend::new();
-    backend.block_padding.store(64 * 1024, Ordering::Relaxed);
-    backend.grow_to(10_000);
-    let gateway = TestGateway::start_with(
-        GatewayConfig {
-            stream_stall_timeout: Duration::from_millis(300),
-            ..test_config()
-        },
-        backend.clone(),
-    )
+    let (_backend, gateway) = big_blocks(GatewayConfig {
+        stream_stall_timeout: Duration::from_millis(300),
+        ..test_config()
+    })
     .await;
     let mut client = gateway.client().await;
-    let mut stalled = bounded(client.stream_blocks(blocks_from(0)))
-        .await
-        .expect("a stream")
-        .into_inner();
+    let mut stalled = open(&mut client, 0).await;
     assert_eq!(next(&mut stalled).await.height, 0);
     // Reading nothing for longer than the stall timeout ends the stream;
     // what was queued still arrives, in order, then the error says where to
     // resume, which is the next height not received.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let mut expected = 1;
-    let status = loop {
-        match bounded(stalled.message()).await {
-            Ok(Some(block)) => {
-                assert_eq!(block.height, expected, "in order, no gap");
-                expected += 1;
-                assert!(expected < 10_000, "the stream ended");
-            }
-            Ok(None) => panic!("a stream never ends without saying why"),
-            Err(status) => break status,
-        }
-    };
+    let (expected, status) = drain_until_error(&mut stalled, 1).await;
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert_reason(&status, "STREAM_STALLED");
     assert!(
@@ -251,59 +252,33 @@ async fn a_stalled_client_loses_its_stream_with_the_height_to_resume_from() {
         status.message()
     );
     // A client that reads is served as before.
-    let mut reading = bounded(client.stream_blocks(blocks_from(expected)))
-        .await
-        .expect("a stream")
-        .into_inner();
+    let mut reading = open(&mut client, expected).await;
     assert_eq!(next(&mut reading).await.height, expected);
 }
 
 #[tokio::test]
 async fn the_byte_budget_is_shared_by_all_streams_and_a_stalled_one_gives_it_back() {
-    let backend = FakeBackend::new();
     // 64 KiB blocks against a budget of 48 KiB: each message is larger than
     // the whole budget (and still goes, alone), so at most one message is
     // queued in all streams together.
-    backend.block_padding.store(64 * 1024, Ordering::Relaxed);
-    backend.grow_to(10_000);
-    let gateway = TestGateway::start_with(
-        GatewayConfig {
-            stream_bytes_max: 48 * 1024,
-            stream_stall_timeout: Duration::from_millis(400),
-            ..test_config()
-        },
-        backend.clone(),
-    )
+    let (_backend, gateway) = big_blocks(GatewayConfig {
+        stream_bytes_max: 48 * 1024,
+        stream_stall_timeout: Duration::from_millis(400),
+        ..test_config()
+    })
     .await;
     let mut client = gateway.client().await;
-    let mut first = bounded(client.stream_blocks(blocks_from(0)))
-        .await
-        .expect("a stream")
-        .into_inner();
+    let mut first = open(&mut client, 0).await;
     for height in 0..5 {
         assert_eq!(next(&mut first).await.height, height);
     }
     // The first client stops reading; its queued message holds the budget,
     // so the second stream waits for it, until the first is ended for
     // stalling and gives it back.
-    let mut second = bounded(client.stream_blocks(blocks_from(0)))
-        .await
-        .expect("a stream")
-        .into_inner();
+    let mut second = open(&mut client, 0).await;
     for height in 0..5 {
         assert_eq!(next(&mut second).await.height, height);
     }
-    let mut expected = 5;
-    let status = loop {
-        match bounded(first.message()).await {
-            Ok(Some(block)) => {
-                assert_eq!(block.height, expected);
-                expected += 1;
-                assert!(expected < 100, "a stalled stream ends");
-            }
-            Ok(None) => panic!("a stream never ends without saying why"),
-            Err(status) => break status,
-        }
-    };
+    let (_, status) = drain_until_error(&mut first, 5).await;
     assert_reason(&status, "STREAM_STALLED");
 }

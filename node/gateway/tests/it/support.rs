@@ -123,6 +123,19 @@ impl FakeBackend {
     }
 }
 
+/// The fake chain never grows: a wait for a height above it runs out.
+async fn wait_certified(min_height: u64, timeout: Duration) -> Result<(), SubmitError> {
+    if min_height > FAKE_HEIGHT {
+        tokio::time::sleep(timeout).await;
+        return Err(SubmitError::new(
+            yuchain_gateway::ErrorKind::Unavailable,
+            "CERTIFIED_HEIGHT_NOT_REACHED",
+            "the fake chain stays at height 3",
+        ));
+    }
+    Ok(())
+}
+
 /// The receipt the fake writes for `id` committed at `height`.
 pub(crate) fn receipt(id: Hash32, height: u64) -> pb::Receipt {
     pb::Receipt {
@@ -201,15 +214,7 @@ impl Backend for FakeBackend {
         min_height: u64,
         timeout: Duration,
     ) -> Result<pb::GetAccountResponse, SubmitError> {
-        if min_height > FAKE_HEIGHT {
-            // The fake chain never grows: the wait runs out.
-            tokio::time::sleep(timeout).await;
-            return Err(SubmitError::new(
-                yuchain_gateway::ErrorKind::Unavailable,
-                "CERTIFIED_HEIGHT_NOT_REACHED",
-                "the fake chain stays at height 3",
-            ));
-        }
+        wait_certified(min_height, timeout).await?;
         Ok(pb::GetAccountResponse {
             account: (address == fake_account()).then(|| pb::Account {
                 address: address.0.to_vec(),
@@ -227,14 +232,7 @@ impl Backend for FakeBackend {
         min_height: u64,
         timeout: Duration,
     ) -> Result<pb::GetPaymentResponse, SubmitError> {
-        if min_height > FAKE_HEIGHT {
-            tokio::time::sleep(timeout).await;
-            return Err(SubmitError::new(
-                yuchain_gateway::ErrorKind::Unavailable,
-                "CERTIFIED_HEIGHT_NOT_REACHED",
-                "the fake chain stays at height 3",
-            ));
-        }
+        wait_certified(min_height, timeout).await?;
         Ok(pb::GetPaymentResponse {
             payment: (id == fake_payment()).then(|| pb::PaymentRecord {
                 payer: fake_account().0.to_vec(),
