@@ -177,8 +177,9 @@ fn an_auditor_replays_a_running_cluster_and_a_stopped_validators_data_directory(
         "a header and a row per transaction"
     );
 
-    // A genesis file with one validator key swapped: the first
-    // certificate fails, and the exit status says so.
+    // A genesis file with one validator key swapped: block 1 fails, on
+    // that validator's signature if it signed the first certificate, else
+    // on the genesis hash it names; the exit status says so.
     let text = std::fs::read_to_string(genesis).expect("the genesis file");
     let card = cluster.nodes[1].home.join("validator.toml");
     let card = std::fs::read_to_string(card).expect("a validator card");
