@@ -9,10 +9,13 @@
 //! - [`scenario`]: `yuchain scenario netns`, validators in network
 //!   namespaces under delay, loss and partitions, with [`delay_proxy`];
 //! - [`bench`]: `yuchain bench`, the load generator;
-//! - [`proof`]: checking an account answer with the validators' keys alone.
+//! - [`proof`]: checking an account answer with the validators' keys alone;
+//! - [`audit`]: `yuchain audit`, replay from genesis trusting no validator,
+//!   exports, supply and offline proofs.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod closed_loop;

@@ -35,6 +35,11 @@ enum Command {
     /// Manage ed25519 keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Auditors: replay the chain from genesis and check every signature,
+    /// certificate, receipt, state root and the money supply, trusting no
+    /// validator; export, supply, offline proofs.
+    #[command(subcommand)]
+    Audit(yuchain_cli::audit::AuditCommand),
     /// A wallet: balance (checked against the validators' certificate),
     /// pay, history, a transaction's status, an offline proof check.
     Wallet {
@@ -110,6 +115,10 @@ fn main() -> Result<()> {
         Command::Devnet(args) => yuchain_cli::devnet::run(&args),
         Command::Scenario(command) => yuchain_cli::scenario::run(&command),
         Command::Bench(args) => yuchain_cli::bench::run(&args),
+        Command::Audit(command) => match yuchain_cli::audit::run(&command)? {
+            0 => Ok(()),
+            status => std::process::exit(status),
+        },
         Command::Keys(KeysCommand::New { out }) => {
             let key = SigningKey::generate()?;
             key.save_pem(&out)

@@ -286,6 +286,7 @@ impl Backend for Admission {
                 receipts,
                 state_root: record.state_root,
                 certified: record.certified,
+                batch_sequences: record.batches.iter().map(|span| span.sequence).collect(),
             }
         }))
     }

@@ -319,6 +319,7 @@ pub(crate) fn fake_block(height: u64, padding: usize) -> pb::StreamBlocksRespons
         }],
         state_root: vec![2; 32],
         certified: Vec::new(),
+        batch_sequences: Vec::new(),
     }
 }
 
