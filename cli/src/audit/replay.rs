@@ -387,29 +387,22 @@ impl Executor {
                     claim.height.to_string(),
                 )
             })?;
-        if claim.state_root != ours.state_root.0 {
-            return Err(Discrepancy::at(
-                height,
-                format!(
-                    "the state root of height {} that the validators certified",
-                    claim.height
-                ),
-                format!("{} (replayed)", ours.state_root),
-                hash_of(&claim.state_root),
-            )
-            .into());
-        }
-        if claim.block_hash != ours.block_hash.0 {
-            return Err(Discrepancy::at(
-                height,
-                format!(
-                    "the block hash of height {} that the validators certified",
-                    claim.height
-                ),
-                format!("{} (replayed)", ours.block_hash),
-                hash_of(&claim.block_hash),
-            )
-            .into());
+        for (field, certified, replayed) in [
+            ("state root", &claim.state_root, ours.state_root),
+            ("block hash", &claim.block_hash, ours.block_hash),
+        ] {
+            if certified.as_slice() != replayed.0.as_slice() {
+                return Err(Discrepancy::at(
+                    height,
+                    format!(
+                        "the {field} of height {} that the validators certified",
+                        claim.height
+                    ),
+                    format!("{replayed} (replayed)"),
+                    hash_of(certified),
+                )
+                .into());
+            }
         }
         Ok(())
     }

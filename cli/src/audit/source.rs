@@ -52,6 +52,18 @@ pub struct SourceBlock {
 }
 
 impl SourceBlock {
+    /// As the `StreamBlocks` message a node sends for it.
+    pub fn into_message(self) -> pb::StreamBlocksResponse {
+        pb::StreamBlocksResponse {
+            height: self.height,
+            block: self.block,
+            receipts: self.receipts,
+            state_root: self.state_root,
+            certified: self.certified,
+            batch_sequences: self.batch_sequences,
+        }
+    }
+
     /// From a node's stored record of a committed block.
     pub fn from_record(height: u64, record: pb::CommittedBlockRecord) -> SourceBlock {
         let (block, receipts) = record
@@ -292,6 +304,7 @@ impl GrpcSource {
     }
 
     fn from_message(message: pb::StreamBlocksResponse) -> SourceBlock {
+        // The inverse of [`SourceBlock::into_message`], without spans.
         SourceBlock {
             height: message.height,
             block: message.block,
