@@ -54,6 +54,27 @@ pub struct BenchArgs {
 const BATCH_TRANSACTIONS: usize = 5_000;
 const SEED: [u8; 32] = [0x41; 32];
 
+/// This process's CPU time (user + system) so far, in seconds.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The fields after the parenthesised command name; utime and stime
+    // are the 12th and 13th of them, in clock ticks (100 per second).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| {
@@ -150,8 +171,10 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
         progress: !args.json,
         ..ReplayOptions::default()
     };
+    let cpu_before = cpu_seconds();
     let (summary, _) = replay(Box::new(source), &genesis, &options, &mut NoSink)
         .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let replay_cpu_s = cpu_seconds() - cpu_before;
     let verify_after = crate::bench::verification_rate(verify_time);
     let load_after = load_average();
     let verify_mean = (verify_before + verify_after) / 2.0;
@@ -168,6 +191,7 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
                 "cores": cores,
                 "build_s": build_s,
                 "replay_s": summary.elapsed_s,
+                "replay_cpu_s": replay_cpu_s,
                 "replay_payments_per_s": summary.payments_per_s,
                 "verify_per_s_before": verify_before,
                 "verify_per_s_after": verify_after,
@@ -181,8 +205,10 @@ pub fn run(args: &BenchArgs) -> Result<i32> {
             summary.executed.payments
         );
         println!(
-            "replay      {:.1} s: {:.0} payments/s, every check on",
-            summary.elapsed_s, summary.payments_per_s
+            "replay      {:.1} s: {:.0} payments/s, every check on ({replay_cpu_s:.1} CPU-s: {:.2} of {cores} cores busy)",
+            summary.elapsed_s,
+            summary.payments_per_s,
+            replay_cpu_s / summary.elapsed_s.max(1e-9) / cores as f64
         );
         println!(
             "verify      {verify_before:.0}/s before, {verify_after:.0}/s after (verify_batch of 1,024 on all {cores} cores)"

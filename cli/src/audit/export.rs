@@ -332,24 +332,29 @@ impl<W: Write> Sink for RowSink<W> {
     }
 }
 
+/// The accounts among replayed state entries, in address order.
+pub fn accounts<'a>(
+    state: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>,
+) -> impl Iterator<Item = pb::Account> {
+    use prost::Message as _;
+    state.filter_map(|(key, value)| {
+        matches!(
+            yuchain_ledger::StateKey::from_bytes(key),
+            Some(yuchain_ledger::StateKey::Account(_))
+        )
+        .then(|| pb::Account::decode(value.as_slice()).ok())
+        .flatten()
+    })
+}
+
 /// Writes one row per account from the replayed state entries (in address
 /// order), as of the height replay stopped at.
 pub fn write_balances<'a, W: Write>(
     writer: &mut RowWriter<W>,
     state: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>,
 ) -> Result<()> {
-    use prost::Message as _;
     writer.start()?;
-    for (key, value) in state {
-        if !matches!(
-            yuchain_ledger::StateKey::from_bytes(key),
-            Some(yuchain_ledger::StateKey::Account(_))
-        ) {
-            continue;
-        }
-        let Ok(account) = pb::Account::decode(value.as_slice()) else {
-            continue;
-        };
+    for account in accounts(state) {
         let address = Address::from_slice(&account.address)
             .map(|a| a.to_string())
             .unwrap_or_default();

@@ -433,16 +433,7 @@ fn print_supply(summary: &Summary, executor: &replay::Executor, json: bool) -> R
     // registered.
     let mut held: std::collections::BTreeMap<Address, u64> = std::collections::BTreeMap::new();
     if let Some(state) = executor.state() {
-        for (key, value) in state {
-            if !matches!(
-                yuchain_ledger::StateKey::from_bytes(key),
-                Some(yuchain_ledger::StateKey::Account(_))
-            ) {
-                continue;
-            }
-            let Ok(account) = pb::Account::decode(value.as_slice()) else {
-                continue;
-            };
+        for account in export::accounts(state.iter()) {
             let owner = if account.kind() == pb::AccountKind::Operator {
                 Address::from_slice(&account.address).ok()
             } else {

@@ -52,6 +52,18 @@ pub struct SourceBlock {
 }
 
 impl SourceBlock {
+    /// As the `StreamBlocks` message a node sends for it.
+    pub fn into_message(self) -> pb::StreamBlocksResponse {
+        pb::StreamBlocksResponse {
+            height: self.height,
+            block: self.block,
+            receipts: self.receipts,
+            state_root: self.state_root,
+            certified: self.certified,
+            batch_sequences: self.batch_sequences,
+        }
+    }
+
     /// From a node's stored record of a committed block.
     pub fn from_record(height: u64, record: pb::CommittedBlockRecord) -> SourceBlock {
         let (block, receipts) = record
@@ -87,11 +99,14 @@ pub trait BlockSource: Send {
     fn for_each_state(&mut self, visit: StateVisitor<'_>) -> Result<Option<u64>>;
 }
 
-/// Blocks from a store: a node's RocksDB, or any [`BlockStore`].
+/// Blocks from a store: a node's RocksDB, or any [`BlockStore`]. Records
+/// are read and decoded ahead, on a thread of their own, so reading
+/// overlaps verification.
 pub struct StoreSource {
     name: String,
     store: Arc<dyn BlockStore>,
-    next: u64,
+    ahead: Option<Receiver<Result<Option<SourceBlock>>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl StoreSource {
@@ -119,7 +134,8 @@ impl StoreSource {
         StoreSource {
             name,
             store,
-            next: 0,
+            ahead: None,
+            reader: None,
         }
     }
 
@@ -130,14 +146,22 @@ impl StoreSource {
         }
     }
 
-    /// The record at `height`, decoded (a record that does not decode is a
-    /// finding about the chain, not a read failure).
-    pub fn read(&self, height: u64) -> Result<Option<SourceBlock>> {
-        let Some(bytes) = self
-            .store
-            .block(height)
-            .map_err(|error| self.failed(error))?
-        else {
+    /// Stops the read-ahead thread (it ends at its next send).
+    fn stop_reader(&mut self) {
+        self.ahead = None;
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    /// The record at `height` in `store`, decoded (a record that does not
+    /// decode is a finding about the chain, not a read failure).
+    fn read(store: &dyn BlockStore, name: &str, height: u64) -> Result<Option<SourceBlock>> {
+        let bytes = store.block(height).map_err(|error| AuditError::Source {
+            source_name: name.to_string(),
+            reason: error.to_string(),
+        })?;
+        let Some(bytes) = bytes else {
             return Ok(None);
         };
         if bytes.len() > BLOCK_BYTES_MAX {
@@ -173,16 +197,35 @@ impl BlockSource for StoreSource {
     }
 
     fn start(&mut self, from: u64) -> Result<()> {
-        self.next = from;
+        self.stop_reader();
+        let (sender, receiver) = sync_channel(STREAM_AHEAD_BLOCKS);
+        let store = Arc::clone(&self.store);
+        let name = self.name.clone();
+        let reader = std::thread::Builder::new()
+            .name("audit-read".into())
+            .spawn(move || {
+                let mut height = from;
+                loop {
+                    let block = StoreSource::read(store.as_ref(), &name, height);
+                    let last = !matches!(block, Ok(Some(_)));
+                    // A send fails once replay stopped reading: stop too.
+                    if sender.send(block).is_err() || last {
+                        return;
+                    }
+                    height = height.saturating_add(1);
+                }
+            })
+            .map_err(|error| self.failed(error))?;
+        self.ahead = Some(receiver);
+        self.reader = Some(reader);
         Ok(())
     }
 
     fn next_block(&mut self) -> Result<Option<SourceBlock>> {
-        let block = self.read(self.next)?;
-        if block.is_some() {
-            self.next = self.next.saturating_add(1);
+        match &self.ahead {
+            Some(ahead) => ahead.recv().unwrap_or(Ok(None)),
+            None => Err(self.failed("reading was not started")),
         }
-        Ok(block)
     }
 
     fn for_each_state(&mut self, visit: StateVisitor<'_>) -> Result<Option<u64>> {
@@ -200,6 +243,12 @@ impl BlockSource for StoreSource {
         }
         read.map_err(|error| self.failed(error))?;
         Ok(Some(height))
+    }
+}
+
+impl Drop for StoreSource {
+    fn drop(&mut self) {
+        self.stop_reader();
     }
 }
 
@@ -255,6 +304,7 @@ impl GrpcSource {
     }
 
     fn from_message(message: pb::StreamBlocksResponse) -> SourceBlock {
+        // The inverse of [`SourceBlock::into_message`], without spans.
         SourceBlock {
             height: message.height,
             block: message.block,

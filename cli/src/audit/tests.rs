@@ -23,7 +23,7 @@ use super::export::{Format, RowSink, RowWriter, Rows};
 use super::fixture::FixtureBuilder;
 use super::genesis::AuditGenesis;
 use super::replay::{NoSink, ReplayOptions, Summary, replay};
-use super::source::{BlockSource, GrpcSource, StoreSource};
+use super::source::{BlockSource, GrpcSource, SourceBlock, StoreSource};
 
 /// The last height of the test chain.
 const LAST: u64 = 8;
@@ -747,18 +747,9 @@ impl yuchain_gateway::Backend for StoreBackend {
         };
         let record =
             pb::CommittedBlockRecord::decode(bytes.as_slice()).map_err(|_| unavailable())?;
-        let (block, receipts) = record
-            .ledger
-            .map(|ledger| (ledger.block, ledger.receipts))
-            .unwrap_or_default();
-        Ok(Some(pb::StreamBlocksResponse {
-            height,
-            block,
-            receipts,
-            state_root: record.state_root,
-            certified: record.certified,
-            batch_sequences: record.batches.iter().map(|span| span.sequence).collect(),
-        }))
+        Ok(Some(
+            SourceBlock::from_record(height, record).into_message(),
+        ))
     }
     async fn wait_durable(&self, _: u64, timeout: Duration) {
         tokio::time::sleep(timeout.min(Duration::from_millis(50))).await;
