@@ -148,12 +148,15 @@ rust wallet pay --profile "$profile" --to "$address" --amount 50.00 ||
   fail "the bank could not fund the wallet"
 
 # --- The Python wallet pays and checks its balance ----------------------------
-paid="$(wallet pay --node "$node_url" --key "$key" --to "$bank" --amount 12.34 --memo "from Python")" ||
+# Signed with the certified sequence: the wallet was registered and funded a
+# moment ago, so this waits for the certified state to catch up first.
+paid="$(wallet pay --node "$node_url" --key "$key" --genesis "$genesis" --to "$bank" --amount 12.34 --memo "from Python")" ||
   fail "wallet.py pay failed"
 echo "$paid"
 height="$(field height <<<"$paid")"
 fee="$(field fee <<<"$paid")"
 [[ "$(field result <<<"$paid")" == OK && -n "$height" && -n "$fee" ]] || fail "wallet.py pay printed no OK receipt"
+grep -q "^sequence 0, certified at height" <<<"$paid" || fail "wallet.py pay did not sign with the certified sequence"
 
 tx="$(field "tx id" <<<"$paid")"
 history="$(wallet history --node "$node_url" --key "$key" --limit 10)" || fail "wallet.py history failed"

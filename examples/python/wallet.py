@@ -476,29 +476,59 @@ def cmd_pay(args: argparse.Namespace) -> int:
         gateway_pb2.GetAccountRequest(address=sender),
         15,
     )
-    if not answer.HasField("latest"):
-        raise WalletError(
-            f"no account {address_text(sender)} exists on this chain yet; a bank registers a "
-            "wallet with `yuchain operator register --public-key HEX`"
+    if args.genesis:
+        # Sign with the certified sequence (docs/API.md, "Which sequence to
+        # sign"): a node that lies about `latest` cannot make a retry a
+        # second payment. When `latest` shows transactions the certified
+        # state does not have yet, wait for them to be certified.
+        certified_next = answer.account.next_sequence if answer.HasField("account") else None
+        latest_next = answer.latest.next_sequence if answer.HasField("latest") else None
+        min_height = 0
+        if answer.latest_height > answer.height and certified_next != latest_next:
+            min_height = answer.latest_height
+            answer = call(
+                "GetAccount",
+                gateway.GetAccount,
+                gateway_pb2.GetAccountRequest(
+                    address=sender, min_height=min_height, wait_timeout_ms=30_000
+                ),
+                45,
+            )
+        checked = check_account(
+            answer, sender, genesis_validators(args.genesis), genesis_chain_id(args.genesis)
         )
-    latest = answer.latest
-    if latest.auth_key != public_key:
+        if checked.height < min_height:
+            raise CheckFailed("height", f"the answer is of height {checked.height}, below {min_height}")
+        if checked.account is None:
+            raise WalletError(
+                f"no account {address_text(sender)} in the state the validators certified at "
+                f"height {checked.height}; a bank registers a wallet with `yuchain operator register`"
+            )
+        account, base_height = checked.account, checked.height
+        print(f"sequence {account.next_sequence}, certified at height {base_height}")
+    else:
+        # Without a genesis file to check a proof against, this example takes
+        # the node's word for the sequence (`latest`, unproven).
+        if not answer.HasField("latest"):
+            raise WalletError(
+                f"no account {address_text(sender)} exists on this chain yet; a bank registers a "
+                "wallet with `yuchain operator register --public-key HEX`"
+            )
+        account, base_height = answer.latest, info.height
+        print("warning: unpinned: signing with the node's unproven sequence; pass --genesis", file=sys.stderr)
+    if account.auth_key != public_key:
         raise WalletError(
             f"this key ({public_key.hex()}) is not the account's current key "
-            f"({latest.auth_key.hex()}): it was rotated"
+            f"({account.auth_key.hex()}): it was rotated"
         )
 
     chain_id = info.chain_id if args.chain_id is None else args.chain_id
-    # For brevity this example signs with the node's unproven `latest`
-    # sequence. A production wallet signs with the certified account's
-    # (checked as in `balance`), so a lying node cannot turn a retry into a
-    # second payment: docs/API.md, "Which sequence to sign".
     body = ledger_pb2.TransactionBody(
         chain_id=chain_id,
         sender=sender,
         public_key=public_key,
-        sequence=latest.next_sequence,
-        expiry_height=info.height + EXPIRY_BLOCKS,
+        sequence=account.next_sequence,
+        expiry_height=base_height + EXPIRY_BLOCKS,
         max_fee=max_fee,
         transfer=ledger_pb2.Transfer(to=to, amount=amount, memo=memo),
     )
@@ -510,8 +540,8 @@ def cmd_pay(args: argparse.Namespace) -> int:
     if again.SerializeToString(deterministic=True) != body_bytes or again != body:
         raise WalletError("internal: the body does not round-trip through its encoding")
     expected = canonical_transfer_body(
-        chain_id, sender, public_key, latest.next_sequence,
-        info.height + EXPIRY_BLOCKS, max_fee, to, amount, memo,
+        chain_id, sender, public_key, account.next_sequence,
+        base_height + EXPIRY_BLOCKS, max_fee, to, amount, memo,
     )
     if expected != body_bytes:
         raise WalletError(
@@ -523,7 +553,7 @@ def cmd_pay(args: argparse.Namespace) -> int:
     print(f"tx id: {identifier.hex()}")
     print(
         f"paying {format_yuan(amount)} yuan from {address_text(sender)} to {address_text(to)} "
-        f"(sequence {latest.next_sequence}, chain {chain_id})"
+        f"(sequence {account.next_sequence}, chain {chain_id})"
     )
     response = call(
         "SubmitTransaction",
@@ -1161,6 +1191,10 @@ def parser() -> argparse.ArgumentParser:
     pay.add_argument("--memo", default="", help="free text, at most 256 bytes")
     pay.add_argument("--max-fee", default="10.00", metavar="YUAN", help="the most fee to pay (default 10.00)")
     # For tests: sign for another chain id, which the node must refuse.
+    pay.add_argument(
+        "--genesis", metavar="GENESIS.toml",
+        help="pins the validators' keys: sign with the certified sequence (recommended)",
+    )
     pay.add_argument("--chain-id", help=argparse.SUPPRESS)
     pay.set_defaults(run=cmd_pay)
 
