@@ -122,16 +122,6 @@ impl GatewayService {
         }
     }
 
-    /// The same service serving at most `max` streams at once.
-    pub fn with_streams_max(mut self, max: usize) -> Self {
-        self.streams = Streams::new(
-            max,
-            crate::stream::STREAM_BYTES_MAX_DEFAULT,
-            crate::stream::STREAM_STALL_TIMEOUT_DEFAULT,
-        );
-        self
-    }
-
     /// Sets the stream limits: how many run at once, the bytes queued in
     /// all of them, and how long a client may take nothing.
     pub fn with_stream_limits(mut self, max: usize, bytes_max: usize, stall: Duration) -> Self {
