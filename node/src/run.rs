@@ -125,6 +125,14 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
     let opened = open_node_home(home, role, &RocksConfig::default())
         .with_context(|| format!("opening the node home {}", home.display()))?;
     let store = Arc::new(opened.blocks);
+    if let Some(damage) = opened.safety.as_ref().and_then(|s| s.damaged_slot()) {
+        warn!(
+            "the safety record {}: {damage}; expected once after a crash during a write, \
+             otherwise check the disk",
+            home.join(yuchain_storage::home::SAFETY_RECORD_FILE)
+                .display()
+        );
+    }
     let safety: Option<Arc<dyn SafetyStore>> = opened
         .safety
         .map(|safety| Arc::new(safety) as Arc<dyn SafetyStore>);

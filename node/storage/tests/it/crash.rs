@@ -108,8 +108,8 @@ fn kill_9_during_safety_writes_never_leaves_a_torn_or_older_record() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("safety");
     drop(FileSafetyStore::create(&path).expect("create"));
-    // Safety writes take an fsync of the file and one of the directory, so
-    // short delays land inside them.
+    // Safety writes take two fdatasyncs (slot A, then slot B), so short
+    // delays land inside them.
     let rounds = [
         (1, Duration::ZERO),
         (3, Duration::from_micros(200)),

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use yuchain_storage::safety::{SAFETY_ENTRIES_MAX, SAFETY_KEY_BYTES_MAX, SAFETY_RECORD_BYTES_MAX};
+use yuchain_storage::safety::{
+    SAFETY_ENTRIES_MAX, SAFETY_KEY_BYTES_MAX, SAFETY_RECORD_BYTES_MAX, SLOT_BYTES_MIN,
+};
 use yuchain_storage::{Error, FileSafetyStore, MemSafetyStore, SafetyStore};
 
 macro_rules! safety_suite {
@@ -252,9 +254,12 @@ fn a_truncated_safety_record_is_reported_corrupt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, bytes) = record_file(dir.path());
     std::fs::write(&path, &bytes[..bytes.len() - 1]).expect("truncate");
-    assert_corrupt(&path, "checksum mismatch");
+    assert_corrupt(&path, "not two slots");
     std::fs::write(&path, &bytes[..20]).expect("truncate");
-    assert_corrupt(&path, "shorter than the smallest record");
+    assert_corrupt(&path, "not two slots");
+    // Cut to its first half: slot A alone is not two slots.
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
+    assert_corrupt(&path, "not two slots");
 }
 
 #[test]
@@ -266,13 +271,108 @@ fn an_empty_safety_file_is_reported_corrupt_not_absent() {
 }
 
 #[test]
-fn a_flipped_bit_in_the_safety_record_is_reported_corrupt() {
+fn a_flipped_bit_in_one_slot_is_outvoted_by_its_mirror_and_in_both_is_corrupt() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (path, mut bytes) = record_file(dir.path());
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x10;
-    std::fs::write(&path, &bytes).expect("damage");
+    let (path, bytes) = record_file(dir.path());
+    let slot = bytes.len() / 2;
+    for damaged_slot in [0, slot] {
+        let mut damaged = bytes.clone();
+        damaged[damaged_slot + 30] ^= 0x10;
+        std::fs::write(&path, &damaged).expect("damage");
+        let store = FileSafetyStore::open(&path).expect("one slot damaged");
+        assert_eq!(
+            store.safety(b"last_vote").expect("get"),
+            Some(b"epoch 1 round 42".to_vec())
+        );
+        let damage = store.damaged_slot().expect("the damage is reported");
+        let (bad, good) = if damaged_slot == 0 {
+            ("A", "B")
+        } else {
+            ("B", "A")
+        };
+        assert!(
+            damage.contains(&format!("slot {bad} was unreadable")),
+            "{damage}"
+        );
+        assert!(
+            damage.contains(&format!("the record is slot {good}'s")),
+            "{damage}"
+        );
+        // The next write repairs it.
+        store
+            .put_safety(b"last_vote", b"epoch 1 round 43")
+            .expect("put");
+        drop(store);
+        let store = FileSafetyStore::open(&path).expect("reopen");
+        assert_eq!(store.damaged_slot(), None);
+        assert_eq!(
+            store.safety(b"last_vote").expect("get"),
+            Some(b"epoch 1 round 43".to_vec())
+        );
+    }
+    let mut damaged = bytes.clone();
+    damaged[30] ^= 0x10;
+    damaged[slot + 30] ^= 0x10;
+    std::fs::write(&path, &damaged).expect("damage");
     assert_corrupt(&path, "checksum mismatch");
+    assert_corrupt(&path, "both slots are unreadable");
+}
+
+#[test]
+fn a_write_torn_in_slot_a_falls_back_to_slot_b() {
+    // What a crash in the middle of writing slot A leaves: A half new, half
+    // old; B the last record whose write returned.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, bytes) = record_file(dir.path());
+    let mut torn = bytes.clone();
+    torn[..16].copy_from_slice(b"YCSAFE\x00\x02\xff\xff\xff\xff\xff\xff\xff\xff");
+    torn[40..60].fill(0xEE);
+    std::fs::write(&path, &torn).expect("tear");
+    let store = FileSafetyStore::open(&path).expect("open");
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"epoch 1 round 42".to_vec())
+    );
+    store
+        .put_safety(b"last_vote", b"epoch 1 round 43")
+        .expect("put");
+    drop(store);
+    let store = FileSafetyStore::open(&path).expect("reopen");
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"epoch 1 round 43".to_vec())
+    );
+}
+
+#[test]
+fn writes_rewrite_the_file_in_place_and_a_large_record_grows_it() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("safety");
+    let store = FileSafetyStore::create(&path).expect("create");
+    let made = std::fs::metadata(&path).expect("stat");
+    assert_eq!(made.len(), 2 * SLOT_BYTES_MIN as u64);
+    for round in 0..5u8 {
+        store.put_safety(b"last_vote", &[round; 100]).expect("put");
+    }
+    // Same file, same size: no rename, nothing allocated, so the sync has
+    // no metadata to commit.
+    let written = std::fs::metadata(&path).expect("stat");
+    assert_eq!((written.ino(), written.len()), (made.ino(), made.len()));
+    // A record larger than a slot: a new file of larger slots, once.
+    let big = vec![7; SLOT_BYTES_MIN + 1];
+    store.put_safety(b"block/x", &big).expect("put big");
+    let grown = std::fs::metadata(&path).expect("stat");
+    assert_eq!(grown.len(), 2 * 2 * SLOT_BYTES_MIN as u64);
+    store.put_safety(b"last_vote", b"after").expect("put");
+    assert_eq!(std::fs::metadata(&path).expect("stat").ino(), grown.ino());
+    drop(store);
+    let store = FileSafetyStore::open(&path).expect("reopen");
+    assert_eq!(store.safety(b"block/x").expect("get"), Some(big));
+    assert_eq!(
+        store.safety(b"last_vote").expect("get"),
+        Some(b"after".to_vec())
+    );
 }
 
 #[test]
@@ -280,8 +380,10 @@ fn a_foreign_or_oversized_file_is_reported_corrupt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, _) = record_file(dir.path());
     std::fs::write(&path, [0x42; 100]).expect("overwrite");
+    assert_corrupt(&path, "not two slots");
+    std::fs::write(&path, vec![0x42; 2 * SLOT_BYTES_MIN]).expect("overwrite");
     assert_corrupt(&path, "wrong magic");
-    std::fs::write(&path, vec![0; SAFETY_RECORD_BYTES_MAX + 1]).expect("overwrite");
+    std::fs::write(&path, vec![0; 2 * SAFETY_RECORD_BYTES_MAX + 1]).expect("overwrite");
     assert_corrupt(&path, "larger than the maximum");
 }
 
