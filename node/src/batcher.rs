@@ -30,6 +30,9 @@ const REBROADCAST_AFTER: Duration = Duration::from_secs(2);
 const REBROADCASTS_MAX: usize = 5;
 /// The most own batches waiting for certificates.
 const UNCERTIFIED_MAX: usize = 1_024;
+/// How often the batch task looks whether a batch may be cut before its
+/// interval is up (when none of this node's batches is on its way).
+const CUT_POLL: Duration = Duration::from_millis(5);
 
 /// How long a peer batch that this node does not verify at once waits for
 /// its certificate before this node verifies and acknowledges it itself (a
@@ -133,7 +136,12 @@ pub async fn run(
         return;
     };
     let interval = Duration::from_millis(shared.config.batches.interval_ms.max(1));
-    let mut ticker = tokio::time::interval(interval);
+    // Cuts are checked often and made at once while none of this node's
+    // batches is on its way (a lone payment waits for no timer); while one
+    // is, transactions gather for the full interval, so batches grow with
+    // the load and per-batch costs (acknowledgements, certificate, syncs,
+    // messages) stay bounded.
+    let mut ticker = tokio::time::interval(interval.min(CUT_POLL));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let checks = Checks {
         admitted: Arc::new(Semaphore::new(CHECKS_IN_FLIGHT)),
@@ -142,6 +150,8 @@ pub async fn run(
     let mut uncertified: VecDeque<(BatchRef, Instant, usize)> = VecDeque::new();
     let mut awaiting = Awaiting::default();
     let mut last_rebroadcast = Instant::now();
+    let mut last_cut = Instant::now();
+    let author = shared.key.public_key();
     loop {
         tokio::select! {
             biased;
@@ -155,10 +165,13 @@ pub async fn run(
                 handle(&shared, &checks, event, &mut uncertified, &mut awaiting).await;
             }
             _ = ticker.tick() => {
-                while let Some(reference) = cut(&shared, me) {
-                    uncertified.push_back((reference, Instant::now(), 0));
-                    if uncertified.len() > UNCERTIFIED_MAX {
-                        uncertified.pop_front();
+                if last_cut.elapsed() >= interval || !shared.batches().in_flight(&author) {
+                    last_cut = Instant::now();
+                    while let Some(reference) = cut(&shared, me) {
+                        uncertified.push_back((reference, Instant::now(), 0));
+                        if uncertified.len() > UNCERTIFIED_MAX {
+                            uncertified.pop_front();
+                        }
                     }
                 }
                 for (message, from) in awaiting.take_overdue() {

@@ -134,7 +134,9 @@ pub struct MempoolSection {
 pub struct BatchSection {
     /// The most transactions in one batch.
     pub transactions_max: usize,
-    /// How long admitted transactions wait for a batch to fill.
+    /// How long admitted transactions wait for a batch to fill while one
+    /// of this node's batches is on its way (waiting for acknowledgements
+    /// or for a block); with none on its way they are cut at once.
     pub interval_ms: u64,
 }
 
@@ -296,8 +298,9 @@ per_sender_max = 256
 sequence_window = 1024
 
 [batches]
-# Admitted transactions are broadcast in batches of at most this many, at
-# least every interval_ms.
+# Admitted transactions are broadcast in batches of at most this many: at
+# once while none of this node's batches waits for its certificate or its
+# block, otherwise every interval_ms.
 transactions_max = 2000
 interval_ms = 50
 

@@ -162,6 +162,16 @@ impl BatchState {
         self.acks.is_pending(digest)
     }
 
+    /// Whether one of `author`'s batches is on its way: waiting for
+    /// acknowledgements, or certified and waiting for a block.
+    pub fn in_flight(&self, author: &PublicKey) -> bool {
+        !self.acks.is_empty()
+            || self
+                .certified
+                .iter()
+                .any(|(reference, _)| reference.author == *author)
+    }
+
     /// Marks batches ordered by a committed block.
     pub fn mark_ordered(&mut self, digests: &[Hash32]) {
         for digest in digests {

@@ -556,8 +556,9 @@ fn a_lone_payment_commits_everywhere_without_waiting_for_the_next_payload() {
     // ordered batches must still propose at once: the other nodes learn of
     // the commit only from the certificate its proposal carries. (It used
     // to wait, and every node but the leader answered its clients a whole
-    // wait late.)
+    // wait late.) Nor does a lone payment wait for the batch interval.
     const WAIT_MS: u64 = 2_500;
+    const BATCH_INTERVAL_MS: u64 = 5_000;
     let dir = tempfile::tempdir().expect("tempdir");
     bounded(dir.path(), async {
         let mut config = ClusterConfig::devnet(
@@ -577,6 +578,17 @@ fn a_lone_payment_commits_everywhere_without_waiting_for_the_next_payload() {
             );
             if changed == text {
                 bail!("no empty_block_wait_ms in {}", path.display());
+            }
+            // And a long batch interval: a node with no batch on its way
+            // cuts one at once, it does not wait for the interval.
+            let text = changed;
+            let changed = text.replacen(
+                "\ninterval_ms = 50\n",
+                &format!("\ninterval_ms = {BATCH_INTERVAL_MS}\n"),
+                1,
+            );
+            if changed == text {
+                bail!("no batches.interval_ms in {}", path.display());
             }
             std::fs::write(&path, changed)?;
         }
@@ -612,7 +624,8 @@ fn a_lone_payment_commits_everywhere_without_waiting_for_the_next_payload() {
                     if latency >= Duration::from_millis(WAIT_MS * 3 / 5) {
                         bail!(
                             "through node {via} a lone payment took {latency:?}, about the \
-                             {WAIT_MS} ms empty-block wait"
+                             {WAIT_MS} ms empty-block wait or the {BATCH_INTERVAL_MS} ms batch \
+                             interval"
                         );
                     }
                 }
