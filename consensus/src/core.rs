@@ -44,6 +44,12 @@ pub const COMMITTED_WINDOW_BLOCKS: usize = 1024;
 const COMMITTED_WINDOW_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// The most proposals awaiting the driver's payload check.
 const PENDING_CHECKS_MAX: usize = 8;
+/// The most proposals kept while their parent is missing (a child can
+/// overtake its parent: they come from different leaders over different
+/// connections).
+const ORPHANS_MAX: usize = 8;
+/// Orphans older than this many rounds behind the current one are dropped.
+const ORPHAN_ROUNDS_BEHIND_MAX: u64 = 4;
 /// Votes and timeouts are buffered for at most this many rounds ahead.
 const ROUNDS_AHEAD_MAX: u64 = 8;
 /// The most verified certificates remembered (each arrives many times).
@@ -109,6 +115,9 @@ pub struct Core {
     tree: HashMap<BlockHash, Block>,
     proposals_seen: BTreeMap<Round, BlockHash>,
     pending_checks: HashMap<BlockHash, Option<TimeoutCert>>,
+    /// Verified proposals whose parent is not here yet, with their sender,
+    /// oldest first; taken up again when the parent arrives.
+    orphans: VecDeque<(PublicKey, Proposal)>,
     votes: BTreeMap<Round, RoundVotes>,
     timeouts: BTreeMap<Round, RoundTimeouts>,
     committed: VecDeque<CommittedBlock>,
@@ -211,6 +220,7 @@ impl Core {
             tree,
             proposals_seen: BTreeMap::new(),
             pending_checks: HashMap::new(),
+            orphans: VecDeque::new(),
             votes: BTreeMap::new(),
             timeouts: BTreeMap::new(),
             committed: VecDeque::new(),
@@ -728,17 +738,24 @@ impl Core {
             return Ok(());
         }
         if block.round < self.round {
-            return Err(ConsensusError::StaleRound {
+            // Too late for this node's vote, but a later proposal may name
+            // it as its parent (a child can overtake its parent, since they
+            // come from different leaders): keep it, verified as it is.
+            let stale = ConsensusError::StaleRound {
                 got: block.round,
                 current: self.round,
-            });
+            };
+            self.keep_late_block(from, proposal, out);
+            return Err(stale);
         }
         self.proposals_seen.insert(block.round, hash);
         if let Err(error) = self.check_extends(block, true) {
             if error == ConsensusError::UnknownParent {
                 // The proposal's signature and certificates are verified:
-                // its sender holds the parent.
+                // its sender holds the parent. Keep the proposal until the
+                // parent arrives (late, or through the sync).
                 self.request_sync(Some(from), Some(block.parent), out);
+                self.keep_orphan(from, proposal);
             }
             return Err(error);
         }
@@ -756,7 +773,89 @@ impl Core {
             self.pending_checks.insert(hash, proposal.last_tc);
             out.push(Action::CheckProposal(proposal.block));
         }
+        self.adopt_orphans(hash, out);
         Ok(())
+    }
+
+    /// A verified proposal of a past round: stored (never voted for) if its
+    /// parent is known, so a child that overtook it can be taken up; kept
+    /// as an orphan otherwise.
+    fn keep_late_block(&mut self, from: PublicKey, proposal: Proposal, out: &mut Out) {
+        let hash = proposal.block.hash();
+        let round = proposal.block.round;
+        // Within the window of rounds whose proposals are remembered, and
+        // one block per round (a second one of the same round was refused
+        // as an equivocation before this), so a faulty leader cannot fill
+        // the tree with blocks of its past rounds.
+        if self.tree.contains_key(&hash)
+            || round.0.saturating_add(2) < self.round.0
+            || self.proposals_seen.contains_key(&round)
+        {
+            return;
+        }
+        self.proposals_seen.insert(round, hash);
+        match self.check_extends(&proposal.block, false) {
+            Ok(()) => {}
+            Err(ConsensusError::UnknownParent) => {
+                self.keep_orphan(from, proposal);
+                return;
+            }
+            Err(_) => return,
+        }
+        let size = proposal.block.encoded_len();
+        if !self.tree_has_room(size) {
+            self.make_room();
+        }
+        if !self.tree_has_room(size) {
+            return;
+        }
+        self.tree.insert(hash, proposal.block);
+        self.adopt_orphans(hash, out);
+    }
+
+    /// Remembers a verified proposal whose parent is missing (bounded: the
+    /// oldest is dropped first; a proposal kept already is not kept twice).
+    fn keep_orphan(&mut self, from: PublicKey, proposal: Proposal) {
+        let hash = proposal.block.hash();
+        if self
+            .orphans
+            .iter()
+            .any(|(_, kept)| kept.block.hash() == hash)
+        {
+            return;
+        }
+        if self.orphans.len() >= ORPHANS_MAX {
+            self.orphans.pop_front();
+        }
+        self.orphans.push_back((from, proposal));
+    }
+
+    /// Takes up the orphans whose parent `parent` just arrived, as if they
+    /// arrived now (each is taken out first, so this ends).
+    fn adopt_orphans(&mut self, parent: BlockHash, out: &mut Out) {
+        let oldest = Round(self.round.0.saturating_sub(ORPHAN_ROUNDS_BEHIND_MAX));
+        let epoch = self.epoch();
+        self.orphans
+            .retain(|(_, kept)| kept.block.round >= oldest && kept.block.epoch == epoch);
+        while let Some(index) = self
+            .orphans
+            .iter()
+            .position(|(_, kept)| kept.block.parent == parent)
+        {
+            let Some((from, orphan)) = self.orphans.remove(index) else {
+                break;
+            };
+            let hash = orphan.block.hash();
+            if self.proposals_seen.get(&orphan.block.round) == Some(&hash) {
+                self.proposals_seen.remove(&orphan.block.round);
+            }
+            if let Err(error) = self.on_proposal(from, orphan, out) {
+                out.push(Action::Reject {
+                    from: Some(from),
+                    error,
+                });
+            }
+        }
     }
 
     /// Without commits for a long time the tree fills with proposals that

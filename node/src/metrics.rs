@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -12,6 +15,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
+use yuchain_network::{ChannelStats, NetworkHandle};
 
 /// A label naming why a transaction was refused.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,7 +72,20 @@ pub struct Metrics {
 impl Metrics {
     /// A fresh set, registered.
     pub fn new() -> Arc<Metrics> {
+        Metrics::build(None)
+    }
+
+    /// A fresh set with the network's counters, read from `network` on
+    /// every scrape.
+    pub fn with_network(network: NetworkHandle) -> Arc<Metrics> {
+        Metrics::build(Some(network))
+    }
+
+    fn build(network: Option<NetworkHandle>) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("yuchain");
+        if let Some(network) = network {
+            registry.register_collector(Box::new(NetworkCollector(network)));
+        }
         let height = Gauge::default();
         registry.register(
             "height",
@@ -202,6 +219,116 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// The network's counters (messages and bytes per lane, drops by reason,
+/// requests), read from the handle on each scrape.
+struct NetworkCollector(NetworkHandle);
+
+impl std::fmt::Debug for NetworkCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NetworkCollector")
+    }
+}
+
+/// Label pairs of one row of a counter family.
+type Labels = Vec<(&'static str, &'static str)>;
+
+impl NetworkCollector {
+    /// One counter family: `(labels, value)` rows under one name.
+    fn family(
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        rows: Vec<(Labels, u64)>,
+    ) -> std::fmt::Result {
+        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        if let [(labels, value)] = rows.as_slice()
+            && labels.is_empty()
+        {
+            return ConstCounter::new(*value).encode(metric);
+        }
+        for (labels, value) in &rows {
+            ConstCounter::new(*value).encode(metric.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Collector for NetworkCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let stats = self.0.stats();
+        let lanes: [(&'static str, &ChannelStats); 2] =
+            [("consensus", &stats.consensus), ("batches", &stats.batches)];
+        let mut messages = Vec::new();
+        let mut bytes = Vec::new();
+        let mut dropped = Vec::new();
+        for (lane, lane_stats) in lanes {
+            let row = |key: &'static str, value: &'static str, count: u64| {
+                (vec![("lane", lane), (key, value)], count)
+            };
+            messages.push(row("direction", "in", lane_stats.messages_in));
+            messages.push(row("direction", "out", lane_stats.messages_out));
+            bytes.push(row("direction", "in", lane_stats.bytes_in));
+            bytes.push(row("direction", "out", lane_stats.bytes_out));
+            dropped.push(row("reason", "queue_full", lane_stats.dropped_full));
+            dropped.push(row("reason", "too_big", lane_stats.dropped_too_big));
+            dropped.push(row(
+                "reason",
+                "rate_limited",
+                lane_stats.dropped_rate_limited,
+            ));
+            dropped.push(row("reason", "send_failed", lane_stats.dropped_send_failed));
+        }
+        Self::family(
+            &mut encoder,
+            "network_messages",
+            "Peer messages delivered (in) and written (out), by lane",
+            messages,
+        )?;
+        Self::family(
+            &mut encoder,
+            "network_bytes",
+            "Bytes of peer messages delivered (in) and written (out), by lane",
+            bytes,
+        )?;
+        Self::family(
+            &mut encoder,
+            "network_dropped",
+            "Peer messages dropped, by lane and reason (queue_full: a peer's outbound queue; \
+             too_big; rate_limited: a peer over its inbound limits; send_failed: lost with a \
+             failed stream)",
+            dropped,
+        )?;
+        Self::family(
+            &mut encoder,
+            "network_requests",
+            "Requests sent (out), served (in) and refused (over a peer's concurrency limit)",
+            vec![
+                (vec![("kind", "out")], stats.requests_out),
+                (vec![("kind", "in")], stats.requests_in),
+                (vec![("kind", "refused")], stats.requests_refused),
+            ],
+        )?;
+        Self::family(
+            &mut encoder,
+            "network_refused_connections",
+            "Connections refused because the peer is not allowed",
+            vec![(Vec::new(), stats.refused_connections)],
+        )?;
+        Self::family(
+            &mut encoder,
+            "network_protocol_errors",
+            "Inbound streams closed for a protocol violation",
+            vec![(Vec::new(), stats.protocol_errors)],
+        )?;
+        Self::family(
+            &mut encoder,
+            "network_events_dropped",
+            "Connection events dropped because the node's event queue was full",
+            vec![(Vec::new(), stats.events_dropped)],
+        )
     }
 }
 

@@ -180,7 +180,7 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
     .await
     .context("starting the network (section [network] of config.toml)")?;
 
-    let metrics = Metrics::new();
+    let metrics = Metrics::with_network(network.clone());
     let validator_set = ValidatorSet::new(
         yuchain_consensus::ChainTag::of(&genesis.ledger.chain_id),
         Epoch(0),
@@ -447,10 +447,22 @@ fn update_peers(shared: &Shared) {
 /// Logs the node's state every few seconds.
 async fn status_log(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(Duration::from_secs(10));
+    let mut dropped_before = (0, 0);
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = interval.tick() => {}
+        }
+        let stats = shared.network.stats();
+        let dropped = (lane_dropped(&stats.consensus), lane_dropped(&stats.batches));
+        if dropped != dropped_before {
+            warn!(
+                consensus = dropped.0.saturating_sub(dropped_before.0),
+                batches = dropped.1.saturating_sub(dropped_before.1),
+                "peer messages were dropped since the last status (full queues, rate limits or \
+                 failed streams: see yuchain_network_dropped_total)"
+            );
+            dropped_before = dropped;
         }
         let height = *shared.durable.borrow();
         let (pending, bytes) = {
@@ -465,6 +477,14 @@ async fn status_log(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             "status"
         );
     }
+}
+
+/// Every message a lane dropped, for any reason.
+fn lane_dropped(lane: &yuchain_network::ChannelStats) -> u64 {
+    lane.dropped_full
+        .saturating_add(lane.dropped_too_big)
+        .saturating_add(lane.dropped_rate_limited)
+        .saturating_add(lane.dropped_send_failed)
 }
 
 /// The environment variable that makes a node stop when the process that

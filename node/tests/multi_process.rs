@@ -410,20 +410,41 @@ fn an_observer_follows_and_never_votes_and_an_unknown_peer_is_refused() {
         let metrics = yuchain_cli::metrics_text(&format!("127.0.0.1:{}", ports[2]).parse()?)
             .await
             .context("the stranger's metrics")?;
-        let gauge = |name: &str| {
-            metrics
-                .lines()
-                .find_map(|line| line.strip_prefix(&format!("{name} ")))
-                .and_then(|value| value.trim().parse::<u64>().ok())
-        };
+        let gauge = |name: &str| metric_value(&metrics, name);
         assert_eq!(gauge("yuchain_peers"), Some(0), "no validator accepts it");
         assert_eq!(gauge("yuchain_height"), Some(0), "it never gets a block");
         assert!(cluster.chain_info(0).await?.height > 1);
+        // The validators count what they refused, and what they carried.
+        let validator_metrics = yuchain_cli::metrics_text(&cluster.nodes[0].metrics)
+            .await
+            .context("validator 0's metrics")?;
+        let counter = |name: &str| metric_value(&validator_metrics, name);
+        assert!(
+            counter("yuchain_network_refused_connections_total").is_some_and(|count| count > 0),
+            "the stranger's connection is counted as refused"
+        );
+        assert!(
+            counter(r#"yuchain_network_messages_total{lane="consensus",direction="in"}"#)
+                .is_some_and(|count| count > 0),
+            "consensus messages are counted"
+        );
+        assert_eq!(
+            counter(r#"yuchain_network_dropped_total{lane="consensus",reason="rate_limited"}"#),
+            Some(0)
+        );
         let _ = child.0.kill();
         let _ = child.0.wait();
         cluster.stop_all(Duration::from_secs(20))?;
         Ok(())
     });
+}
+
+/// The value of metric `name` (with its labels, as printed) in a
+/// Prometheus text exposition.
+fn metric_value(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse::<u64>().ok())
 }
 
 /// Kills the child when dropped (a failing assertion must not leave it).

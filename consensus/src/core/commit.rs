@@ -257,6 +257,7 @@ impl Core {
         self.tree.clear();
         self.proposals_seen.clear();
         self.pending_checks.clear();
+        self.orphans.clear();
         self.votes.clear();
         self.timeouts.clear();
         self.payload_requested = None;

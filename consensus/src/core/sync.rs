@@ -57,7 +57,16 @@ impl Core {
         out: &mut Out,
     ) {
         self.expire_sync_requests();
-        if self.sync_request_fresh() {
+        // One request at a time, except for a wanted block no request asks
+        // for yet (a leader missing the block it must extend cannot wait
+        // for an unrelated answer; the list stays bounded).
+        let new_want = want.is_some_and(|want| {
+            !self
+                .sync
+                .iter()
+                .any(|sync| self.now_ms < sync.deadline_ms && sync.request.block == Some(want))
+        });
+        if self.sync_request_fresh() && !new_want {
             return;
         }
         let peer = match preferred {
@@ -572,6 +581,10 @@ impl Core {
                 return Err(ConsensusError::BufferFull("block tree"));
             }
             self.tree.insert(hash, block.clone());
+            self.adopt_orphans(hash, out);
+            if self.halted || self.epoch() != start_epoch {
+                return Ok(());
+            }
         }
         if self.epoch() == start_epoch {
             self.process_qc(&response.qc, from, out)?;

@@ -1076,3 +1076,95 @@ fn a_peer_behind_in_rounds_is_sent_the_certificates_that_move_it_on() {
     assert!(behind.round() >= before);
     assert!(behind.safety().high_qc.round() >= net.cores[0].safety().high_qc.round());
 }
+
+/// The round of the proposal an input carries, if it is one.
+fn proposal_round(input: &Input) -> Option<Round> {
+    match input {
+        Input::Message { bytes, .. } => match Message::decode(bytes) {
+            Ok(Message::Proposal(proposal)) => Some(proposal.block.round),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Delivers queued inputs, at most `hops`, without letting time pass (no
+/// ticks, so no round can time out), except that `victim` receives the
+/// proposal of `late_round` only just after the proposal of the round
+/// after it: a child overtaking its parent, as happens between different
+/// senders' connections under load. With `lost`, never.
+fn run_with_a_late_proposal(
+    net: &mut Net,
+    victim: usize,
+    late_round: Round,
+    lost: bool,
+    hops: usize,
+) {
+    let child_round = late_round.next().expect("round");
+    let mut held = None;
+    let mut released = false;
+    for _ in 0..hops {
+        let Some((node, input)) = net.queue.pop_front() else {
+            break;
+        };
+        let round = proposal_round(&input);
+        if node == victim && !released && held.is_none() && round == Some(late_round) {
+            held = Some(input);
+            continue;
+        }
+        net.input(node, input);
+        if node == victim
+            && round == Some(child_round)
+            && let Some(late) = held.take()
+        {
+            released = true;
+            if !lost {
+                net.input(victim, late);
+            }
+        }
+    }
+    assert!(released, "the late proposal was never released");
+}
+
+#[test]
+fn a_proposal_overtaken_by_its_child_costs_no_round() {
+    a_missed_parent_costs_no_round(false);
+}
+
+#[test]
+fn a_lost_proposal_is_fetched_without_costing_a_round() {
+    a_missed_parent_costs_no_round(true);
+}
+
+/// A validator sees a proposal's child before the proposal (or never sees
+/// the proposal) and then leads: no round may time out for it.
+fn a_missed_parent_costs_no_round(lost: bool) {
+    let mut net = Net::new(4);
+    net.run(4);
+    let start = net.cores.iter().map(Core::round).max().expect("cores");
+    let late_round = Round(start.0 + 2);
+    // The victim misses the parent of the next two proposals and then
+    // leads: it must extend a block it first saw without its parent.
+    let victim = usize::from(net.cores[0].validators.leader(Round(late_round.0 + 3)).0);
+    let logged = net.log.len();
+    run_with_a_late_proposal(&mut net, victim, late_round, lost, 2_000);
+    let timeouts = net.log[logged..]
+        .iter()
+        .filter(|(_, action)| {
+            matches!(action, Action::Broadcast(bytes)
+                if matches!(Message::decode(bytes), Ok(Message::Timeout(_))))
+        })
+        .count();
+    assert_eq!(timeouts, 0, "a round timed out");
+    for (index, core) in net.cores.iter().enumerate() {
+        assert!(
+            core.round().0 >= late_round.0 + 8,
+            "validator {index} stalled in round {} (the late proposal was round {late_round})",
+            core.round()
+        );
+    }
+    let shortest = net.committed.iter().map(Vec::len).min().expect("cores");
+    for committed in &net.committed {
+        assert_eq!(committed[..shortest], net.committed[0][..shortest]);
+    }
+}
