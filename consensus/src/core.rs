@@ -48,8 +48,9 @@ const PENDING_CHECKS_MAX: usize = 8;
 /// overtake its parent: they come from different leaders over different
 /// connections).
 const ORPHANS_MAX: usize = 8;
-/// Orphans older than this many rounds behind the current one are dropped.
-const ORPHAN_ROUNDS_BEHIND_MAX: u64 = 4;
+/// Orphans older than this many rounds behind the current one are dropped
+/// (a late block is kept only that far back, so none older can be adopted).
+const ORPHAN_ROUNDS_BEHIND_MAX: u64 = 2;
 /// Votes and timeouts are buffered for at most this many rounds ahead.
 const ROUNDS_AHEAD_MAX: u64 = 8;
 /// The most verified certificates remembered (each arrives many times).
@@ -97,6 +98,13 @@ struct SyncInFlight {
     late: bool,
 }
 
+/// A verified proposal waiting for its parent.
+struct Orphan {
+    hash: BlockHash,
+    from: PublicKey,
+    proposal: Proposal,
+}
+
 /// The consensus core of one node (validator or observer).
 pub struct Core {
     key: SigningKey,
@@ -117,7 +125,7 @@ pub struct Core {
     pending_checks: HashMap<BlockHash, Option<TimeoutCert>>,
     /// Verified proposals whose parent is not here yet, with their sender,
     /// oldest first; taken up again when the parent arrives.
-    orphans: VecDeque<(PublicKey, Proposal)>,
+    orphans: VecDeque<Orphan>,
     votes: BTreeMap<Round, RoundVotes>,
     timeouts: BTreeMap<Round, RoundTimeouts>,
     committed: VecDeque<CommittedBlock>,
@@ -816,40 +824,66 @@ impl Core {
     /// Remembers a verified proposal whose parent is missing (bounded: the
     /// oldest is dropped first; a proposal kept already is not kept twice).
     fn keep_orphan(&mut self, from: PublicKey, proposal: Proposal) {
+        self.drop_old_orphans();
         let hash = proposal.block.hash();
-        if self
-            .orphans
-            .iter()
-            .any(|(_, kept)| kept.block.hash() == hash)
+        if proposal
+            .block
+            .round
+            .0
+            .saturating_add(ORPHAN_ROUNDS_BEHIND_MAX)
+            < self.round.0
+            || self.orphans.iter().any(|orphan| orphan.hash == hash)
         {
             return;
         }
         if self.orphans.len() >= ORPHANS_MAX {
             self.orphans.pop_front();
         }
-        self.orphans.push_back((from, proposal));
+        self.orphans.push_back(Orphan {
+            hash,
+            from,
+            proposal,
+        });
+    }
+
+    fn drop_old_orphans(&mut self) {
+        let oldest = self.round.0.saturating_sub(ORPHAN_ROUNDS_BEHIND_MAX);
+        let epoch = self.epoch();
+        self.orphans.retain(|orphan| {
+            orphan.proposal.block.round.0 >= oldest && orphan.proposal.block.epoch == epoch
+        });
     }
 
     /// Takes up the orphans whose parent `parent` just arrived, as if they
     /// arrived now (each is taken out first, so this ends).
     fn adopt_orphans(&mut self, parent: BlockHash, out: &mut Out) {
-        let oldest = Round(self.round.0.saturating_sub(ORPHAN_ROUNDS_BEHIND_MAX));
-        let epoch = self.epoch();
-        self.orphans
-            .retain(|(_, kept)| kept.block.round >= oldest && kept.block.epoch == epoch);
+        self.drop_old_orphans();
         while let Some(index) = self
             .orphans
             .iter()
-            .position(|(_, kept)| kept.block.parent == parent)
+            .position(|orphan| orphan.proposal.block.parent == parent)
         {
-            let Some((from, orphan)) = self.orphans.remove(index) else {
+            let Some(Orphan {
+                hash,
+                from,
+                proposal,
+            }) = self.orphans.remove(index)
+            else {
                 break;
             };
-            let hash = orphan.block.hash();
-            if self.proposals_seen.get(&orphan.block.round) == Some(&hash) {
-                self.proposals_seen.remove(&orphan.block.round);
+            // Its first arrival recorded it as this round's proposal; taken
+            // up again, it must not count as its own duplicate.
+            let round = proposal.block.round;
+            let seen = self.proposals_seen.get(&round) == Some(&hash);
+            if seen {
+                self.proposals_seen.remove(&round);
             }
-            if let Err(error) = self.on_proposal(from, orphan, out) {
+            if let Err(error) = self.on_proposal(from, proposal, out) {
+                if seen {
+                    // Still the one proposal of its round (an equivocation
+                    // must stay detectable).
+                    self.proposals_seen.entry(round).or_insert(hash);
+                }
                 out.push(Action::Reject {
                     from: Some(from),
                     error,

@@ -57,16 +57,23 @@ impl Core {
         out: &mut Out,
     ) {
         self.expire_sync_requests();
-        // One request at a time, except for a wanted block no request asks
-        // for yet (a leader missing the block it must extend cannot wait
-        // for an unrelated answer; the list stays bounded).
+        // One request at a time, except one more for a wanted block no
+        // request asks for yet (a leader missing the block it must extend
+        // cannot wait for an unrelated answer). At most two are fresh, so
+        // a faulty peer naming blocks cannot crowd out the honest request.
+        let now_ms = self.now_ms;
+        let fresh = self
+            .sync
+            .iter()
+            .filter(|sync| now_ms < sync.deadline_ms)
+            .count();
         let new_want = want.is_some_and(|want| {
             !self
                 .sync
                 .iter()
-                .any(|sync| self.now_ms < sync.deadline_ms && sync.request.block == Some(want))
+                .any(|sync| now_ms < sync.deadline_ms && sync.request.block == Some(want))
         });
-        if self.sync_request_fresh() && !new_want {
+        if fresh > 1 || (fresh == 1 && !new_want) {
             return;
         }
         let peer = match preferred {
@@ -79,14 +86,22 @@ impl Core {
         let Ok(next) = self.head.height.next() else {
             return;
         };
-        let from_height = self.sync_continue_from.take().unwrap_or(next).max(next);
+        // A request for one block leaves a catch-up's next height for the
+        // catch-up's own next request.
+        let from_height = if want.is_some() {
+            next
+        } else {
+            self.sync_continue_from.take().unwrap_or(next).max(next)
+        };
         let request = SyncRequest {
             epoch: self.epoch(),
             from_height,
             block: want,
         };
         if self.sync.len() >= SYNC_OUTSTANDING_MAX {
-            self.sync.pop_front();
+            // Make room with the oldest late request, never a fresh one.
+            let late = self.sync.iter().position(|sync| now_ms >= sync.deadline_ms);
+            self.sync.remove(late.unwrap_or(0));
         }
         let retry = self.config.sync_retry_ms;
         self.sync.push_back(SyncInFlight {
@@ -582,7 +597,12 @@ impl Core {
             }
             self.tree.insert(hash, block.clone());
             self.adopt_orphans(hash, out);
-            if self.halted || self.epoch() != start_epoch {
+            if self.halted {
+                return Ok(());
+            }
+            if self.epoch() != start_epoch {
+                // An adopted proposal ended the epoch: ask for the next one.
+                self.request_sync(Some(from), None, out);
                 return Ok(());
             }
         }

@@ -1168,3 +1168,43 @@ fn a_missed_parent_costs_no_round(lost: bool) {
         assert_eq!(committed[..shortest], net.committed[0][..shortest]);
     }
 }
+
+#[test]
+fn certificates_for_unknown_blocks_cannot_crowd_out_the_outstanding_sync_request() {
+    let mut net = Net::new(4);
+    net.run(100);
+    let blocks = net.committed[0].clone();
+    assert!(blocks.len() > 12);
+    let mut behind = started_core(&net.keys, 3);
+    let requests = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|action| {
+                matches!(action, Action::Send { bytes, .. }
+                    if matches!(Message::decode(bytes), Ok(Message::SyncRequest(_))))
+            })
+            .count()
+    };
+    // An honest peer shows a certificate for a block this node lacks: it
+    // asks for that block.
+    let info = |block: &Block| {
+        Message::SyncInfo(crate::types::SyncInfo {
+            high_qc: block.justify.clone(),
+            high_tc: None,
+        })
+    };
+    let first = behind.step(message(&net.keys[0], &info(&blocks[4])));
+    assert!(requests(&first) >= 1, "{first:?}");
+    // A faulty peer then names one real certified block after another:
+    // at most one more request goes out, and the first stays outstanding.
+    let mut sent = 0;
+    for block in &blocks[5..12] {
+        sent += requests(&behind.step(message(&net.keys[1], &info(block))));
+    }
+    assert!(sent <= 1, "{sent} more sync requests went out");
+    let honest = net.keys[0].public_key();
+    assert!(
+        behind.sync.iter().any(|sync| sync.peer == honest),
+        "the honest peer's request was dropped"
+    );
+}
