@@ -48,9 +48,10 @@ const PENDING_CHECKS_MAX: usize = 8;
 /// overtake its parent: they come from different leaders over different
 /// connections).
 const ORPHANS_MAX: usize = 8;
-/// Orphans older than this many rounds behind the current one are dropped
-/// (a late block is kept only that far back, so none older can be adopted).
-const ORPHAN_ROUNDS_BEHIND_MAX: u64 = 2;
+/// How many rounds behind the current one a late proposal is still kept as
+/// a block, and an orphan still waits for its parent (the window of rounds
+/// whose proposals are remembered).
+const LATE_ROUNDS_MAX: u64 = 2;
 /// Votes and timeouts are buffered for at most this many rounds ahead.
 const ROUNDS_AHEAD_MAX: u64 = 8;
 /// The most verified certificates remembered (each arrives many times).
@@ -753,7 +754,7 @@ impl Core {
                 got: block.round,
                 current: self.round,
             };
-            self.keep_late_block(from, proposal, out);
+            self.keep_late_block(hash, from, proposal, out);
             return Err(stale);
         }
         self.proposals_seen.insert(block.round, hash);
@@ -763,7 +764,7 @@ impl Core {
                 // its sender holds the parent. Keep the proposal until the
                 // parent arrives (late, or through the sync).
                 self.request_sync(Some(from), Some(block.parent), out);
-                self.keep_orphan(from, proposal);
+                self.keep_orphan(hash, from, proposal);
             }
             return Err(error);
         }
@@ -788,15 +789,20 @@ impl Core {
     /// A verified proposal of a past round: stored (never voted for) if its
     /// parent is known, so a child that overtook it can be taken up; kept
     /// as an orphan otherwise.
-    fn keep_late_block(&mut self, from: PublicKey, proposal: Proposal, out: &mut Out) {
-        let hash = proposal.block.hash();
+    fn keep_late_block(
+        &mut self,
+        hash: BlockHash,
+        from: PublicKey,
+        proposal: Proposal,
+        out: &mut Out,
+    ) {
         let round = proposal.block.round;
         // Within the window of rounds whose proposals are remembered, and
         // one block per round (a second one of the same round was refused
         // as an equivocation before this), so a faulty leader cannot fill
         // the tree with blocks of its past rounds.
         if self.tree.contains_key(&hash)
-            || round.0.saturating_add(2) < self.round.0
+            || round.0.saturating_add(LATE_ROUNDS_MAX) < self.round.0
             || self.proposals_seen.contains_key(&round)
         {
             return;
@@ -805,7 +811,7 @@ impl Core {
         match self.check_extends(&proposal.block, false) {
             Ok(()) => {}
             Err(ConsensusError::UnknownParent) => {
-                self.keep_orphan(from, proposal);
+                self.keep_orphan(hash, from, proposal);
                 return;
             }
             Err(_) => return,
@@ -823,15 +829,9 @@ impl Core {
 
     /// Remembers a verified proposal whose parent is missing (bounded: the
     /// oldest is dropped first; a proposal kept already is not kept twice).
-    fn keep_orphan(&mut self, from: PublicKey, proposal: Proposal) {
+    fn keep_orphan(&mut self, hash: BlockHash, from: PublicKey, proposal: Proposal) {
         self.drop_old_orphans();
-        let hash = proposal.block.hash();
-        if proposal
-            .block
-            .round
-            .0
-            .saturating_add(ORPHAN_ROUNDS_BEHIND_MAX)
-            < self.round.0
+        if proposal.block.round.0.saturating_add(LATE_ROUNDS_MAX) < self.round.0
             || self.orphans.iter().any(|orphan| orphan.hash == hash)
         {
             return;
@@ -847,7 +847,7 @@ impl Core {
     }
 
     fn drop_old_orphans(&mut self) {
-        let oldest = self.round.0.saturating_sub(ORPHAN_ROUNDS_BEHIND_MAX);
+        let oldest = self.round.0.saturating_sub(LATE_ROUNDS_MAX);
         let epoch = self.epoch();
         self.orphans.retain(|orphan| {
             orphan.proposal.block.round.0 >= oldest && orphan.proposal.block.epoch == epoch
