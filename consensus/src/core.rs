@@ -754,8 +754,12 @@ impl Core {
                 got: block.round,
                 current: self.round,
             };
-            self.keep_late_block(hash, from, proposal, out);
-            return Err(stale);
+            // Kept, it is not refused (and not counted as a rejection).
+            return if self.keep_late_block(hash, from, proposal, out) {
+                Ok(())
+            } else {
+                Err(stale)
+            };
         }
         self.proposals_seen.insert(block.round, hash);
         if let Err(error) = self.check_extends(block, true) {
@@ -764,7 +768,9 @@ impl Core {
                 // its sender holds the parent. Keep the proposal until the
                 // parent arrives (late, or through the sync).
                 self.request_sync(Some(from), Some(block.parent), out);
-                self.keep_orphan(hash, from, proposal);
+                if self.keep_orphan(hash, from, proposal) {
+                    return Ok(());
+                }
             }
             return Err(error);
         }
@@ -788,14 +794,14 @@ impl Core {
 
     /// A verified proposal of a past round: stored (never voted for) if its
     /// parent is known, so a child that overtook it can be taken up; kept
-    /// as an orphan otherwise.
+    /// as an orphan otherwise. Returns whether it was kept either way.
     fn keep_late_block(
         &mut self,
         hash: BlockHash,
         from: PublicKey,
         proposal: Proposal,
         out: &mut Out,
-    ) {
+    ) -> bool {
         let round = proposal.block.round;
         // Within the window of rounds whose proposals are remembered, and
         // one block per round (a second one of the same round was refused
@@ -805,36 +811,36 @@ impl Core {
             || round.0.saturating_add(LATE_ROUNDS_MAX) < self.round.0
             || self.proposals_seen.contains_key(&round)
         {
-            return;
+            return false;
         }
         self.proposals_seen.insert(round, hash);
         match self.check_extends(&proposal.block, false) {
             Ok(()) => {}
-            Err(ConsensusError::UnknownParent) => {
-                self.keep_orphan(hash, from, proposal);
-                return;
-            }
-            Err(_) => return,
+            Err(ConsensusError::UnknownParent) => return self.keep_orphan(hash, from, proposal),
+            Err(_) => return false,
         }
         let size = proposal.block.encoded_len();
         if !self.tree_has_room(size) {
             self.make_room();
         }
         if !self.tree_has_room(size) {
-            return;
+            return false;
         }
         self.tree.insert(hash, proposal.block);
         self.adopt_orphans(hash, out);
+        true
     }
 
     /// Remembers a verified proposal whose parent is missing (bounded: the
     /// oldest is dropped first; a proposal kept already is not kept twice).
-    fn keep_orphan(&mut self, hash: BlockHash, from: PublicKey, proposal: Proposal) {
+    /// Returns whether it is kept.
+    fn keep_orphan(&mut self, hash: BlockHash, from: PublicKey, proposal: Proposal) -> bool {
         self.drop_old_orphans();
-        if proposal.block.round.0.saturating_add(LATE_ROUNDS_MAX) < self.round.0
-            || self.orphans.iter().any(|orphan| orphan.hash == hash)
-        {
-            return;
+        if proposal.block.round.0.saturating_add(LATE_ROUNDS_MAX) < self.round.0 {
+            return false;
+        }
+        if self.orphans.iter().any(|orphan| orphan.hash == hash) {
+            return true;
         }
         if self.orphans.len() >= ORPHANS_MAX {
             self.orphans.pop_front();
@@ -844,6 +850,7 @@ impl Core {
             from,
             proposal,
         });
+        true
     }
 
     fn drop_old_orphans(&mut self) {

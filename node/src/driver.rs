@@ -61,6 +61,15 @@ pub enum DriverEvent {
     },
 }
 
+/// A batch a proposal orders again, and what ordered it first.
+#[derive(Debug)]
+struct Repeat {
+    digest: Hash32,
+    by: &'static str,
+    /// The height it was executed at, when read from the store.
+    at: Option<u64>,
+}
+
 /// A payload request waiting for a certified batch.
 struct PendingPayload {
     round: Round,
@@ -383,8 +392,6 @@ impl Driver {
         self.perform(actions).await
     }
 
-    /// The batches ordered by the uncommitted ancestors of `parent` (they
-    /// will be executed with it, so a new block must not order them again).
     /// Whether any of the `depth` blocks from `from` down orders a batch,
     /// committed or not.
     fn orders_batches(&self, from: BlockHash, depth: usize) -> bool {
@@ -401,12 +408,22 @@ impl Driver {
         false
     }
 
+    /// The batches ordered by the uncommitted ancestors of `parent` (they
+    /// will be executed with it, so a new block must not order them again).
     fn ancestor_batches(&self, parent: BlockHash) -> BTreeSet<Hash32> {
-        let (committed_height, _) = self.core.committed_head();
+        let (committed_height, committed_hash) = self.core.committed_head();
         let mut out = BTreeSet::new();
         let mut cursor = parent;
         for _ in 0..64 {
+            if cursor == committed_hash {
+                break;
+            }
             let Some(block) = self.core.block(&cursor) else {
+                warn!(
+                    missing = %hex_short(&cursor.0),
+                    committed = committed_height.0,
+                    "an ancestor walk met a block this node does not hold"
+                );
                 break;
             };
             if block.height <= committed_height {
@@ -423,16 +440,25 @@ impl Driver {
     /// Checks a proposal's payload on a blocking thread (certificate
     /// signatures), then its executed state against this node's own
     /// execution (waiting a little for it), and answers through the inbox.
+    ///
+    /// Whether the proposal orders a batch again is decided against what
+    /// this node knew when the proposal arrived: by the time the blocking
+    /// check runs, the block itself (or its parent) may have been committed
+    /// here through the other validators' certificates, and its own batches
+    /// then look "already ordered" although the block is their first.
     fn check_proposal(&self, block: Block) {
         let shared = Arc::clone(&self.shared);
         let answers = self.answers.clone();
         let hash = block.hash();
         let height = block.height.0;
+        let round = block.round;
         let claim = pb::BlockPayload::decode(block.payload.as_slice())
             .ok()
             .and_then(|payload| payload.executed);
-        let ancestors = self.ancestor_batches(block.parent);
+        let known = self.known_repeat(&block);
+        let (committed, _) = self.core.committed_head();
         let wait = Duration::from_millis(self.shared.config.consensus.round_timeout_ms / 2);
+        let started = std::time::Instant::now();
         tokio::spawn(async move {
             let checker = Arc::clone(&shared);
             let certificates_valid = tokio::task::spawn_blocking(move || {
@@ -443,22 +469,36 @@ impl Driver {
                     &shared.checked_certificates,
                 ) {
                     Ok(certificates) => {
-                        let repeats = certificates.iter().any(|certificate| {
-                            let digest = &certificate.reference.digest;
-                            ancestors.contains(digest)
-                                || shared.batches().ordered.contains(digest)
-                                || yuchain_storage::BlockStore::batch_height(
+                        let repeat = known.or_else(|| {
+                            certificates.iter().find_map(|certificate| {
+                                let digest = certificate.reference.digest;
+                                // Executed no later than this node's commits
+                                // when the proposal arrived.
+                                yuchain_storage::BlockStore::batch_height(
                                     shared.store.as_ref(),
-                                    digest,
+                                    &digest,
                                 )
                                 .ok()
                                 .flatten()
-                                .is_some()
+                                .filter(|at| *at <= committed.0)
+                                .map(|at| Repeat {
+                                    digest,
+                                    by: "a stored block",
+                                    at: Some(at),
+                                })
+                            })
                         });
-                        if repeats {
-                            warn!("a proposal orders a batch already ordered");
+                        if let Some(repeat) = &repeat {
+                            warn!(
+                                height,
+                                round = round.0,
+                                batch = %hex_short(&repeat.digest.0),
+                                by = repeat.by,
+                                at = repeat.at,
+                                "a proposal orders a batch already ordered"
+                            );
                         }
-                        !repeats
+                        repeat.is_none()
                     }
                     Err(error) => {
                         warn!(%error, "a proposal's payload is invalid");
@@ -470,6 +510,10 @@ impl Driver {
             .unwrap_or(false);
             let verdict =
                 certificates_valid && check_executed(&shared, claim.as_ref(), height, wait).await;
+            shared
+                .metrics
+                .proposal_check
+                .observe(started.elapsed().as_secs_f64());
             let _ = answers
                 .send(DriverEvent::Checked {
                     block: hash,
@@ -477,6 +521,30 @@ impl Driver {
                 })
                 .await;
         });
+    }
+
+    /// A batch the proposal orders that its uncommitted ancestors or this
+    /// node's committed blocks (as far as remembered in memory) already
+    /// ordered, as this node knows it now.
+    fn known_repeat(&self, block: &Block) -> Option<Repeat> {
+        let references = batch::payload_references(&block.payload).ok()?;
+        let ancestors = self.ancestor_batches(block.parent);
+        let batches = self.shared.batches();
+        references.iter().find_map(|reference| {
+            let digest = reference.digest;
+            let by = if ancestors.contains(&digest) {
+                "an uncommitted ancestor"
+            } else if batches.ordered.contains(&digest) {
+                "a committed block"
+            } else {
+                return None;
+            };
+            Some(Repeat {
+                digest,
+                by,
+                at: None,
+            })
+        })
     }
 
     /// Hands a committed block to the executor (waiting while it is
@@ -658,14 +726,17 @@ mod tests {
         }
     }
 
-    /// A step that persists safety data and then asks for a payload, with a
-    /// certified batch waiting: the answer (a proposal, whose safety data
-    /// records the round proposed in) must be written after the step's own
-    /// safety data, never before it (it once was, so the older record
-    /// overwrote the newer one and a crash then could let the leader
-    /// propose twice in the round).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_payload_is_answered_after_the_safety_writes_of_the_step_that_asked() {
+    /// A one-validator node: its shared state with one certified batch
+    /// waiting (its reference and certificate), and its core.
+    struct OneValidator {
+        _dir: tempfile::TempDir,
+        shared: Arc<Shared>,
+        core: Core,
+        reference: batch::BatchRef,
+        certificate: pb::BatchCertificate,
+    }
+
+    async fn one_validator() -> OneValidator {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = SigningKey::for_test("only validator");
         let net = SigningKey::for_test("only validator/net");
@@ -715,7 +786,7 @@ mod tests {
         let verified = tx::decode_and_verify(&signed, &chain.genesis.chain_id).expect("valid");
         let batch = Batch::own(key.public_key(), Epoch(0), 0, vec![(signed, verified)]);
         let reference = batch.reference;
-        {
+        let certificate = {
             let ack = batch::check_ack(
                 &batch::acknowledge(&key, ValidatorId(0), &reference),
                 &validators,
@@ -725,15 +796,39 @@ mod tests {
             batches.store.insert(batch);
             batches.acks.expect(reference);
             let certificate = batches.acks.add(ack, 1).expect("certified");
-            batches.add_certified(reference, certificate);
-        }
-        let mut core = Core::new(
+            batches.add_certified(reference, certificate.clone());
+            certificate
+        };
+        let core = Core::new(
             key,
             yuchain_consensus::Config::default(),
             genesis.consensus_genesis().expect("genesis"),
             restored,
         )
         .expect("core");
+        OneValidator {
+            _dir: dir,
+            shared,
+            core,
+            reference,
+            certificate,
+        }
+    }
+
+    /// A step that persists safety data and then asks for a payload, with a
+    /// certified batch waiting: the answer (a proposal, whose safety data
+    /// records the round proposed in) must be written after the step's own
+    /// safety data, never before it (it once was, so the older record
+    /// overwrote the newer one and a crash then could let the leader
+    /// propose twice in the round).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_payload_is_answered_after_the_safety_writes_of_the_step_that_asked() {
+        let OneValidator {
+            _dir,
+            shared,
+            mut core,
+            ..
+        } = one_validator().await;
         let recorder = Arc::new(Recorder::default());
         let (inbox_tx, inbox_rx) = mpsc::channel(16);
         let (commit_tx, _commit_rx) = mpsc::channel(16);
@@ -776,6 +871,74 @@ mod tests {
                 .as_ref()
                 .and_then(|s| s.safety(SAFETY_KEY).ok().flatten()),
             Some(last.encode())
+        );
+    }
+
+    /// A proposal whose check waits while the block is committed here
+    /// (through the others' certificates: a voter's blocking pool can be
+    /// that slow under load) must not be judged as ordering its own
+    /// batches again; it was, and the warning "a proposal orders a batch
+    /// already ordered" came from that. A batch ordered before the
+    /// proposal arrived is still refused.
+    #[tokio::test]
+    async fn a_proposal_committed_while_its_check_waits_does_not_repeat_its_own_batches() {
+        let OneValidator {
+            _dir,
+            shared,
+            core,
+            reference,
+            certificate,
+        } = one_validator().await;
+        let justify = core.safety().high_qc.clone();
+        let executed = *shared.executed.borrow();
+        let block = Block {
+            epoch: Epoch(0),
+            round: Round(1),
+            height: Height(1),
+            parent: justify.vote.block,
+            justify,
+            timestamp_ms: now_ms(),
+            proposer: ValidatorId(0),
+            payload: pb::BlockPayload {
+                batches: vec![certificate],
+                executed: Some(executed.to_pb()),
+            }
+            .encode_to_vec(),
+            next_validators: None,
+        };
+        let (inbox_tx, inbox_rx) = mpsc::channel(16);
+        let (commit_tx, _commit_rx) = mpsc::channel(16);
+        let mut driver = Driver::new(
+            Arc::clone(&shared),
+            core,
+            None,
+            inbox_rx,
+            inbox_tx,
+            commit_tx,
+        )
+        .expect("driver");
+        let verdict = async |driver: &mut Driver| match driver.inbox.recv().await {
+            Some(DriverEvent::Checked { block: hash, valid }) => {
+                assert_eq!(hash, block.hash());
+                valid
+            }
+            other => panic!("expected the check's answer, got {other:?}"),
+        };
+
+        // The check is spawned; this single-threaded runtime runs it only
+        // once the test waits, after the commit marked the batch ordered.
+        driver.check_proposal(block.clone());
+        shared.batches().mark_ordered(&[reference.digest]);
+        assert!(
+            verdict(&mut driver).await,
+            "the block's own batch, committed with it during the check, is no repeat"
+        );
+
+        // Known as ordered before the proposal arrived: a repeat.
+        driver.check_proposal(block.clone());
+        assert!(
+            !verdict(&mut driver).await,
+            "a batch already ordered when the proposal came is refused"
         );
     }
 }

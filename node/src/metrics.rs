@@ -42,6 +42,9 @@ pub struct Metrics {
     pub epoch: Gauge,
     /// Seconds from a block's timestamp to its durable commit here.
     pub commit_latency: Histogram,
+    /// Seconds from a proposal's arrival to the verdict on its payload
+    /// (a vote waits for it).
+    pub proposal_check: Histogram,
     /// Transactions in the mempool.
     pub mempool_transactions: Gauge,
     /// Bytes in the mempool.
@@ -103,6 +106,13 @@ impl Metrics {
             "commit_latency_seconds",
             "From a block's timestamp to its durable commit on this node",
             commit_latency.clone(),
+        );
+        let proposal_check =
+            Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]);
+        registry.register(
+            "proposal_check_seconds",
+            "From a proposal's arrival to the verdict on its payload and executed state (a vote waits for it)",
+            proposal_check.clone(),
         );
         let mempool_transactions = Gauge::default();
         registry.register(
@@ -174,6 +184,7 @@ impl Metrics {
             round,
             epoch,
             commit_latency,
+            proposal_check,
             mempool_transactions,
             mempool_bytes,
             admitted,

@@ -1156,6 +1156,26 @@ fn a_missed_parent_costs_no_round(lost: bool) {
         })
         .count();
     assert_eq!(timeouts, 0, "a round timed out");
+    // Kept, the child and the late proposal are not refused: they must not
+    // count in the node's rejection metrics (they once did, as an unknown
+    // parent and a stale round).
+    let refused: Vec<&ConsensusError> = net.log[logged..]
+        .iter()
+        .filter_map(|(node, action)| match action {
+            Action::Reject { error, .. } if *node == victim => Some(error),
+            _ => None,
+        })
+        .filter(|error| {
+            matches!(
+                error,
+                ConsensusError::StaleRound { .. } | ConsensusError::UnknownParent
+            )
+        })
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "kept proposals reported as refused: {refused:?}"
+    );
     for (index, core) in net.cores.iter().enumerate() {
         assert!(
             core.round().0 >= late_round.0 + 8,
