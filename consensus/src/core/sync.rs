@@ -389,9 +389,15 @@ impl Core {
     }
 
     /// Answers a hash-mode request: the wanted block and as many of its
-    /// uncommitted ancestors as this node holds, with its certificate.
+    /// uncommitted ancestors as this node holds, with its certificate; or,
+    /// when this node committed it already (the others certified it while
+    /// the asker missed it), the block and its committed ancestors still
+    /// held in memory.
     fn serve_block(&mut self, from: PublicKey, want: BlockHash, out: &mut Out) -> Result<()> {
         let Some(block) = self.tree.get(&want) else {
+            if let Some(&height) = self.committed_index.get(&want) {
+                self.serve_committed_block(from, want, height, out);
+            }
             return Ok(());
         };
         let mut chain = vec![block.clone()];
@@ -416,6 +422,58 @@ impl Core {
             bytes: Message::SyncResponse(SyncResponse { blocks: chain, qc }).encode(),
         });
         Ok(())
+    }
+
+    /// Answers a hash-mode request for a committed block held in memory:
+    /// it and up to [`SYNC_BLOCKS_MAX`] − 1 of its ancestors of the same
+    /// epoch, certified by the next committed block's `justify` (or its
+    /// own commit certificate).
+    fn serve_committed_block(&self, to: PublicKey, want: BlockHash, height: Height, out: &mut Out) {
+        let window = u64::try_from(SYNC_BLOCKS_MAX)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(1);
+        let mut first = height;
+        while first.0 > height.0.saturating_sub(window) {
+            let Some(parent) = first
+                .0
+                .checked_sub(1)
+                .and_then(|h| self.committed_block(Height(h)))
+            else {
+                break;
+            };
+            if parent.block.epoch != self.epoch() || parent.epoch_end.is_some() {
+                break;
+            }
+            first = parent.block.height;
+        }
+        let entries: Vec<&CommittedBlock> = (first.0..=height.0.saturating_add(1))
+            .map_while(|h| self.committed_block(Height(h)))
+            .collect();
+        let Some(wanted) = usize::try_from(height.0 - first.0)
+            .ok()
+            .and_then(|offset| entries.get(..=offset))
+        else {
+            return;
+        };
+        // An epoch's last block travels with its proof, in height mode.
+        if wanted
+            .last()
+            .is_none_or(|entry| entry.block.hash() != want || entry.epoch_end.is_some())
+            || wanted.iter().any(|entry| entry.block.epoch != self.epoch())
+        {
+            return;
+        }
+        let mut blocks: Vec<Block> = wanted.iter().map(|entry| entry.block.clone()).collect();
+        let Some(qc) = committed_certificate(&entries, &mut blocks) else {
+            return;
+        };
+        if blocks.len() != wanted.len() {
+            return;
+        }
+        out.push(Action::Send {
+            to,
+            bytes: Message::SyncResponse(SyncResponse { blocks, qc }).encode(),
+        });
     }
 
     /// The uncommitted blocks from the committed head to the block of the

@@ -1228,3 +1228,63 @@ fn certificates_for_unknown_blocks_cannot_crowd_out_the_outstanding_sync_request
         "the honest peer's request was dropped"
     );
 }
+
+/// A node asks for a certified block it lacks, and the peer it asks has
+/// committed that block already (the others certified it while the asker
+/// missed it): the peer answers from its committed blocks. It once
+/// answered only from its uncommitted tree, so the asker waited for its
+/// retry and asked again.
+#[test]
+fn a_block_just_committed_is_served_to_a_peer_that_asks_for_it() {
+    let mut net = Net::new(4);
+    net.run(100);
+    let blocks = net.committed[0].clone();
+    assert!(blocks.len() > 12);
+    let want = &blocks[blocks.len() - 3];
+    let certifying = &blocks[blocks.len() - 2];
+    assert_eq!(certifying.justify.vote.block, want.hash());
+    let mut behind = started_core(&net.keys, 3);
+    let info = Message::SyncInfo(crate::types::SyncInfo {
+        high_qc: certifying.justify.clone(),
+        high_tc: None,
+    });
+    let asked = behind.step(message(&net.keys[0], &info));
+    let request = asked
+        .iter()
+        .find_map(|action| match action {
+            Action::Send { to, bytes } if *to == net.keys[0].public_key() => {
+                match Message::decode(bytes) {
+                    Ok(Message::SyncRequest(request)) if request.block.is_some() => {
+                        Some(Message::SyncRequest(request))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .expect("a request for the block (beside one for the heights it lacks)");
+    let Message::SyncRequest(inner) = &request else {
+        unreachable!()
+    };
+    assert_eq!(inner.block, Some(want.hash()), "asked by hash");
+    let answered = net.cores[0].step(message(&net.keys[3], &request));
+    let response = answered
+        .iter()
+        .find_map(|action| match action {
+            Action::Send { to, bytes } if *to == net.keys[3].public_key() => {
+                Message::decode(bytes).ok()
+            }
+            _ => None,
+        })
+        .expect("an answer from the committed blocks");
+    let Message::SyncResponse(body) = &response else {
+        panic!("not an answer: {response:?}");
+    };
+    assert_eq!(body.blocks.last().map(Block::hash), Some(want.hash()));
+    let applied = behind.step(message(&net.keys[0], &response));
+    assert!(rejected(&applied).is_empty(), "{:?}", rejected(&applied));
+    assert!(
+        behind.block(&want.hash()).is_some(),
+        "the asker holds the block it asked for"
+    );
+}
