@@ -90,6 +90,14 @@ pub struct BenchArgs {
     /// cuts a batch), to compare settings.
     #[arg(long)]
     pub batch_interval_ms: Option<u64>,
+    /// Override the nodes' `storage.block_cache_mib` (RocksDB's block
+    /// cache), e.g. to see memory level off in a soak.
+    #[arg(long)]
+    pub block_cache_mib: Option<u64>,
+    /// Override the nodes' `storage.write_buffers_mib` (RocksDB's
+    /// memtables, all column families together).
+    #[arg(long)]
+    pub write_buffers_mib: Option<u64>,
     /// How often resources (memory, disk) are sampled, in seconds.
     #[arg(long, default_value_t = 10)]
     pub sample_every: u64,
@@ -480,18 +488,26 @@ async fn run_step(args: &BenchArgs, rate: u64) -> Result<StepReport> {
         signing.elapsed().as_secs_f64()
     );
     let mut cluster = Cluster::create(config)?;
-    if let Some(interval) = args.batch_interval_ms {
+    // Each field as `yuchain-node init` writes it (its default), and the
+    // value to put there instead.
+    let overrides = [
+        ("interval_ms", 50, args.batch_interval_ms),
+        ("block_cache_mib", 256, args.block_cache_mib),
+        ("write_buffers_mib", 512, args.write_buffers_mib),
+    ];
+    for (field, default, value) in overrides {
+        let Some(value) = value else { continue };
         for node in &cluster.nodes {
             let path = node.home.join("config.toml");
             let text = std::fs::read_to_string(&path)?;
             let changed = text.replacen(
-                "\ninterval_ms = 50\n",
-                &format!("\ninterval_ms = {interval}\n"),
+                &format!("\n{field} = {default}\n"),
+                &format!("\n{field} = {value}\n"),
                 1,
             );
             ensure!(
-                changed != text || interval == 50,
-                "no batches.interval_ms in {}",
+                changed != text || value == default,
+                "no {field} = {default} in {}",
                 path.display()
             );
             std::fs::write(&path, changed)?;

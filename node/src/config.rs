@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub mempool: MempoolSection,
     /// Batches of transactions broadcast ahead of consensus.
     pub batches: BatchSection,
+    /// The store's memory budgets.
+    pub storage: StorageSection,
     /// Logging.
     pub log: LogSection,
 }
@@ -140,6 +142,38 @@ pub struct BatchSection {
     pub interval_ms: u64,
 }
 
+/// `[storage]`: RocksDB's memory. A node's resident memory levels off near
+/// the sum of these two plus the batches and mempool it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// The block cache shared by all column families, in MiB.
+    pub block_cache_mib: usize,
+    /// The memtables of all column families together, in MiB (one column
+    /// family's is at most a quarter of it, and at most 64 MiB).
+    pub write_buffers_mib: usize,
+}
+
+impl StorageSection {
+    /// The smallest budgets accepted, in MiB.
+    pub const BLOCK_CACHE_MIB_MIN: usize = 8;
+    /// See [`StorageSection::BLOCK_CACHE_MIB_MIN`].
+    pub const WRITE_BUFFERS_MIB_MIN: usize = 16;
+    /// The largest budget accepted for either, in MiB (1 TiB).
+    pub const MIB_MAX: usize = 1 << 20;
+
+    /// The store's configuration for these budgets.
+    pub fn rocks_config(&self) -> yuchain_storage::RocksConfig {
+        let total = self.write_buffers_mib << 20;
+        yuchain_storage::RocksConfig {
+            block_cache_bytes: self.block_cache_mib << 20,
+            write_buffer_bytes: (total / 4).min(64 << 20),
+            write_buffers_total_bytes: total,
+            ..yuchain_storage::RocksConfig::default()
+        }
+    }
+}
+
 /// `[log]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -171,6 +205,7 @@ impl Default for NodeConfig {
             consensus: ConsensusSection::default(),
             mempool: MempoolSection::default(),
             batches: BatchSection::default(),
+            storage: StorageSection::default(),
             log: LogSection::default(),
         }
     }
@@ -230,6 +265,15 @@ impl Default for BatchSection {
         BatchSection {
             transactions_max: 2_000,
             interval_ms: 50,
+        }
+    }
+}
+
+impl Default for StorageSection {
+    fn default() -> StorageSection {
+        StorageSection {
+            block_cache_mib: 256,
+            write_buffers_mib: 512,
         }
     }
 }
@@ -303,6 +347,14 @@ sequence_window = 1024
 # block, otherwise every interval_ms.
 transactions_max = 2000
 interval_ms = 50
+
+[storage]
+# RocksDB's memory, in MiB: the block cache (reads of state, history and
+# blocks) and the memtables of all column families together (writes wait
+# in them until flushed). A node's memory levels off near their sum plus
+# the batches and transactions it holds.
+block_cache_mib = 256
+write_buffers_mib = 512
 
 [log]
 # "text" or "json"; level is a tracing filter ("info", "yuchain_node=debug").
@@ -394,6 +446,31 @@ impl NodeConfig {
                 ),
             ));
         }
+        let storage = &config.storage;
+        if !(StorageSection::BLOCK_CACHE_MIB_MIN..=StorageSection::MIB_MAX)
+            .contains(&storage.block_cache_mib)
+        {
+            return Err(field(
+                "storage.block_cache_mib",
+                format!(
+                    "must be between {} and {}",
+                    StorageSection::BLOCK_CACHE_MIB_MIN,
+                    StorageSection::MIB_MAX
+                ),
+            ));
+        }
+        if !(StorageSection::WRITE_BUFFERS_MIB_MIN..=StorageSection::MIB_MAX)
+            .contains(&storage.write_buffers_mib)
+        {
+            return Err(field(
+                "storage.write_buffers_mib",
+                format!(
+                    "must be between {} and {}",
+                    StorageSection::WRITE_BUFFERS_MIB_MIN,
+                    StorageSection::MIB_MAX
+                ),
+            ));
+        }
         for (index, key) in config.network.observers.iter().enumerate() {
             if crate::genesis::parse_key(key).is_err() {
                 return Err(field(
@@ -433,6 +510,39 @@ mod tests {
             .expect_err("bad address")
             .to_string();
         assert!(error.contains("listen"), "{error}");
+    }
+
+    #[test]
+    fn the_storage_budgets_reach_the_store_and_are_bounded() {
+        let parsed = NodeConfig::parse(
+            "[storage]\nblock_cache_mib = 32\nwrite_buffers_mib = 64\n",
+            "c.toml",
+        )
+        .expect("parses");
+        let rocks = parsed.storage.rocks_config();
+        assert_eq!(rocks.block_cache_bytes, 32 << 20);
+        assert_eq!(rocks.write_buffers_total_bytes, 64 << 20);
+        assert_eq!(rocks.write_buffer_bytes, 16 << 20, "a quarter of the total");
+        assert_eq!(
+            NodeConfig::default().storage.rocks_config(),
+            yuchain_storage::RocksConfig::default(),
+            "the defaults are the store's own"
+        );
+        for (text, field) in [
+            (
+                "[storage]\nblock_cache_mib = 1\n",
+                "storage.block_cache_mib",
+            ),
+            (
+                "[storage]\nwrite_buffers_mib = 0\n",
+                "storage.write_buffers_mib",
+            ),
+        ] {
+            let error = NodeConfig::parse(text, "c.toml")
+                .expect_err("too small")
+                .to_string();
+            assert!(error.contains(field), "{error}");
+        }
     }
 
     #[test]

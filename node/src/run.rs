@@ -21,7 +21,7 @@ use yuchain_gateway::{Gateway, GatewayConfig, GatewayTls};
 use yuchain_network::{
     Channel, Limits, NetworkConfig, NetworkEvent, NetworkKey, PeerAddress, PeerKey,
 };
-use yuchain_storage::{RocksConfig, Role, SafetyStore, open_node_home};
+use yuchain_storage::{Role, SafetyStore, open_node_home};
 
 use crate::admission::Admission;
 use crate::batcher::{self, BATCH_INBOX, BatchEvent};
@@ -122,7 +122,7 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
         ),
         (NodeRole::Observer, None) => Role::Observer,
     };
-    let opened = open_node_home(home, role, &RocksConfig::default())
+    let opened = open_node_home(home, role, &config.storage.rocks_config())
         .with_context(|| format!("opening the node home {}", home.display()))?;
     let store = Arc::new(opened.blocks);
     if let Some(damage) = opened.safety.as_ref().and_then(|s| s.damaged_slot()) {
