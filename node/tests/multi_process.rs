@@ -108,17 +108,29 @@ async fn pay(
 }
 
 /// Checks that every running node in `nodes` holds each payment, committed
-/// OK, at the same height.
+/// OK. A node that has not executed it yet gets a few seconds (the commit
+/// reported by one node reaches the others a moment later), never more.
 async fn present_everywhere(cluster: &Cluster, nodes: &[usize], ids: &[Hash32]) -> Result<()> {
     for &index in nodes {
         let mut client = cluster.client(index, Duration::from_secs(10)).await?;
         for id in ids {
-            let response = client
-                .get_transaction(pb::GetTransactionRequest {
-                    tx_id: id.0.to_vec(),
-                })
-                .await?
-                .into_inner();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let response = loop {
+                let response = client
+                    .get_transaction(pb::GetTransactionRequest {
+                        tx_id: id.0.to_vec(),
+                    })
+                    .await?
+                    .into_inner();
+                let not_yet = matches!(
+                    response.status(),
+                    pb::TransactionStatus::Unknown | pb::TransactionStatus::Pending
+                );
+                if !not_yet || tokio::time::Instant::now() >= deadline {
+                    break response;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
             if response.status() != pb::TransactionStatus::Committed
                 || response.receipt.as_ref().map(|r| r.code()) != Some(ResultCode::Ok)
             {
