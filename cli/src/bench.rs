@@ -128,6 +128,8 @@ struct Sample {
     rss_bytes: Vec<u64>,
     /// Each node's home (database, batches, safety record), bytes.
     disk_bytes: Vec<u64>,
+    /// Each node's CPU time so far (user and system, all threads), seconds.
+    cpu_s: Vec<f64>,
     /// Payments committed OK by then.
     committed: u64,
 }
@@ -165,6 +167,10 @@ struct StepReport {
     samples: Vec<Sample>,
     /// Disk growth per committed payment over the run, all nodes summed.
     disk_bytes_per_payment: Option<f64>,
+    /// The nodes' CPU time per committed payment over the run, all nodes
+    /// summed, milliseconds: what a payment costs, whatever else the
+    /// machine is doing (time stolen by other work is not counted).
+    node_cpu_ms_per_payment: Option<f64>,
     /// Finality and memory at the start and the end of the window, to see
     /// drift over a long run.
     drift: Option<Drift>,
@@ -670,16 +676,33 @@ impl Outcomes {
 fn sample(cluster: &Cluster, at: Duration, committed: u64) -> Sample {
     let mut rss_bytes = Vec::new();
     let mut disk_bytes = Vec::new();
+    let mut cpu_s = Vec::new();
     for (index, node) in cluster.nodes.iter().enumerate() {
         rss_bytes.push(cluster.pid(index).and_then(rss_of).unwrap_or(0));
         disk_bytes.push(dir_size(&node.home));
+        cpu_s.push(cluster.pid(index).and_then(cpu_of).unwrap_or(0.0));
     }
     Sample {
         at_s: at.as_secs_f64(),
         rss_bytes,
         disk_bytes,
+        cpu_s,
         committed,
     }
+}
+
+/// A process's CPU time, user and system (Linux `/proc/PID/stat`, fields
+/// 14 and 15, in ticks of 1/100 s, Linux's `USER_HZ`), seconds.
+fn cpu_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (in parentheses, may hold spaces): field 3 on.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user.checked_add(system)? as f64 / 100.0)
 }
 
 /// A process's resident memory (Linux `/proc`), bytes.
@@ -827,6 +850,13 @@ fn report(
         }
         _ => None,
     };
+    let node_cpu_ms_per_payment = match (samples.first(), samples.last()) {
+        (Some(first), Some(last)) if last.committed > first.committed => {
+            let used = last.cpu_s.iter().sum::<f64>() - first.cpu_s.iter().sum::<f64>();
+            Some(used * 1_000.0 / (last.committed - first.committed) as f64)
+        }
+        _ => None,
+    };
     let drift = drift(&timeline, &samples, args.warmup, args.duration);
     StepReport {
         drift,
@@ -851,6 +881,7 @@ fn report(
         timeline,
         samples,
         disk_bytes_per_payment,
+        node_cpu_ms_per_payment,
         state_roots_agree,
         height,
     }
@@ -924,13 +955,15 @@ fn print_step(step: &StepReport) {
                 .join("/")
         };
         eprintln!(
-            "  nodes' memory {} MiB at the start, {} MiB at the end; disk {} MiB → {} MiB ({} bytes per payment, all nodes)",
+            "  nodes' memory {} MiB at the start, {} MiB at the end; disk {} MiB → {} MiB ({} bytes per payment, all nodes); CPU {} ms per payment (all nodes)",
             mib(&first.rss_bytes),
             mib(&last.rss_bytes),
             mib(&first.disk_bytes),
             mib(&last.disk_bytes),
             step.disk_bytes_per_payment
-                .map_or("-".into(), |bytes| format!("{bytes:.0}"))
+                .map_or("-".into(), |bytes| format!("{bytes:.0}")),
+            step.node_cpu_ms_per_payment
+                .map_or("-".into(), |ms| format!("{ms:.3}"))
         );
     }
     if let Some(drift) = &step.drift {
@@ -1087,6 +1120,28 @@ mod tests {
     }
 
     #[test]
+    fn a_process_cpu_time_is_read_and_grows_with_work() {
+        let me = std::process::id();
+        let before = cpu_of(me).expect("this process's CPU time");
+        // Work on this thread until the count moves (a tick is 10 ms; the
+        // machine may be shared with other tests), for at most 5 s.
+        let started = std::time::Instant::now();
+        let mut hash = blake3::Hasher::new();
+        let mut after = before;
+        while after <= before && started.elapsed() < Duration::from_secs(5) {
+            for _ in 0..256 {
+                hash.update(&[0u8; 4096]);
+            }
+            after = cpu_of(me).expect("this process's CPU time");
+        }
+        std::hint::black_box(hash.finalize());
+        // It grew, and by no more than wall time over many cores allows.
+        assert!(after > before, "{before} -> {after}");
+        assert!(after - before < 64.0 * started.elapsed().as_secs_f64() + 1.0);
+        assert_eq!(cpu_of(u32::MAX), None, "no such process");
+    }
+
+    #[test]
     fn a_chart_is_written_as_svg() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("chart.svg");
@@ -1125,6 +1180,7 @@ mod tests {
             ],
             samples: vec![],
             disk_bytes_per_payment: None,
+            node_cpu_ms_per_payment: None,
             drift: None,
             state_roots_agree: true,
             height: 10,

@@ -23,7 +23,7 @@ use yuchain_proto::tx::VerifiedTx;
 use yuchain_proto::{Address, Hash32, pb};
 
 use crate::batch::{self, Batch, BatchRef};
-use crate::persist::{Committer, block_commit_with};
+use crate::persist::{Committer, into_block_commit};
 use crate::shared::{ClaimError, ExecutedState, Shared, check_claim, now_ms};
 use yuchain_storage::BlockStore as _;
 
@@ -31,6 +31,8 @@ use yuchain_storage::BlockStore as _;
 pub const EXECUTION_QUEUE: usize = 64;
 /// How long one batch fetch waits for a peer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most batch fetches one committed block has in flight at once.
+const FETCHES_AT_ONCE: usize = 16;
 
 /// What a block's durability releases: its transactions leave the mempool
 /// and its waiting clients are answered.
@@ -226,10 +228,10 @@ fn execute(
         }
     }
     let certificates = payload.batches;
-    let mut signed = Vec::new();
-    let mut verified: Vec<VerifiedTx> = Vec::new();
-    let mut spans = Vec::with_capacity(certificates.len());
-    let mut digests = Vec::with_capacity(certificates.len());
+    // First what this node holds, then everything missing fetched at once
+    // (a node catching up after a cut misses every batch of every block).
+    let mut gathered: Vec<(BatchRef, Option<Batch>)> = Vec::with_capacity(certificates.len());
+    let mut missing = Vec::new();
     for certificate in &certificates {
         let reference = BatchRef::from_pb(
             certificate
@@ -237,7 +239,9 @@ fn execute(
                 .as_ref()
                 .context("a committed certificate has no batch")?,
         )?;
-        if digests.contains(&reference.digest)
+        if gathered
+            .iter()
+            .any(|(other, _)| other.digest == reference.digest)
             || ordered.ordered_before(shared, &reference.digest, height)?
         {
             warn!(
@@ -247,11 +251,33 @@ fn execute(
             );
             continue;
         }
-        let held = shared.batches().store.get(&reference.digest).cloned();
-        let batch = match held.or_else(|| stored_batch(shared, &reference)) {
-            Some(batch) => batch,
-            None => fetch(shared, runtime, &reference, certificate, height)?,
-        };
+        // Taken out of the store, not copied: an executed batch is served
+        // to peers from its record or its block from now on.
+        let held = shared.batches().store.remove(&reference.digest);
+        let batch = held.or_else(|| stored_batch(shared, &reference));
+        if batch.is_none() {
+            missing.push((gathered.len(), reference, certificate));
+        }
+        gathered.push((reference, batch));
+    }
+    if !missing.is_empty() {
+        for (slot, batch) in fetch_all(shared, runtime, &missing, height) {
+            if let Some((_, place)) = gathered.get_mut(slot) {
+                *place = Some(batch);
+            }
+        }
+    }
+    let mut signed = Vec::new();
+    let mut verified: Vec<VerifiedTx> = Vec::new();
+    let mut spans = Vec::with_capacity(gathered.len());
+    let mut digests = Vec::with_capacity(gathered.len());
+    for (reference, batch) in gathered {
+        let batch = batch.with_context(|| {
+            format!(
+                "batch {} of committed block {height} was not gathered",
+                reference.digest
+            )
+        })?;
         spans.push(pb::BatchSpan {
             batch: Some(reference.to_pb()),
             sequence: batch.sequence,
@@ -266,7 +292,7 @@ fn execute(
         ordered.insert(*digest, height);
     }
     let ids: Vec<Hash32> = verified.iter().map(|tx| tx.id).collect();
-    let (header, applied, senders) = {
+    let (header, mut applied, senders) = {
         let mut ledger = shared.ledger_mut();
         let header = ledger.build_header(&ids, entry.block.timestamp_ms);
         let applied = ledger
@@ -308,19 +334,28 @@ fn execute(
             shared.metrics.proof_view_rebuilt();
         }
     }
-    let record = pb::CommittedBlockRecord {
+    let executed_count = applied.receipts.len() as u64;
+    let state_root = applied.state_root.0.to_vec();
+    let mut record = pb::CommittedBlockRecord {
         ledger: Some(pb::BlockRecord {
             block: Some(pb::Block {
                 header: Some(header),
                 transactions: signed,
             }),
-            receipts: applied.receipts.clone(),
+            // Lent to the record for its encoding, then given back.
+            receipts: std::mem::take(&mut applied.receipts),
         }),
         certified: certified.as_ref().clone(),
         batches: spans,
-        state_root: applied.state_root.0.to_vec(),
+        state_root,
     };
-    let mut commit = block_commit_with(record.encode_to_vec(), &applied);
+    let encoded = record.encode_to_vec();
+    applied.receipts = record
+        .ledger
+        .take()
+        .map(|ledger| ledger.receipts)
+        .unwrap_or_default();
+    let mut commit = into_block_commit(encoded, applied);
     commit.ordered_batches = digests.clone();
     pending
         .lock()
@@ -347,10 +382,7 @@ fn execute(
             .certified_waiting
             .set(i64::try_from(batches.certified.len()).unwrap_or(i64::MAX));
     }
-    shared
-        .metrics
-        .executed
-        .inc_by(applied.receipts.len() as u64);
+    shared.metrics.executed.inc_by(executed_count);
     Ok(())
 }
 
@@ -385,17 +417,40 @@ fn check_certified_execution(
     }
 }
 
+/// Fetches the batches of a committed block that this node does not hold,
+/// [`FETCHES_AT_ONCE`] at a time, and returns each with its slot. Every
+/// fetch retries until a peer answers with the certified batch (at least
+/// one signer of its certificate is honest and holds it).
+fn fetch_all(
+    shared: &Shared,
+    runtime: &Handle,
+    missing: &[(usize, BatchRef, &pb::BatchCertificate)],
+    height: u64,
+) -> Vec<(usize, Batch)> {
+    use futures::StreamExt as _;
+    runtime.block_on(
+        futures::stream::iter(
+            missing
+                .iter()
+                .map(|(slot, reference, certificate)| async move {
+                    (*slot, fetch(shared, reference, certificate, height).await)
+                }),
+        )
+        .buffer_unordered(FETCHES_AT_ONCE)
+        .collect(),
+    )
+}
+
 /// Fetches a batch this node does not hold from the validators that signed
 /// its certificate (at least one of them is honest), then from everyone,
 /// until one answers with the batch whose digest is certified. Every
 /// signature in it is verified before it is used.
-fn fetch(
+async fn fetch(
     shared: &Shared,
-    runtime: &Handle,
     reference: &BatchRef,
     certificate: &pb::BatchCertificate,
     height: u64,
-) -> Result<Batch> {
+) -> Batch {
     let mut candidates: Vec<PeerKey> = Vec::new();
     for signature in &certificate.signatures {
         let Ok(signer) = u16::try_from(signature.signer) else {
@@ -419,54 +474,47 @@ fn fetch(
     }
     .encode_to_vec();
     let started = std::time::Instant::now();
-    for attempt in 0u32.. {
+    let mut attempt = 0u32;
+    loop {
         // Every candidate at once; the first valid answer wins (a peer
         // without the batch answers at once with none: wait for the others).
-        let found: Option<Batch> = runtime.block_on(async {
-            let mut asks = tokio::task::JoinSet::new();
-            for peer in &candidates {
-                let network = shared.network.clone();
-                let bytes = request.clone();
-                let peer = *peer;
-                asks.spawn(async move {
-                    let answer =
-                        tokio::time::timeout(FETCH_TIMEOUT, network.request(peer, bytes)).await;
-                    (peer, answer.ok().and_then(Result::ok))
-                });
-            }
-            while let Some(done) = asks.join_next().await {
-                let Ok((peer, Some(bytes))) = done else {
-                    continue;
-                };
-                let Ok(response) = pb::FetchResponse::decode(bytes.as_slice()) else {
-                    warn!(peer = %peer.to_hex(), "a batch fetch answer does not decode");
-                    continue;
-                };
-                let Some(message) = response.batch else {
-                    continue;
-                };
-                // A committed block's certificates were checked by its
-                // voters (2f + 1, so f + 1 honest): each attests the
-                // batch's signatures.
-                match Batch::check_certified(
-                    message,
-                    &shared.chain_id,
-                    &shared.validators,
-                    reference,
-                ) {
-                    Ok(batch) => return Some(batch),
-                    Err(error) => {
-                        warn!(peer = %peer.to_hex(), %error, "a peer answered with an invalid batch")
-                    }
+        let mut asks = tokio::task::JoinSet::new();
+        for peer in &candidates {
+            let network = shared.network.clone();
+            let bytes = request.clone();
+            let peer = *peer;
+            asks.spawn(async move {
+                let answer =
+                    tokio::time::timeout(FETCH_TIMEOUT, network.request(peer, bytes)).await;
+                (peer, answer.ok().and_then(Result::ok))
+            });
+        }
+        while let Some(done) = asks.join_next().await {
+            let Ok((peer, Some(bytes))) = done else {
+                continue;
+            };
+            let Ok(response) = pb::FetchResponse::decode(bytes.as_slice()) else {
+                warn!(peer = %peer.to_hex(), "a batch fetch answer does not decode");
+                continue;
+            };
+            let Some(message) = response.batch else {
+                continue;
+            };
+            // A committed block's certificates were checked by its voters
+            // (2f + 1, so f + 1 honest): each attests the batch's
+            // signatures. (This runs on the executor's thread, in its
+            // `block_on`, not on a runtime worker.)
+            match Batch::check_certified(message, &shared.chain_id, &shared.validators, reference) {
+                Ok(batch) => {
+                    shared.metrics.batch("fetched");
+                    return batch;
+                }
+                Err(error) => {
+                    warn!(peer = %peer.to_hex(), %error, "a peer answered with an invalid batch")
                 }
             }
-            None
-        });
-        if let Some(batch) = found {
-            shared.metrics.batch("fetched");
-            return Ok(batch);
         }
-        if attempt % 10 == 0 {
+        if attempt.is_multiple_of(10) {
             warn!(
                 digest = %reference.digest,
                 height,
@@ -474,14 +522,15 @@ fn fetch(
                 "fetching a certified batch: no peer has answered with it yet"
             );
         }
-        std::thread::sleep(Duration::from_millis(
+        tokio::time::sleep(Duration::from_millis(
             20u64.saturating_mul(u64::from(attempt) + 1).min(200),
-        ));
+        ))
+        .await;
         if shared.network.connected_peers().is_empty() {
-            std::thread::sleep(Duration::from_millis(800));
+            tokio::time::sleep(Duration::from_millis(800)).await;
         }
+        attempt = attempt.saturating_add(1);
     }
-    bail!("unreachable: the fetch loop only ends by returning")
 }
 
 /// A batch from the store's batch records (one this node acknowledged

@@ -30,8 +30,14 @@ pub fn block_commit(block: Option<&pb::Block>, applied: &AppliedBlock) -> BlockC
 /// receipts, the consensus block with its finality certificate, and its
 /// batches).
 pub fn block_commit_with(record: Vec<u8>, applied: &AppliedBlock) -> BlockCommit {
-    let mut transactions = Vec::new();
-    let mut receipts = Vec::new();
+    into_block_commit(record, applied.clone())
+}
+
+/// Like [`block_commit_with`], taking what the ledger applied instead of
+/// copying its state changes and history (the executor's path).
+pub fn into_block_commit(record: Vec<u8>, applied: AppliedBlock) -> BlockCommit {
+    let mut transactions = Vec::with_capacity(applied.receipts.len());
+    let mut receipts = Vec::with_capacity(applied.receipts.len());
     for receipt in &applied.receipts {
         let code = pb::ResultCode::try_from(receipt.code).unwrap_or(pb::ResultCode::Unspecified);
         if !consumes_sequence(code) {
@@ -54,9 +60,9 @@ pub fn block_commit_with(record: Vec<u8>, applied: &AppliedBlock) -> BlockCommit
         block: record,
         transactions,
         receipts,
-        state: applied.state_changes.clone(),
-        tree_nodes: applied.tree_diff.nodes.clone(),
-        history: applied.history.clone(),
+        state: applied.state_changes,
+        tree_nodes: applied.tree_diff.nodes,
+        history: applied.history,
         ordered_batches: Vec::new(),
     }
 }

@@ -461,6 +461,13 @@ fn column_family_options(name: &str, cache: &Cache, config: &RocksConfig) -> Opt
         options.set_prefix_extractor(SliceTransform::create_fixed_prefix(ADDRESS_LENGTH));
         options.set_memtable_prefix_bloom_ratio(0.1);
         table.set_whole_key_filtering(false);
+    } else if matches!(name, CF_RECEIPTS | CF_TRANSACTIONS | CF_BATCH_HEIGHTS) {
+        // Asked for ids that are mostly absent (every new submission asks
+        // whether its id is committed; every batch whether it was ordered):
+        // a Bloom filter over the memtable's keys answers without walking
+        // its skip list.
+        options.set_memtable_prefix_bloom_ratio(0.05);
+        options.set_memtable_whole_key_filtering(true);
     }
     options.set_block_based_table_factory(&table);
     options
