@@ -167,9 +167,11 @@ struct StepReport {
     samples: Vec<Sample>,
     /// Disk growth per committed payment over the run, all nodes summed.
     disk_bytes_per_payment: Option<f64>,
-    /// The nodes' CPU time per committed payment over the run, all nodes
-    /// summed, milliseconds: what a payment costs, whatever else the
-    /// machine is doing (time stolen by other work is not counted).
+    /// The nodes' CPU time per committed payment over the run (first
+    /// sample to last, after the drain, so a few nearly idle seconds are
+    /// counted too), all nodes summed, milliseconds: what a payment costs,
+    /// whatever else the machine is doing (time stolen by other work is not
+    /// counted). None when a node's CPU time could not be read.
     node_cpu_ms_per_payment: Option<f64>,
     /// Finality and memory at the start and the end of the window, to see
     /// drift over a long run.
@@ -692,7 +694,8 @@ fn sample(cluster: &Cluster, at: Duration, committed: u64) -> Sample {
 }
 
 /// A process's CPU time, user and system (Linux `/proc/PID/stat`, fields
-/// 14 and 15, in ticks of 1/100 s, Linux's `USER_HZ`), seconds.
+/// 14 and 15, in clock ticks: `sysconf(_SC_CLK_TCK)`, 100 per second on
+/// Linux), seconds.
 fn cpu_of(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // After the command name (in parentheses, may hold spaces): field 3 on.
@@ -702,7 +705,12 @@ fn cpu_of(pid: u32) -> Option<f64> {
         .collect();
     let user: u64 = fields.get(11)?.parse().ok()?;
     let system: u64 = fields.get(12)?.parse().ok()?;
-    Some(user.checked_add(system)? as f64 / 100.0)
+    let ticks_per_s = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|ticks| *ticks > 0)
+        .unwrap_or(100);
+    Some(user.checked_add(system)? as f64 / ticks_per_s as f64)
 }
 
 /// A process's resident memory (Linux `/proc`), bytes.
@@ -850,8 +858,13 @@ fn report(
         }
         _ => None,
     };
+    // Only where every node's CPU time was read at both ends (a running
+    // process has used some; 0 means it could not be read).
     let node_cpu_ms_per_payment = match (samples.first(), samples.last()) {
-        (Some(first), Some(last)) if last.committed > first.committed => {
+        (Some(first), Some(last))
+            if last.committed > first.committed
+                && first.cpu_s.iter().chain(&last.cpu_s).all(|cpu| *cpu > 0.0) =>
+        {
             let used = last.cpu_s.iter().sum::<f64>() - first.cpu_s.iter().sum::<f64>();
             Some(used * 1_000.0 / (last.committed - first.committed) as f64)
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use prost::Message as _;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 use yuchain_consensus::CommittedBlock;
 use yuchain_consensus::types::ValidatorId;
@@ -46,12 +46,15 @@ struct Executed {
     timestamp_ms: u64,
 }
 
-/// Starts the executor thread.
+/// Starts the executor thread. Once `abandon` turns true (the node's drain
+/// time is up), a fetch still waiting for a batch gives up and the thread
+/// stops with an error instead of waiting on a runtime that shuts down.
 pub fn start(
     shared: Arc<Shared>,
     mut commits: mpsc::Receiver<Box<CommittedBlock>>,
     runtime: Handle,
     fatal: mpsc::UnboundedSender<anyhow::Error>,
+    abandon: watch::Receiver<bool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let pending: Arc<Mutex<VecDeque<Executed>>> = Arc::default();
     let hook_shared = Arc::clone(&shared);
@@ -73,6 +76,7 @@ pub fn start(
                 if let Err(error) = execute(
                     &shared,
                     &runtime,
+                    &abandon,
                     &mut committer,
                     &pending,
                     &mut ordered,
@@ -183,6 +187,7 @@ impl OrderedBatches {
 fn execute(
     shared: &Shared,
     runtime: &Handle,
+    abandon: &watch::Receiver<bool>,
     committer: &mut Committer,
     pending: &Mutex<VecDeque<Executed>>,
     ordered: &mut OrderedBatches,
@@ -261,7 +266,7 @@ fn execute(
         gathered.push((reference, batch));
     }
     if !missing.is_empty() {
-        for (slot, batch) in fetch_all(shared, runtime, &missing, height) {
+        for (slot, batch) in fetch_all(shared, runtime, abandon, &missing, height)? {
             if let Some((_, place)) = gathered.get_mut(slot) {
                 *place = Some(batch);
             }
@@ -424,27 +429,42 @@ fn check_certified_execution(
 fn fetch_all(
     shared: &Shared,
     runtime: &Handle,
+    abandon: &watch::Receiver<bool>,
     missing: &[(usize, BatchRef, &pb::BatchCertificate)],
     height: u64,
-) -> Vec<(usize, Batch)> {
+) -> Result<Vec<(usize, Batch)>> {
     use futures::StreamExt as _;
-    runtime.block_on(
-        futures::stream::iter(
-            missing
-                .iter()
-                .map(|(slot, reference, certificate)| async move {
-                    (*slot, fetch(shared, reference, certificate, height).await)
-                }),
-        )
+    let mut abandon = abandon.clone();
+    let fetched = runtime.block_on(async {
+        let all = futures::stream::iter(missing.iter().map(
+            |(slot, reference, certificate)| async move {
+                (*slot, fetch(shared, reference, certificate, height).await)
+            },
+        ))
         .buffer_unordered(FETCHES_AT_ONCE)
-        .collect(),
-    )
+        .collect::<Vec<_>>();
+        tokio::select! {
+            // First, so that once the node gives up on draining no fetch
+            // timer is polled again (the runtime is about to shut down).
+            biased;
+            _ = abandon.wait_for(|stop| *stop) => None,
+            all = all => Some(all),
+        }
+    });
+    fetched.with_context(|| {
+        format!(
+            "stopping: {} batches of committed block {height} were not fetched",
+            missing.len()
+        )
+    })
 }
 
 /// Fetches a batch this node does not hold from the validators that signed
 /// its certificate (at least one of them is honest), then from everyone,
-/// until one answers with the batch whose digest is certified. Every
-/// signature in it is verified before it is used.
+/// until one answers with the batch whose digest is certified. The batch
+/// is checked against that certificate (its digest, and the transactions
+/// decoded under the certificate's attestation of their signatures)
+/// before it is used.
 async fn fetch(
     shared: &Shared,
     reference: &BatchRef,
@@ -601,14 +621,14 @@ pub fn serve_fetch(shared: &Shared, request: &[u8]) -> Vec<u8> {
             return Some(message);
         }
         let height = shared.store.batch_height(&digest).ok()??;
-        let record = crate::chain::read_record(shared.store.as_ref(), height).ok()??;
+        let record = served_record(shared, height)?;
         let span = record.batches.iter().find(|span| {
             span.batch
                 .as_ref()
                 .is_some_and(|batch| batch.digest == digest.0)
         })?;
         let reference = span.batch.as_ref()?;
-        let block = record.ledger?.block?;
+        let block = record.ledger.as_ref()?.block.as_ref()?;
         let first = usize::try_from(span.first).ok()?;
         let count = usize::try_from(span.count).ok()?;
         let transactions = block
@@ -623,4 +643,76 @@ pub fn serve_fetch(shared: &Shared, request: &[u8]) -> Vec<u8> {
         })
     })();
     pb::FetchResponse { batch }.encode_to_vec()
+}
+
+/// The committed block record at `height`, decoded once for all the
+/// fetches of its batches that arrive together.
+fn served_record(shared: &Shared, height: u64) -> Option<Arc<pb::CommittedBlockRecord>> {
+    let mut last = shared
+        .served_record
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some((at, record)) = last.as_ref()
+        && *at == height
+    {
+        return Some(Arc::clone(record));
+    }
+    let record = Arc::new(crate::chain::read_record(shared.store.as_ref(), height).ok()??);
+    *last = Some((height, Arc::clone(&record)));
+    Some(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testnode::{OneValidator, one_validator};
+
+    /// A fetch that no peer can answer (the only validator's copy is gone)
+    /// waits, and gives up with an error once the node's drain time is up;
+    /// the runtime then shuts down and the fetching thread has not
+    /// panicked. (It once slept on the runtime's timer inside `block_on`
+    /// with nothing to stop it, and panicked when the runtime went away.)
+    #[test]
+    fn a_fetch_no_peer_can_answer_gives_up_when_the_drain_time_is_up() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let OneValidator {
+            _dir,
+            shared,
+            reference,
+            certificate,
+            ..
+        } = runtime.block_on(one_validator());
+        assert!(shared.batches().store.remove(&reference.digest).is_some());
+        let (abandon_tx, abandon_rx) = watch::channel(false);
+        let handle = runtime.handle().clone();
+        let thread = std::thread::spawn(move || {
+            fetch_all(
+                &shared,
+                &handle,
+                &abandon_rx,
+                &[(0, reference, &certificate)],
+                1,
+            )
+            .map(|fetched| fetched.len())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!thread.is_finished(), "no peer holds the batch: it waits");
+        abandon_tx.send(true).expect("the fetch listens");
+        let started = std::time::Instant::now();
+        while !thread.is_finished() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(thread.is_finished(), "the fetch gave up within 5 s");
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        let outcome = thread.join().expect("the fetching thread did not panic");
+        let error = outcome.expect_err("abandoned, not fetched");
+        assert!(
+            format!("{error:#}").contains("were not fetched"),
+            "{error:#}"
+        );
+    }
 }

@@ -37,3 +37,5 @@ pub mod persist;
 pub mod proofs;
 pub mod run;
 pub mod shared;
+#[cfg(test)]
+mod testnode;

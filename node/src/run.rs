@@ -37,6 +37,8 @@ use crate::shared::{PeerMap, Shared};
 /// How long a graceful stop waits for the executor to finish what was
 /// committed.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the executor then gets to stop a fetch and close its writer.
+const ABANDON_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What `run` is told.
 #[derive(Clone, Debug)]
@@ -242,11 +244,15 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
     let (batch_tx, batch_rx) = mpsc::channel::<BatchEvent>(BATCH_INBOX);
     let (commit_tx, commit_rx) = mpsc::channel(EXECUTION_QUEUE);
 
+    // Set when the executor's drain time is up: a fetch still waiting for a
+    // batch gives up (before the runtime it waits on shuts down).
+    let (abandon_tx, abandon_rx) = watch::channel(false);
     let executor = executor::start(
         Arc::clone(&shared),
         commit_rx,
         tokio::runtime::Handle::current(),
         fatal_tx.clone(),
+        abandon_rx,
     )?;
 
     let driver = Driver::new(
@@ -350,13 +356,19 @@ async fn run_async(options: &RunOptions, config: NodeConfig) -> Result<()> {
     }
     // The driver held the only sender of committed blocks: the executor now
     // drains what was committed, closes the block writer and stops.
-    let joined = tokio::task::spawn_blocking(move || executor.join());
-    match tokio::time::timeout(DRAIN_TIMEOUT, joined).await {
+    let mut joined = tokio::task::spawn_blocking(move || executor.join());
+    match tokio::time::timeout(DRAIN_TIMEOUT, &mut joined).await {
         Ok(Ok(Ok(()))) => {}
         Ok(_) => warn!("the executor thread panicked"),
-        Err(_) => warn!(
-            "the executor did not finish within {DRAIN_TIMEOUT:?}; what was not written is fetched from peers at the next start"
-        ),
+        Err(_) => {
+            warn!(
+                "the executor did not finish within {DRAIN_TIMEOUT:?}; what was not written is fetched from peers at the next start"
+            );
+            // A fetch that never got its batch stops now, so the thread
+            // ends (and closes the block writer) before the runtime does.
+            let _ = abandon_tx.send(true);
+            let _ = tokio::time::timeout(ABANDON_TIMEOUT, joined).await;
+        }
     }
     while let Ok(error) = fatal_rx.try_recv() {
         warn!(error = %format!("{error:#}"), "while stopping");

@@ -309,6 +309,11 @@ pub struct Shared {
     pub batches: Mutex<BatchState>,
     /// Batch certificates already checked.
     pub checked_certificates: Mutex<crate::batch::CheckedCertificates>,
+    /// The committed block record last decoded to serve a peer's fetch: a
+    /// peer catching up asks for all of a block's batches at once, and
+    /// they are cut from one decode (one at a time, so decodes for many
+    /// peers never pile up in memory).
+    pub served_record: Mutex<Option<(u64, Arc<pb::CommittedBlockRecord>)>>,
     /// Signalled when a certified batch is added.
     pub batch_ready: Notify,
     /// The durable height, for clients waiting for a commit.
@@ -372,6 +377,7 @@ impl Shared {
             mempool: Mutex::new(mempool),
             batches: Mutex::new(BatchState::new()),
             checked_certificates: Mutex::default(),
+            served_record: Mutex::default(),
             batch_ready: Notify::new(),
             durable: watch::Sender::new(height),
             executed: watch::Sender::new(executed),
