@@ -540,8 +540,9 @@ pub fn locate_node_binary(explicit: Option<&Path>) -> Result<PathBuf> {
 /// glibc's malloc arenas per node process unless the caller's environment
 /// says otherwise: with its default (8 per core) a node's resident memory
 /// kept growing in 30-minute soaks while its live heap stayed bounded, the
-/// arenas holding freed pages; with 2 it levels off about 90 MiB lower
-/// (BENCHMARKS.md, "Where the memory goes"). Other allocators ignore it.
+/// arenas holding freed pages; with 2 it ended a 30-minute soak at about
+/// 390 MiB instead of 520–580 (BENCHMARKS.md, "Where the memory goes").
+/// Other allocators ignore it.
 const NODE_MALLOC_ARENAS: &str = "2";
 
 /// The command that starts a node (behind `prefix`, such as `ip netns exec
